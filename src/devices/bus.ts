@@ -1,0 +1,84 @@
+// Routes port I/O and MMIO exits to the device that owns the address, and
+// turns an access nobody owns into an 'unexpected-io' stop naming port or
+// address, direction, size and value.
+import { type AccessSize, type GuestAccess, hex, type MmioDevice, type PortDevice, type Stop } from './device.js';
+
+export class IoBus {
+  private readonly ports = new Map<number, PortDevice>();
+
+  /** Gives `device` the ports [first, first+count). Throws if one is taken. */
+  register(device: PortDevice, first: number, count = 1): this {
+    for (let port = first; port < first + count; port++) {
+      const owner = this.ports.get(port);
+      if (owner) throw new Error(`port ${hex(port)} is used by both ${owner.name} and ${device.name}`);
+      this.ports.set(port, device);
+    }
+    return this;
+  }
+
+  read(port: number, size: AccessSize, guest: GuestAccess): number | Stop {
+    const device = this.ports.get(port);
+    if (!device?.read) return unexpectedPort('in', port, size, undefined, device);
+    return device.read(port, size, guest);
+  }
+
+  write(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop | void {
+    const device = this.ports.get(port);
+    if (!device?.write) return unexpectedPort('out', port, size, value, device);
+    return device.write(port, size, value, guest);
+  }
+}
+
+function unexpectedPort(dir: 'in' | 'out', port: number, size: AccessSize, value: number | undefined, device?: PortDevice): Stop {
+  const access = dir === 'in'
+    ? `${size * 8}-bit read (in) from port ${hex(port)}`
+    : `${size * 8}-bit write (out) of ${hex(value!)} to port ${hex(port)}`;
+  const why = device
+    ? `${device.name} does not accept ${dir === 'in' ? 'reads' : 'writes'}`
+    : 'no device is configured there (configure the port with ioports)';
+  return { outcome: 'unexpected-io', message: `unexpected ${access}: ${why}` };
+}
+
+interface MmioRange {
+  start: bigint;
+  end: bigint;
+  device: MmioDevice;
+}
+
+export class MmioBus {
+  private readonly ranges: MmioRange[] = [];
+
+  /** Gives `device` the guest-physical range [start, start+size). */
+  register(device: MmioDevice, start: bigint, size: bigint): this {
+    const end = start + size;
+    const clash = this.ranges.find((r) => start < r.end && r.start < end);
+    if (clash) throw new Error(`MMIO range ${hex(start)} of ${device.name} overlaps ${clash.device.name}`);
+    this.ranges.push({ start, end, device });
+    return this;
+  }
+
+  private find(address: bigint): MmioDevice | undefined {
+    for (const r of this.ranges) if (address >= r.start && address < r.end) return r.device;
+    return undefined;
+  }
+
+  read(address: bigint, size: number, guest: GuestAccess): bigint | Stop {
+    const device = this.find(address);
+    if (!device?.read) return unexpectedMmio('read', address, size, undefined, device);
+    return device.read(address, size, guest);
+  }
+
+  write(address: bigint, size: number, value: bigint, guest: GuestAccess): Stop | void {
+    const device = this.find(address);
+    if (!device?.write) return unexpectedMmio('write', address, size, value, device);
+    return device.write(address, size, value, guest);
+  }
+}
+
+function unexpectedMmio(dir: 'read' | 'write', address: bigint, size: number, value: bigint | undefined, device?: MmioDevice): Stop {
+  const access = dir === 'read'
+    ? `${size}-byte MMIO read at physical ${hex(address)}`
+    : `${size}-byte MMIO write of ${hex(value!)} at physical ${hex(address)}`;
+  const why = device ? `${device.name} does not accept ${dir}s` : 'no memory or device is there';
+  return { outcome: 'unexpected-io', message: `unexpected ${access}: ${why}` };
+}

@@ -1,0 +1,99 @@
+// Hypercalls: the guest hands over a whole message in one exit instead of
+// one exit per byte. It writes the call number to the hypercall port with a
+// 32-bit `out` and passes arguments in rdi and rsi (guest-virtual pointers,
+// read through the guest's page tables). docs/abi.md describes the layout.
+import type { AssertionInfo } from '../result.js';
+import { type AccessSize, type GuestAccess, hex, type PortDevice, type Stop } from './device.js';
+import { HYPERCALL } from './ports.js';
+
+/** Largest single console write accepted; larger ones are cut (and say so). */
+const MAX_WRITE = 1 << 20;
+/** struct kt_report (v1), in bytes. */
+export const REPORT_SIZE = 64;
+const REPORT_KIND = { assert: 1, assertEq: 2, panic: 3 } as const;
+const MAX_STRING = 4096;
+
+export class HypercallPort implements PortDevice {
+  readonly name = 'the hypercall port';
+
+  write(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop | void {
+    if (size !== 4) {
+      return { outcome: 'unexpected-io', message: `hypercall port ${hex(port)} takes a 32-bit out, not ${size * 8}-bit` };
+    }
+    const regs = guest.regs();
+    switch (value) {
+      case HYPERCALL.write:
+        return this.write_(regs.rdi, regs.rsi, guest);
+      case HYPERCALL.report:
+        return readReport(regs.rdi, guest);
+      default:
+        return { outcome: 'unexpected-io', message: `unknown hypercall ${value} (out to port ${hex(port)})` };
+    }
+  }
+
+  private write_(pointer: bigint, length: bigint, guest: GuestAccess): Stop | void {
+    const wanted = length > BigInt(MAX_WRITE) ? MAX_WRITE : Number(length);
+    const bytes = guest.readVirtual(pointer, wanted);
+    if (bytes.length < wanted) {
+      return {
+        outcome: 'error',
+        error: { kind: 'host' },
+        message: `write hypercall: ${wanted} bytes at ${hex(pointer)} are not all mapped in the guest`,
+      };
+    }
+    guest.print(bytes);
+  }
+}
+
+function readReport(pointer: bigint, guest: GuestAccess): Stop {
+  const raw = guest.readVirtual(pointer, REPORT_SIZE);
+  if (raw.length < REPORT_SIZE) {
+    return { outcome: 'error', error: { kind: 'host' }, message: `report hypercall: the record at ${hex(pointer)} is not mapped` };
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const kindCode = view.getUint32(0, true);
+  const line = view.getUint32(4, true);
+  const str = (offset: number): string | undefined => {
+    const p = view.getBigUint64(offset, true);
+    return p === 0n ? undefined : guest.readCString(p, MAX_STRING) ?? `<unreadable string at ${hex(p)}>`;
+  };
+  const file = str(8) ?? '<unknown file>';
+  const expression = str(16);
+  const message = str(24);
+  const assertion: AssertionInfo = {
+    kind: kindCode === REPORT_KIND.panic ? 'panic' : kindCode === REPORT_KIND.assertEq ? 'assert-eq' : 'assert',
+    file,
+    line,
+    ...(expression !== undefined && { expression }),
+    ...(message !== undefined && { message }),
+  };
+  if (kindCode === REPORT_KIND.assertEq) {
+    assertion.left = { expression: str(32) ?? '?', value: view.getBigUint64(48, true) };
+    assertion.right = { expression: str(40) ?? '?', value: view.getBigUint64(56, true) };
+  }
+  return {
+    outcome: assertion.kind === 'panic' ? 'panicked' : 'assert-failed',
+    assertion,
+    message: formatAssertion(assertion),
+  };
+}
+
+/** The failure message the user reads: what failed, where, with which values. */
+export function formatAssertion(a: AssertionInfo): string {
+  const where = `${a.file}:${a.line}`;
+  if (a.kind === 'panic') return `panicked at ${where}${a.message ? `: ${a.message}` : ''}`;
+  const lines = [`assertion failed at ${where}: ${a.expression ?? ''}`.trimEnd()];
+  if (a.message) lines.push(`  message: ${a.message}`);
+  if (a.left && a.right) {
+    lines.push(`  left:  ${a.left.expression} = ${describeValue(a.left.value)}`);
+    lines.push(`  right: ${a.right.expression} = ${describeValue(a.right.value)}`);
+  }
+  return lines.join('\n');
+}
+
+/** "0xfe (254)"; negative two's-complement values also in signed decimal. */
+export function describeValue(value: bigint): string {
+  const signed = BigInt.asIntN(64, value);
+  const decimal = signed < 0n ? `${value} or ${signed}` : `${value}`;
+  return `0x${value.toString(16)} (${decimal})`;
+}

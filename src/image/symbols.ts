@@ -1,0 +1,56 @@
+// Symbol lookup both ways: a name's address (entry points), and the function
+// an address falls in (fault reports say "my_test+0x1c").
+import type { ElfSymbol } from './elf.js';
+
+export class SymbolTable {
+  private readonly byAddress: ElfSymbol[];
+  private readonly names = new Map<string, ElfSymbol>();
+
+  constructor(symbols: readonly ElfSymbol[]) {
+    for (const s of symbols) if (!this.names.has(s.name)) this.names.set(s.name, s);
+    this.byAddress = symbols
+      .filter((s) => s.kind !== 'other' || s.size > 0n)
+      .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  }
+
+  get size(): number {
+    return this.names.size;
+  }
+
+  byName(name: string): ElfSymbol | undefined {
+    return this.names.get(name);
+  }
+
+  /** The symbol containing `address` (or the nearest one below it, if sizeless). */
+  lookup(address: bigint): { symbol: ElfSymbol; offset: bigint } | undefined {
+    let lo = 0;
+    let hi = this.byAddress.length - 1;
+    let best = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.byAddress[mid]!.value <= address) {
+        best = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (best < 0) return undefined;
+    // Prefer a function among symbols at the same address.
+    let symbol = this.byAddress[best]!;
+    for (let i = best; i >= 0 && this.byAddress[i]!.value === symbol.value; i--) {
+      if (this.byAddress[i]!.kind === 'func') symbol = this.byAddress[i]!;
+    }
+    const offset = address - symbol.value;
+    if (symbol.size > 0n && offset >= symbol.size) return undefined;
+    return { symbol, offset };
+  }
+
+  /** "name+0x1c", or the bare hex address when no symbol covers it. */
+  describe(address: bigint): string {
+    const hit = this.lookup(address);
+    const hex = `0x${address.toString(16)}`;
+    if (!hit) return hex;
+    return hit.offset === 0n ? `${hit.symbol.name} (${hex})` : `${hit.symbol.name}+0x${hit.offset.toString(16)} (${hex})`;
+  }
+}

@@ -1,0 +1,135 @@
+// The few libc calls kvmtest needs, bound through koffi. Everything else in
+// src/kvm builds on these; nothing outside src/kvm should call libc directly.
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+const openRaw = libc.func('int open(const char *path, int flags)');
+const closeRaw = libc.func('int close(int fd)');
+/** ioctl whose argument is a pointer to a buffer we own. */
+const ioctlPtr = libc.func('int ioctl(int fd, unsigned long request, void *arg)');
+/** ioctl whose argument is a plain integer (or absent). */
+const ioctlInt = libc.func('int ioctl(int fd, unsigned long request, unsigned long arg)');
+const mmapRaw = libc.func(
+  'void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)',
+);
+const munmapRaw = libc.func('int munmap(void *addr, size_t length)');
+const madviseRaw = libc.func('int madvise(void *addr, size_t length, int advice)');
+const strerrorRaw = libc.func('const char *strerror(int errnum)');
+const syscallRaw = libc.func('long syscall(long number)');
+const timerCreateRaw = libc.func('int timer_create(int clockid, void *sevp, void *timerid)');
+const timerSettimeRaw = libc.func(
+  'int timer_settime(intptr_t timerid, int flags, void *new_value, void *old_value)',
+);
+const timerDeleteRaw = libc.func('int timer_delete(intptr_t timerid)');
+
+export const O_RDWR = 0o2;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_READ = 0x1;
+export const PROT_WRITE = 0x2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+export const MADV_DONTNEED = 4;
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const CLOCK_MONOTONIC = 1;
+const SYS_GETTID = 186;
+const MAP_FAILED = (1n << 64n) - 1n;
+
+/** A libc call failed; `errno` is the C errno value. */
+export class SysError extends Error {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+  ) {
+    super(`${call} failed: ${strerror(errno)} (errno ${errno})`);
+    this.name = 'SysError';
+  }
+}
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+export function strerror(code: number): string {
+  return strerrorRaw(code) as string;
+}
+
+export function open(path: string, flags: number): number {
+  const fd = openRaw(path, flags) as number;
+  if (fd < 0) throw new SysError(`open(${path})`, errno());
+  return fd;
+}
+
+export function close(fd: number): void {
+  closeRaw(fd);
+}
+
+// A signal (a profiler's SIGPROF, our own timer) can interrupt any ioctl;
+// all but KVM_RUN are simply restarted.
+
+/** ioctl with a buffer argument: returns the result, -1 on error (see errno()). */
+export function ioctlBuffer(fd: number, request: number, arg: Uint8Array | null): number {
+  for (;;) {
+    const ret = ioctlPtr(fd, request, arg) as number;
+    if (ret !== -1 || koffi.errno() !== EINTR) return ret;
+  }
+}
+
+/** ioctl with an integer argument: returns the result, -1 on error (see errno()). */
+export function ioctlValue(fd: number, request: number, arg: number | bigint = 0): number {
+  for (;;) {
+    const ret = ioctlInt(fd, request, arg) as number;
+    if (ret !== -1 || koffi.errno() !== EINTR) return ret;
+  }
+}
+
+/** One ioctl attempt, EINTR included: for KVM_RUN, whose interruption means something. */
+export function ioctlValueOnce(fd: number, request: number, arg: number | bigint = 0): number {
+  return ioctlInt(fd, request, arg) as number;
+}
+
+/** mmap that throws on failure; returns the address as a bigint. */
+export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0): bigint {
+  const addr = koffi.address(mmapRaw(null, length, prot, flags, fd, offset)) as bigint;
+  if (addr === MAP_FAILED) throw new SysError(`mmap(${length} bytes)`, errno());
+  return addr;
+}
+
+export function munmap(addr: bigint, length: number): void {
+  if (munmapRaw(addr, length) !== 0) throw new SysError('munmap', errno());
+}
+
+export function madvise(addr: bigint, length: number, advice: number): void {
+  if (madviseRaw(addr, length, advice) !== 0) throw new SysError('madvise', errno());
+}
+
+/** An ArrayBuffer over native memory; valid only while the mapping lives. */
+export function view(addr: bigint, length: number): ArrayBuffer {
+  return koffi.view(addr, length);
+}
+
+export function gettid(): number {
+  return Number(syscallRaw(SYS_GETTID));
+}
+
+export function timerCreate(sigevent: Uint8Array): bigint {
+  const out = new BigUint64Array(1);
+  if (timerCreateRaw(CLOCK_MONOTONIC, sigevent, out) !== 0) {
+    throw new SysError('timer_create', errno());
+  }
+  return out[0]!;
+}
+
+export function timerSettime(timer: bigint, itimerspec: Uint8Array): void {
+  if (timerSettimeRaw(timer, 0, itimerspec, null) !== 0) {
+    throw new SysError('timer_settime', errno());
+  }
+}
+
+export function timerDelete(timer: bigint): void {
+  timerDeleteRaw(timer);
+}
+

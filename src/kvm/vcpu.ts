@@ -1,0 +1,197 @@
+// A vCPU file descriptor and its shared kvm_run page. KVM_RUN, register
+// access (ioctls, or the kvm_run sync area that saves a syscall per access),
+// and the opaque state blobs a snapshot saves and restores.
+import {
+  IOCTL,
+  type IoctlName,
+  KVM_SYNC_X86_REGS,
+  KVM_SYNC_X86_SREGS,
+  RUN,
+  SIZEOF,
+} from './constants.js';
+import { KvmIoctlError } from './errors.js';
+import * as libc from './libc.js';
+import {
+  type CpuidEntry,
+  decodeMsrs,
+  decodeRegs,
+  decodeSregs,
+  encodeCpuid2,
+  encodeMsrs,
+  encodeRegs,
+  encodeSregs,
+  type Regs,
+  type Sregs,
+} from './structs.js';
+import type { Vm } from './vm.js';
+
+/** What KVM_RUN returned: an exit to handle, or an interruption by a signal. */
+export const RUN_EXITED = 0;
+export const RUN_INTERRUPTED = 1;
+
+/** State KVM keeps per vCPU that kvmtest saves as opaque bytes and restores as-is. */
+export type StateBlob = 'fpu' | 'xsave' | 'xcrs' | 'events' | 'debugregs';
+
+const BLOB_IOCTLS: Record<StateBlob, { get: IoctlName; set: IoctlName; size: number }> = {
+  fpu: { get: 'KVM_GET_FPU', set: 'KVM_SET_FPU', size: SIZEOF.kvm_fpu },
+  xsave: { get: 'KVM_GET_XSAVE', set: 'KVM_SET_XSAVE', size: SIZEOF.kvm_xsave },
+  xcrs: { get: 'KVM_GET_XCRS', set: 'KVM_SET_XCRS', size: SIZEOF.kvm_xcrs },
+  events: { get: 'KVM_GET_VCPU_EVENTS', set: 'KVM_SET_VCPU_EVENTS', size: SIZEOF.kvm_vcpu_events },
+  debugregs: { get: 'KVM_GET_DEBUGREGS', set: 'KVM_SET_DEBUGREGS', size: SIZEOF.kvm_debugregs },
+};
+
+/** Encoded CPUID tables, by the entries array they came from (the host's rarely changes). */
+const encodedCpuid = new WeakMap<readonly CpuidEntry[], Uint8Array>();
+
+export class Vcpu {
+  /** The kvm_run structure shared with the kernel. */
+  readonly run: DataView;
+  private readonly runAddress: bigint;
+  private readonly runSize: number;
+  private readonly regsBuf = new Uint8Array(SIZEOF.kvm_regs);
+  private readonly sregsBuf = new Uint8Array(SIZEOF.kvm_sregs);
+  private closed = false;
+
+  constructor(
+    readonly vm: Vm,
+    readonly fd: number,
+    readonly id: number,
+  ) {
+    this.runSize = vm.kvm.vcpuMmapSize;
+    this.runAddress = libc.mmap(this.runSize, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0);
+    this.run = new DataView(libc.view(this.runAddress, this.runSize));
+    // Ask KVM to copy the general registers and sregs into kvm_run on every
+    // exit: reading them then costs no system call.
+    this.run.setBigUint64(RUN.kvm_valid_regs, BigInt(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS), true);
+  }
+
+  /** KVM_RUN: returns RUN_EXITED (see exitReason) or RUN_INTERRUPTED (a signal, EINTR). */
+  enter(): number {
+    if (libc.ioctlValueOnce(this.fd, IOCTL.KVM_RUN, 0) === 0) return RUN_EXITED;
+    const code = libc.errno();
+    if (code === libc.EINTR || code === libc.EAGAIN) return RUN_INTERRUPTED;
+    throw new KvmIoctlError('KVM_RUN', code);
+  }
+
+  get exitReason(): number {
+    return this.run.getUint32(RUN.exit_reason, true);
+  }
+
+  /** The registers as of the last exit (from the kvm_run sync area). */
+  syncedRegs(): Regs {
+    return decodeRegs(this.run, RUN.sync_regs);
+  }
+
+  /** The special registers as of the last exit (from the kvm_run sync area). */
+  syncedSregs(): Sregs {
+    return decodeSregs(this.run, RUN.sync_sregs);
+  }
+
+  /** Stages registers in the sync area; KVM loads them on the next KVM_RUN. */
+  stageRegs(regs: Regs): void {
+    encodeRegs(regs, this.run, RUN.sync_regs);
+    this.markDirty(KVM_SYNC_X86_REGS);
+  }
+
+  /** Stages special registers in the sync area; KVM loads them on the next KVM_RUN. */
+  stageSregs(sregs: Sregs): void {
+    encodeSregs(sregs, this.run, RUN.sync_sregs);
+    this.markDirty(KVM_SYNC_X86_SREGS);
+  }
+
+  /** Copies raw kvm_regs bytes into the sync area (the snapshot fast path). */
+  stageRawRegs(raw: Uint8Array): void {
+    new Uint8Array(this.run.buffer, RUN.sync_regs, SIZEOF.kvm_regs).set(raw);
+    this.markDirty(KVM_SYNC_X86_REGS);
+  }
+
+  /** Copies raw kvm_sregs bytes into the sync area (the snapshot fast path). */
+  stageRawSregs(raw: Uint8Array): void {
+    new Uint8Array(this.run.buffer, RUN.sync_sregs, SIZEOF.kvm_sregs).set(raw);
+    this.markDirty(KVM_SYNC_X86_SREGS);
+  }
+
+  private markDirty(bits: number): void {
+    const dirty = this.run.getBigUint64(RUN.kvm_dirty_regs, true);
+    this.run.setBigUint64(RUN.kvm_dirty_regs, dirty | BigInt(bits), true);
+  }
+
+  getRegs(): Regs {
+    this.ioctl('KVM_GET_REGS', this.regsBuf);
+    return decodeRegs(new DataView(this.regsBuf.buffer));
+  }
+
+  setRegs(regs: Regs): void {
+    encodeRegs(regs, new DataView(this.regsBuf.buffer));
+    this.ioctl('KVM_SET_REGS', this.regsBuf);
+  }
+
+  getSregs(): Sregs {
+    this.ioctl('KVM_GET_SREGS', this.sregsBuf);
+    return decodeSregs(new DataView(this.sregsBuf.buffer));
+  }
+
+  setSregs(sregs: Sregs): void {
+    encodeSregs(sregs, new DataView(this.sregsBuf.buffer));
+    this.ioctl('KVM_SET_SREGS', this.sregsBuf);
+  }
+
+  /** Raw kvm_regs / kvm_sregs bytes, for snapshots. */
+  getRawRegs(): Uint8Array {
+    const buf = new Uint8Array(SIZEOF.kvm_regs);
+    this.ioctl('KVM_GET_REGS', buf);
+    return buf;
+  }
+
+  getRawSregs(): Uint8Array {
+    const buf = new Uint8Array(SIZEOF.kvm_sregs);
+    this.ioctl('KVM_GET_SREGS', buf);
+    return buf;
+  }
+
+  setCpuid(entries: readonly CpuidEntry[]): void {
+    let encoded = encodedCpuid.get(entries);
+    if (!encoded) encodedCpuid.set(entries, (encoded = encodeCpuid2(entries)));
+    this.ioctl('KVM_SET_CPUID2', encoded);
+  }
+
+  /** KVM_GET_MSRS for the given indices; returns only the MSRs KVM could read, in order. */
+  getMsrs(indices: readonly number[]): Array<[number, bigint]> {
+    const buf = encodeMsrs(indices.map((index) => [index, 0n] as const));
+    const read = libc.ioctlBuffer(this.fd, IOCTL.KVM_GET_MSRS, buf);
+    if (read < 0) throw new KvmIoctlError('KVM_GET_MSRS', libc.errno());
+    return decodeMsrs(buf, read);
+  }
+
+  /** KVM_SET_MSRS from a buffer made by encodeMsrs; returns how many were written. */
+  setMsrs(encoded: Uint8Array): number {
+    const written = libc.ioctlBuffer(this.fd, IOCTL.KVM_SET_MSRS, encoded);
+    if (written < 0) throw new KvmIoctlError('KVM_SET_MSRS', libc.errno());
+    return written;
+  }
+
+  /** Reads one of the opaque state blobs (FPU, XSAVE, XCRs, events, debug registers). */
+  getBlob(blob: StateBlob): Uint8Array {
+    const { get, size } = BLOB_IOCTLS[blob];
+    const buf = new Uint8Array(size);
+    this.ioctl(get, buf);
+    return buf;
+  }
+
+  setBlob(blob: StateBlob, data: Uint8Array): void {
+    this.ioctl(BLOB_IOCTLS[blob].set, data);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    libc.munmap(this.runAddress, this.runSize);
+    libc.close(this.fd);
+  }
+
+  private ioctl(name: IoctlName, buf: Uint8Array): void {
+    if (libc.ioctlBuffer(this.fd, IOCTL[name], buf) < 0) {
+      throw new KvmIoctlError(name, libc.errno());
+    }
+  }
+}

@@ -1,0 +1,188 @@
+// A machine: one VM with one vCPU, memory laid out by placement.ts, page
+// tables, descriptor tables and stubs, and the vCPU set to enter an image's
+// code in long mode. It owns every KVM resource it creates and releases them
+// all in close().
+import type { GuestImage } from '../image/image.js';
+import type { Kvm } from '../kvm/kvm.js';
+import type { CpuidEntry, Regs, Sregs } from '../kvm/structs.js';
+import type { Vcpu } from '../kvm/vcpu.js';
+import type { Vm } from '../kvm/vm.js';
+import { cpuHasXsave, encodeXcr0, entryRegs, longModeSregs, xcr0For } from './cpu-state.js';
+import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
+import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
+import { GuestMemory, type MemorySlot, ScratchMemory } from './memory.js';
+import { PageTableBuilder, readVirtual, translate } from './paging.js';
+import { type Placement, PlacementError, placeMachine, type RamRange } from './placement.js';
+
+export interface MachineOptions {
+  image: GuestImage;
+  ram?: readonly RamRange[];
+  stackSize?: number;
+  /** Log dirty pages in every slot (snapshot restore needs it). */
+  logDirty?: boolean;
+}
+
+/** Largest memory slot kvmtest creates; bigger regions are split. */
+const MAX_SLOT_BYTES = 1n << 30n;
+
+export class Machine {
+  readonly memory: GuestMemory;
+  readonly vcpu: Vcpu;
+  readonly cr3: bigint;
+  readonly placement: Placement;
+  readonly image: GuestImage;
+  private closed = false;
+
+  private constructor(
+    private readonly vm: Vm,
+    memory: GuestMemory,
+    vcpu: Vcpu,
+    cr3: bigint,
+    placement: Placement,
+    image: GuestImage,
+  ) {
+    this.memory = memory;
+    this.vcpu = vcpu;
+    this.cr3 = cr3;
+    this.placement = placement;
+    this.image = image;
+  }
+
+  /** Builds a machine ready to enter the image. Throws on bad options; leaks nothing. */
+  static create(kvm: Kvm, options: MachineOptions): Machine {
+    const stackSize = options.stackSize ?? DEFAULT_STACK_SIZE;
+    if (!Number.isInteger(stackSize) || stackSize < 4096 || stackSize % 4096 !== 0 || stackSize > MAX_STACK_SIZE) {
+      throw new PlacementError(`stackSize must be a multiple of 4096 between 4096 and ${MAX_STACK_SIZE} bytes (got ${stackSize})`);
+    }
+    const cpuid = kvm.supportedCpuid();
+    const placement = placeMachine(options.image, options.ram ?? [], stackSize, maxPhysBits(cpuid));
+    const vm = kvm.createVm();
+    const memory = new GuestMemory(vm);
+    try {
+      for (const region of placement.regions) {
+        for (let at = 0n; at < region.size; at += MAX_SLOT_BYTES) {
+          const size = region.size - at < MAX_SLOT_BYTES ? region.size - at : MAX_SLOT_BYTES;
+          memory.addSlot(region.phys + at, Number(size), { name: region.name, logDirty: options.logDirty ?? false });
+        }
+      }
+      for (const { phys, data } of placement.contents) memory.writePhys(phys, data);
+      for (const { phys, data } of engineBytes()) memory.writePhys(phys, data);
+      const tables = pageTablesFor(placement);
+      memory.writePhys(LAYOUT.pageTables, tables.bytes);
+
+      const vcpu = vm.createVcpu(0);
+      vcpu.setCpuid(cpuid);
+      const xsave = cpuHasXsave(cpuid);
+      // Staged in kvm_run: KVM loads them with the first KVM_RUN, no ioctl needed.
+      vcpu.stageSregs(longModeSregs(resetSregs(vcpu), tables.root, xsave));
+      if (xsave) vcpu.setBlob('xcrs', encodeXcr0(xcr0For(cpuid)));
+      const machine = new Machine(vm, memory, vcpu, tables.root, placement, options.image);
+      machine.setEntry(options.image.entry, []);
+      return machine;
+    } catch (err) {
+      vm.close();
+      memory.release();
+      throw err;
+    }
+  }
+
+  /**
+   * Points the vCPU at `entry` with the SysV argument registers set and a
+   * return address to the return stub on the stack. Stages the registers in
+   * kvm_run (no system call); KVM loads them on the next KVM_RUN.
+   */
+  setEntry(entry: bigint, args: readonly bigint[]): void {
+    this.vcpu.stageRegs(this.entryRegs(entry, args));
+  }
+
+  entryRegs(entry: bigint, args: readonly bigint[]): Regs {
+    const rsp = LAYOUT.stackTop - 8n;
+    this.memory.writeU64(rsp, LAYOUT.returnStub);
+    return entryRegs(entry, rsp, args);
+  }
+
+  /** Guest-virtual to guest-physical through the given (or the engine's) page tables. */
+  translate(virt: bigint, cr3 = this.cr3): bigint | undefined {
+    return translate(this.memory, cr3, virt);
+  }
+
+  /** Reads guest-virtual memory; returns fewer bytes if it runs into an unmapped page. */
+  readVirtual(virt: bigint, length: number, cr3 = this.cr3): Uint8Array {
+    return readVirtual(this.memory, cr3, virt, length);
+  }
+
+  get slots(): readonly MemorySlot[] {
+    return this.memory.slots;
+  }
+
+  get kvmVm(): Vm {
+    return this.vm;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.vm.close();
+    this.memory.release();
+  }
+}
+
+let engineBytesCache: Array<{ phys: bigint; data: Uint8Array }> | undefined;
+
+/** The descriptor tables and stubs: the same bytes in every machine. */
+function engineBytes(): Array<{ phys: bigint; data: Uint8Array }> {
+  return (engineBytesCache ??= [
+    { phys: LAYOUT.gdt, data: buildGdt() },
+    { phys: LAYOUT.tss, data: buildTss() },
+    { phys: LAYOUT.idt, data: buildIdt() },
+    { phys: LAYOUT.stubs, data: buildStubs() },
+    { phys: LAYOUT.returnStub, data: buildReturnStub() },
+  ]);
+}
+
+let resetSregsCache: Sregs | undefined;
+
+/** A new vCPU's special registers (the fields long mode setup leaves alone). */
+function resetSregs(vcpu: Vcpu): Sregs {
+  return (resetSregsCache ??= vcpu.getSregs());
+}
+
+/** Built page tables: the pool's used bytes and the PML4's address. */
+interface PageTableImage {
+  bytes: Uint8Array;
+  root: bigint;
+}
+
+const pageTableCache = new Map<string, PageTableImage>();
+const PAGE_TABLE_CACHE_LIMIT = 64;
+
+/**
+ * Page tables for a placement, built once per distinct set of mappings and
+ * then copied: building them walks every page, copying is one memcpy.
+ */
+function pageTablesFor(placement: Placement): PageTableImage {
+  const key = placement.mappings
+    .map((m) => `${m.virt}:${m.phys}:${m.size}:${m.writable ? 'w' : ''}${m.executable ? 'x' : ''}`)
+    .join(',');
+  const cached = pageTableCache.get(key);
+  if (cached) return cached;
+  const scratch = new ScratchMemory(LAYOUT.pageTables, PAGE_TABLE_POOL_PAGES * 4096);
+  const builder = new PageTableBuilder(scratch, LAYOUT.pageTables, PAGE_TABLE_POOL_PAGES);
+  for (const m of placement.mappings) {
+    try {
+      builder.map(m.virt, m.phys, m.size, m);
+    } catch (err) {
+      throw new PlacementError(`cannot map ${m.name}: ${(err as Error).message}`);
+    }
+  }
+  const image = { bytes: scratch.bytes.slice(0, builder.pagesUsed * 4096), root: builder.root };
+  if (pageTableCache.size >= PAGE_TABLE_CACHE_LIMIT) pageTableCache.clear();
+  pageTableCache.set(key, image);
+  return image;
+}
+
+/** MAXPHYADDR from CPUID 0x80000008 (36 if the leaf is missing, as the SDM says). */
+export function maxPhysBits(cpuid: readonly CpuidEntry[]): number {
+  const leaf = cpuid.find((e) => e.function === 0x80000008);
+  return leaf ? leaf.eax & 0xff : 36;
+}

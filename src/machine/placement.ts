@@ -1,0 +1,165 @@
+// Decides where everything goes in guest-physical memory and how it is
+// mapped: image segments (identity for low links, an offset for higher-half
+// ones, or the linker's LMA), RAM ranges (identity), the stack and the
+// engine's own pages. Pure computation: it checks every collision and says
+// which two things collide, before any VM exists.
+import type { GuestImage } from '../image/image.js';
+import { HIGHER_HALF_BASE, HIGHER_HALF_PHYS, LAYOUT } from './layout.js';
+import { pageCeil, pageFloor } from './memory.js';
+
+export type RamRange = readonly [bigint | number, bigint | number];
+
+/** A stretch of guest-physical memory backed by one memory slot. */
+export interface PhysRegion {
+  name: string;
+  phys: bigint;
+  size: bigint;
+  kind: 'engine' | 'image' | 'ram';
+}
+
+/** A virtual range mapped onto a physical one with given permissions. */
+export interface Mapping {
+  name: string;
+  virt: bigint;
+  phys: bigint;
+  size: bigint;
+  writable: boolean;
+  executable: boolean;
+}
+
+export interface Placement {
+  regions: PhysRegion[];
+  mappings: Mapping[];
+  /** Bytes to copy into guest-physical memory at load. */
+  contents: Array<{ phys: bigint; data: Uint8Array }>;
+  stackBottom: bigint;
+}
+
+export class PlacementError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlacementError';
+  }
+}
+
+const hex = (n: bigint) => `0x${n.toString(16)}`;
+const LOW_HALF_END = 0x0000_8000_0000_0000n;
+const HIGH_HALF_START = 0xffff_8000_0000_0000n;
+
+/** Where a segment's first byte lives in guest-physical memory. */
+function physicalAddress(vaddr: bigint, lma: bigint | undefined, source: string): bigint {
+  if (lma !== undefined) return lma;
+  if (vaddr < LOW_HALF_END) return vaddr;
+  if (vaddr >= HIGHER_HALF_BASE) return vaddr - HIGHER_HALF_BASE + HIGHER_HALF_PHYS;
+  if (vaddr >= HIGH_HALF_START) {
+    throw new PlacementError(
+      `${source}: the segment at ${hex(vaddr)} is in the higher half but below ${hex(HIGHER_HALF_BASE)}; ` +
+        'give it a physical load address with AT() in the linker script',
+    );
+  }
+  throw new PlacementError(`${source}: the segment at ${hex(vaddr)} is at a non-canonical address`);
+}
+
+export function placeMachine(
+  image: GuestImage,
+  ram: readonly RamRange[],
+  stackSize: number,
+  maxPhysBits: number,
+): Placement {
+  const physLimit = 1n << BigInt(maxPhysBits);
+  const regions: PhysRegion[] = [];
+  const mappings: Mapping[] = [];
+  const contents: Placement['contents'] = [];
+
+  // The engine's own pages (see layout.ts).
+  regions.push({ name: 'the engine area', phys: 0n, size: LAYOUT.engineSlotEnd, kind: 'engine' });
+  const stackBottom = LAYOUT.stackTop - BigInt(stackSize);
+  mappings.push(
+    { name: 'GDT, TSS and IDT', virt: LAYOUT.gdt, phys: LAYOUT.gdt, size: LAYOUT.stubs - LAYOUT.gdt, writable: true, executable: false },
+    { name: 'exception stubs', virt: LAYOUT.stubs, phys: LAYOUT.stubs, size: LAYOUT.istStackBottom - LAYOUT.stubs, writable: false, executable: true },
+    { name: 'exception stack', virt: LAYOUT.istStackBottom, phys: LAYOUT.istStackBottom, size: LAYOUT.istStackTop - LAYOUT.istStackBottom, writable: true, executable: false },
+    { name: 'stack', virt: stackBottom, phys: stackBottom, size: BigInt(stackSize), writable: true, executable: false },
+    { name: 'page tables', virt: LAYOUT.pageTables, phys: LAYOUT.pageTables, size: LAYOUT.doorbell - LAYOUT.pageTables, writable: true, executable: false },
+    { name: 'doorbell', virt: LAYOUT.doorbell, phys: LAYOUT.doorbell, size: 0x1000n, writable: true, executable: false },
+  );
+
+  // Image segments: page ranges, merged where they share or touch pages.
+  const imagePages: Array<{ phys: bigint; end: bigint }> = [];
+  for (const seg of image.segments) {
+    const phys = physicalAddress(seg.vaddr, seg.lma, image.source);
+    const virtStart = pageFloor(seg.vaddr);
+    const virtEnd = pageCeil(seg.vaddr + seg.memSize);
+    const physStart = phys - (seg.vaddr - virtStart);
+    if (physStart % 0x1000n !== 0n) {
+      throw new PlacementError(
+        `${image.source}: the segment at ${hex(seg.vaddr)} has load address ${hex(phys)}, which is not at the same offset within its page`,
+      );
+    }
+    const physEnd = physStart + (virtEnd - virtStart);
+    if (physStart < LAYOUT.engineEnd) {
+      throw new PlacementError(
+        `${image.source}: the segment at ${hex(seg.vaddr)} would load at physical ${hex(physStart)}, inside the first ` +
+          `megabyte that kvmtest reserves for its own tables and stacks (0x0-${hex(LAYOUT.engineEnd)}); ` +
+          'link the image at 0x100000 or above',
+      );
+    }
+    if (physEnd > physLimit) {
+      throw new PlacementError(
+        `${image.source}: the segment at ${hex(seg.vaddr)} would load at physical ${hex(physStart)}, beyond this CPU's ` +
+          `${maxPhysBits}-bit physical address space`,
+      );
+    }
+    imagePages.push({ phys: physStart, end: physEnd });
+    mappings.push({
+      name: `${image.source} segment at ${hex(seg.vaddr)}`,
+      virt: virtStart,
+      phys: physStart,
+      size: virtEnd - virtStart,
+      writable: seg.writable,
+      executable: seg.executable,
+    });
+    if (seg.data.length > 0) contents.push({ phys, data: seg.data });
+  }
+  imagePages.sort((a, b) => (a.phys < b.phys ? -1 : 1));
+  const merged: Array<{ phys: bigint; end: bigint }> = [];
+  for (const r of imagePages) {
+    const last = merged[merged.length - 1];
+    if (last && r.phys <= last.end) last.end = r.end > last.end ? r.end : last.end;
+    else merged.push({ ...r });
+  }
+  for (const r of merged) {
+    regions.push({ name: `${image.source} at physical ${hex(r.phys)}`, phys: r.phys, size: r.end - r.phys, kind: 'image' });
+  }
+
+  // RAM ranges [from, to), identity-mapped, writable and executable (tests
+  // may copy code there, as a JIT or a loader would).
+  ram.forEach(([fromRaw, toRaw], i) => {
+    const from = BigInt(fromRaw);
+    const to = BigInt(toRaw);
+    const name = `RAM range ${i} [${hex(from)}, ${hex(to)})`;
+    if (to <= from) throw new PlacementError(`${name}: the end must be above the start`);
+    if (from % 0x1000n !== 0n || to % 0x1000n !== 0n) {
+      throw new PlacementError(`${name}: both ends must be multiples of 4 KiB (0x1000)`);
+    }
+    if (from < LAYOUT.engineEnd) {
+      throw new PlacementError(`${name} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
+    }
+    if (to > physLimit || to > LOW_HALF_END) {
+      throw new PlacementError(`${name} ends beyond this CPU's ${maxPhysBits}-bit physical address space`);
+    }
+    regions.push({ name, phys: from, size: to - from, kind: 'ram' });
+    mappings.push({ name, virt: from, phys: from, size: to - from, writable: true, executable: true });
+  });
+
+  // Physical regions must not overlap.
+  const sorted = [...regions].sort((a, b) => (a.phys < b.phys ? -1 : 1));
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1]!;
+    const cur = sorted[i]!;
+    if (cur.phys < prev.phys + prev.size) {
+      const what = prev.kind === 'ram' && cur.kind === 'ram' ? 'overlapping RAM ranges: ' : '';
+      throw new PlacementError(`${what}${cur.name} overlaps ${prev.name}`);
+    }
+  }
+  return { regions, mappings, contents, stackBottom };
+}

@@ -1,0 +1,64 @@
+// What the runner knows about tests and what it reports: plain data shared
+// by discovery, scheduling, workers and reporters.
+import type { FaultInfo, Outcome } from '../result.js';
+
+/** What a test expects to happen (from its record's options). */
+export type Expectation =
+  | { kind: 'return' }
+  | { kind: 'panic' }
+  | { kind: 'halt' }
+  | { kind: 'fault'; vector: number };
+
+/** One test found in a test binary's table. */
+export interface TestCase {
+  name: string;
+  /** The test binary (path as given on the command line). */
+  binary: string;
+  /** Source location of the KVMTEST() declaration. */
+  file: string;
+  line: number;
+  /** Address of the test function. */
+  fn: bigint;
+  /** Address of the test's record in the table (passed to the runtime). */
+  record: bigint;
+  expect: Expectation;
+  ioports: Map<number, number>;
+  ram: Array<[bigint, bigint]>;
+  /** 0 = the run's default. */
+  timeoutMs: number;
+  ignore: boolean;
+}
+
+export type TestStatus = 'passed' | 'failed' | 'ignored';
+
+export interface TestResult {
+  name: string;
+  binary: string;
+  status: TestStatus;
+  /** runGuest's outcome; absent for a test that did not run (ignored). */
+  outcome?: Outcome;
+  durationMs: number;
+  /** Console text the guest wrote. */
+  output: string;
+  /** For failures: what was expected and what happened. For ignored tests: why. */
+  message?: string;
+  fault?: FaultInfo;
+}
+
+export interface RunSummary {
+  passed: number;
+  failed: number;
+  ignored: number;
+  /** Wall-clock time of the whole run. */
+  durationMs: number;
+}
+
+/** Reporters are event callbacks over plain results; they never touch KVM. */
+export interface Reporter {
+  /** Before any test runs. `tests` is the filtered list, in report order. */
+  onRunStart?(info: { tests: readonly TestCase[]; binaries: readonly string[] }): void;
+  /** After each test, in report order (stable from run to run). */
+  onTestResult?(result: TestResult): void;
+  /** Once, at the end. Returns when the report is written. */
+  onRunEnd?(results: readonly TestResult[], summary: RunSummary): void | Promise<void>;
+}

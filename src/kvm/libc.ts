@@ -133,3 +133,20 @@ export function timerDelete(timer: bigint): void {
   timerDeleteRaw(timer);
 }
 
+
+const openModeRaw = libc.func('int open(const char *path, int flags, int mode)');
+
+/**
+ * Maps the first `length` bytes of a file shared with other processes that
+ * map it too; the mapping lives as long as the process. Used for the
+ * worker's progress record, which the runner reads after a crash.
+ */
+export function mapSharedFile(path: string, length: number): ArrayBuffer {
+  const fd = openModeRaw(path, O_RDWR | O_CLOEXEC, 0o600) as number;
+  if (fd < 0) throw new SysError(`open(${path})`, errno());
+  try {
+    return view(mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), length);
+  } finally {
+    close(fd);
+  }
+}

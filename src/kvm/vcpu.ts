@@ -4,6 +4,7 @@
 import {
   IOCTL,
   type IoctlName,
+  KVM_SYNC_X86_EVENTS,
   KVM_SYNC_X86_REGS,
   KVM_SYNC_X86_SREGS,
   RUN,
@@ -62,16 +63,24 @@ export class Vcpu {
     this.run = new DataView(libc.view(this.runAddress, this.runSize));
     // Ask KVM to copy the general registers and sregs into kvm_run on every
     // exit: reading them then costs no system call.
-    this.run.setBigUint64(RUN.kvm_valid_regs, BigInt(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS), true);
+    this.run.setBigUint64(
+      RUN.kvm_valid_regs,
+      BigInt(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS),
+      true,
+    );
   }
 
   /** KVM_RUN: returns RUN_EXITED (see exitReason) or RUN_INTERRUPTED (a signal, EINTR). */
   enter(): number {
+    this.hasRun = true;
     if (libc.ioctlValueOnce(this.fd, IOCTL.KVM_RUN, 0) === 0) return RUN_EXITED;
     const code = libc.errno();
     if (code === libc.EINTR || code === libc.EAGAIN) return RUN_INTERRUPTED;
     throw new KvmIoctlError('KVM_RUN', code);
   }
+
+  /** False until the first KVM_RUN: before it, the sync area holds nothing KVM wrote. */
+  private hasRun = false;
 
   get exitReason(): number {
     return this.run.getUint32(RUN.exit_reason, true);
@@ -105,10 +114,31 @@ export class Vcpu {
     this.markDirty(KVM_SYNC_X86_REGS);
   }
 
-  /** Copies raw kvm_sregs bytes into the sync area (the snapshot fast path). */
-  stageRawSregs(raw: Uint8Array): void {
-    new Uint8Array(this.run.buffer, RUN.sync_sregs, SIZEOF.kvm_sregs).set(raw);
-    this.markDirty(KVM_SYNC_X86_SREGS);
+  /**
+   * Stages raw kvm_vcpu_events bytes unless the sync area already holds
+   * them (the snapshot fast path). Returns whether anything was staged.
+   */
+  stageRawEvents(raw: Uint8Array): boolean {
+    return this.stageRawIfChanged(raw, RUN.sync_events, KVM_SYNC_X86_EVENTS);
+  }
+
+  /**
+   * Stages raw kvm_sregs bytes unless the sync area already holds them:
+   * loading special registers makes KVM reset its MMU context, which is
+   * worth skipping when nothing changed. Returns whether anything was staged.
+   */
+  stageRawSregs(raw: Uint8Array): boolean {
+    return this.stageRawIfChanged(raw, RUN.sync_sregs, KVM_SYNC_X86_SREGS);
+  }
+
+  private stageRawIfChanged(raw: Uint8Array, offset: number, bit: number): boolean {
+    const current = new Uint8Array(this.run.buffer, offset, raw.length);
+    if (!this.hasRun || !equalBytes(current, raw)) {
+      current.set(raw);
+      this.markDirty(bit);
+      return true;
+    }
+    return false;
   }
 
   private markDirty(bits: number): void {
@@ -194,4 +224,10 @@ export class Vcpu {
       throw new KvmIoctlError(name, libc.errno());
     }
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

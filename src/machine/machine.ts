@@ -3,6 +3,7 @@
 // code in long mode. It owns every KVM resource it creates and releases them
 // all in close().
 import type { GuestImage } from '../image/image.js';
+import { RUN } from '../kvm/constants.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry, Regs, Sregs } from '../kvm/structs.js';
 import type { Vcpu } from '../kvm/vcpu.js';
@@ -29,21 +30,30 @@ export class Machine {
   readonly memory: GuestMemory;
   readonly vcpu: Vcpu;
   readonly cr3: bigint;
+  /** The special registers a guest starts with (long mode, engine tables). */
+  readonly initialSregs: Sregs;
   readonly placement: Placement;
   readonly image: GuestImage;
   private closed = false;
+  /**
+   * Set when a run stopped in the middle of a guest read from a port or
+   * MMIO: KVM would finish that instruction on the next KVM_RUN, over the
+   * registers staged for the next test. See completePendingIo().
+   */
+  ioPending = false;
 
   private constructor(
     private readonly vm: Vm,
     memory: GuestMemory,
     vcpu: Vcpu,
-    cr3: bigint,
+    initialSregs: Sregs,
     placement: Placement,
     image: GuestImage,
   ) {
     this.memory = memory;
     this.vcpu = vcpu;
-    this.cr3 = cr3;
+    this.initialSregs = initialSregs;
+    this.cr3 = initialSregs.cr3;
     this.placement = placement;
     this.image = image;
   }
@@ -74,9 +84,10 @@ export class Machine {
       vcpu.setCpuid(cpuid);
       const xsave = cpuHasXsave(cpuid);
       // Staged in kvm_run: KVM loads them with the first KVM_RUN, no ioctl needed.
-      vcpu.stageSregs(longModeSregs(resetSregs(vcpu), tables.root, xsave));
+      const sregs = longModeSregs(resetSregs(vcpu), tables.root, xsave);
+      vcpu.stageSregs(sregs);
       if (xsave) vcpu.setBlob('xcrs', encodeXcr0(xcr0For(cpuid)));
-      const machine = new Machine(vm, memory, vcpu, tables.root, placement, options.image);
+      const machine = new Machine(vm, memory, vcpu, sregs, placement, options.image);
       machine.setEntry(options.image.entry, []);
       return machine;
     } catch (err) {
@@ -99,6 +110,23 @@ export class Machine {
     const rsp = LAYOUT.stackTop - 8n;
     this.memory.writeU64(rsp, LAYOUT.returnStub);
     return entryRegs(entry, rsp, args);
+  }
+
+  /**
+   * Lets KVM finish an interrupted port or MMIO read without running the
+   * guest (KVM_RUN with immediate_exit, as api.rst prescribes), so that it
+   * cannot later overwrite the state a snapshot restores.
+   */
+  completePendingIo(): void {
+    if (!this.ioPending) return;
+    this.ioPending = false;
+    const run = this.vcpu.run;
+    run.setUint8(RUN.immediate_exit, 1);
+    try {
+      this.vcpu.enter();
+    } finally {
+      run.setUint8(RUN.immediate_exit, 0);
+    }
   }
 
   /** Guest-virtual to guest-physical through the given (or the engine's) page tables. */

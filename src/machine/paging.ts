@@ -7,6 +7,8 @@ import type { PhysAccess } from './memory.js';
 export const PTE_PRESENT = 1n << 0n;
 export const PTE_WRITABLE = 1n << 1n;
 export const PTE_USER = 1n << 2n;
+export const PTE_ACCESSED = 1n << 5n;
+export const PTE_DIRTY = 1n << 6n;
 export const PTE_HUGE = 1n << 7n;
 export const PTE_NX = 1n << 63n;
 /** Bits 12..51: the physical address of the next table or the page. */
@@ -74,7 +76,9 @@ export class PageTableBuilder {
   private setLeaf(virt: bigint, phys: bigint, level: 1 | 2, flags: PageFlags): void {
     const at = this.entryAddress(virt, level, true)!;
     const old = this.memory.readU64(at) ?? 0n;
-    let entry = (phys & ADDR_MASK) | PTE_PRESENT;
+    // Accessed and dirty are set up front: the CPU then never writes to the
+    // tables, so they stay clean in the dirty log unless the guest edits them.
+    let entry = (phys & ADDR_MASK) | PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY;
     if (level === 2) entry |= PTE_HUGE;
     if (flags.writable) entry |= PTE_WRITABLE;
     if (!flags.executable) entry |= PTE_NX;
@@ -100,7 +104,7 @@ export class PageTableBuilder {
       if (!(entry & PTE_PRESENT)) {
         if (!create) return undefined;
         const next = this.allocTable();
-        entry = next | PTE_PRESENT | PTE_WRITABLE;
+        entry = next | PTE_PRESENT | PTE_WRITABLE | PTE_ACCESSED;
         this.memory.writeU64(at, entry);
       } else if (entry & PTE_HUGE) {
         throw new PageTableError(

@@ -103,7 +103,7 @@ function handleIo(ctx: RunContext, guest: ExitView): Stop | undefined {
       if (stop) return stop;
     } else {
       const value = ctx.io.read(port, size, guest);
-      if (isStop(value)) return value;
+      if (isStop(value)) return stopInsideRead(ctx, guest, value);
       if (size === 1) run.setUint8(offset, value & 0xff);
       else if (size === 2) run.setUint16(offset, value & 0xffff, true);
       else run.setUint32(offset, value >>> 0, true);
@@ -124,9 +124,15 @@ function handleMmio(ctx: RunContext, guest: ExitView): Stop | undefined {
     return ctx.mmio.write(address, length, value, guest) ?? undefined;
   }
   const value = ctx.mmio.read(address, length, guest);
-  if (isStop(value)) return value;
+  if (isStop(value)) return stopInsideRead(ctx, guest, value);
   for (let i = 0; i < length; i++) run.setUint8(at + 8 + i, Number((value >> BigInt(8 * i)) & 0xffn));
   return undefined;
+}
+
+/** A stop in the middle of a read: keep the registers as they are now, and flag the pending completion. */
+function stopInsideRead(ctx: RunContext, guest: ExitView, stop: Stop): Stop {
+  ctx.machine.ioPending = true;
+  return { regs: guest.regs(), ...stop };
 }
 
 function internalError(guest: ExitView, suberror: number): Stop {

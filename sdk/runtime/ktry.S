@@ -1,0 +1,130 @@
+/*
+ * ktry and the exception stubs behind it. kvmtest_entry (entry.c) points IDT
+ * vectors 0-31 at the stubs below. A stub first checks for an active ktry:
+ *  - none: it jumps to the engine's handler for its vector with the stack,
+ *    the exception frame and every general register exactly as the CPU left
+ *    them (only RFLAGS' arithmetic flags change), so the engine reports the
+ *    fault as if the stub were not there;
+ *  - one: it records the fault in kt_last_fault, rewrites the frame so that
+ *    iretq resumes at ktry's landing pad, on ktry's stack, with the RFLAGS
+ *    ktry was called with, and ktry returns the vector.
+ * Frames are chained through kt_try_current, so ktry nests.
+ */
+
+/* ktry's frame on its own stack (kt_try_current points at it). 72 bytes keep
+ * the stack 16-byte aligned at the call of fn. */
+#define F_RBX 0
+#define F_RBP 8
+#define F_R12 16
+#define F_R13 24
+#define F_R14 32
+#define F_R15 40
+#define F_RFLAGS 48
+#define F_PREV 56
+#define F_SIZE 72
+
+/* The stub's uniform frame: vector, error code, then the CPU's frame. */
+#define X_VECTOR 0
+#define X_ERROR 8
+#define X_RIP 16
+#define X_RFLAGS 32
+#define X_RSP 40
+
+    .text
+
+/* int ktry(void (*fn)(void *), void *arg) */
+    .globl ktry
+    .type ktry, @function
+ktry:
+    sub $F_SIZE, %rsp
+    mov %rbx, F_RBX(%rsp)
+    mov %rbp, F_RBP(%rsp)
+    mov %r12, F_R12(%rsp)
+    mov %r13, F_R13(%rsp)
+    mov %r14, F_R14(%rsp)
+    mov %r15, F_R15(%rsp)
+    pushfq
+    pop %rax
+    mov %rax, F_RFLAGS(%rsp)
+    mov kt_try_current(%rip), %rax
+    mov %rax, F_PREV(%rsp)
+    mov %rsp, kt_try_current(%rip)
+    mov %rdi, %rax
+    mov %rsi, %rdi
+    call *%rax
+    /* fn returned: it kept the callee-saved registers itself. */
+    mov F_PREV(%rsp), %rax
+    mov %rax, kt_try_current(%rip)
+    mov $-1, %eax
+    add $F_SIZE, %rsp
+    ret
+
+/* iretq from kt_caught lands here: rsp = the frame, RFLAGS restored. */
+kt_try_landing:
+    mov F_RBX(%rsp), %rbx
+    mov F_RBP(%rsp), %rbp
+    mov F_R12(%rsp), %r12
+    mov F_R13(%rsp), %r13
+    mov F_R14(%rsp), %r14
+    mov F_R15(%rsp), %r15
+    mov F_PREV(%rsp), %rax
+    mov %rax, kt_try_current(%rip)
+    mov kt_last_fault(%rip), %eax /* .vector */
+    add $F_SIZE, %rsp
+    ret
+    .size ktry, . - ktry
+
+/* On the exception stack, with the uniform frame (X_*) pushed. */
+kt_caught:
+    mov X_VECTOR(%rsp), %rax
+    mov %rax, kt_last_fault+0(%rip)
+    mov X_ERROR(%rsp), %rax
+    mov %rax, kt_last_fault+8(%rip)
+    mov X_RIP(%rsp), %rax
+    mov %rax, kt_last_fault+16(%rip)
+    mov %cr2, %rax
+    mov %rax, kt_last_fault+24(%rip)
+    mov kt_try_current(%rip), %rcx
+    lea kt_try_landing(%rip), %rax
+    mov %rax, X_RIP(%rsp)
+    mov F_RFLAGS(%rcx), %rax
+    mov %rax, X_RFLAGS(%rsp)
+    mov %rcx, X_RSP(%rsp)
+    add $16, %rsp
+    iretq
+
+/* Vectors for which the CPU pushes an error code (the stub pushes a 0 for
+ * the others, so that kt_caught sees one frame layout). */
+.macro stub vector
+    .balign 16
+kt_stub_\vector:
+    cmpq $0, kt_try_current(%rip)
+    jne 1f
+    jmp *kt_engine_handlers + 8 * \vector(%rip)
+1:
+    .if (\vector != 8) && (\vector != 10) && (\vector != 11) && (\vector != 12) && (\vector != 13) && (\vector != 14) && (\vector != 17) && (\vector != 21) && (\vector != 29) && (\vector != 30)
+    pushq $0
+    .endif
+    pushq $\vector
+    jmp kt_caught
+.endm
+
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    stub \v
+    .endr
+
+    .section .rodata
+    .balign 8
+    .globl kt_exception_stubs
+kt_exception_stubs:
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad kt_stub_\v
+    .endr
+
+    .bss
+    .balign 8
+    .globl kt_last_fault
+kt_last_fault:
+    .zero 32
+
+    .section .note.GNU-stack, "", @progbits

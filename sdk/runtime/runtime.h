@@ -1,0 +1,37 @@
+/*
+ * The runtime's private interface: the hypercalls and the formatter that
+ * print.c and report.c share. Not installed for users; <kvmtest.h> is.
+ */
+#ifndef KVMTEST_RUNTIME_H
+#define KVMTEST_RUNTIME_H
+
+#include <kvmtest.h>
+
+/* One hypercall: a 32-bit out of the number, arguments in rdi and rsi. */
+static inline void kt_hypercall(uint32_t number, uint64_t rdi, uint64_t rsi)
+{
+    __asm__ volatile("outl %0, %1" : : "a"(number), "Nd"((uint16_t)KT_HYPERCALL_PORT), "D"(rdi), "S"(rsi)
+                     : "memory");
+}
+
+/* Where formatted text goes: a buffer that is flushed when full, or cut off
+ * (flush == NULL) as snprintf does. */
+struct kt_sink {
+    char *buf;
+    size_t cap;
+    size_t len;
+    /* Bytes produced in all, flushed or cut off included. */
+    size_t total;
+    void (*flush)(struct kt_sink *sink);
+};
+
+void kt_sink_putc(struct kt_sink *sink, char c);
+void kt_format(struct kt_sink *sink, const char *fmt, va_list args);
+
+/* Sends the console bytes in one write hypercall. */
+void kt_console_write(const char *bytes, size_t len);
+
+/* Ends the test with a report; never returns. */
+__attribute__((noreturn)) void kt_report(struct kt_report *report);
+
+#endif /* KVMTEST_RUNTIME_H */

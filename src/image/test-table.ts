@@ -1,0 +1,268 @@
+// Reads a test binary's table of tests: the records in its `.kvmtest` section
+// (layout in docs/test-table.md and sdk/include/kvmtest/abi.h), checked and
+// turned into the TestCase objects the runner schedules. Pointers in records
+// are guest-virtual; they are read through the ELF's PT_LOAD segments.
+import { readFileSync } from 'node:fs';
+import { hex } from '../devices/device.js';
+import { LAYOUT } from '../machine/layout.js';
+import { normalizeIoPorts, OptionError } from '../options.js';
+import type { Expectation, TestCase } from '../runner/types.js';
+import { type ElfFile, findSection, parseElf, PT_LOAD } from './elf.js';
+
+export const TEST_TABLE_SECTION = '.kvmtest';
+/** The runtime function the runner enters, with args [record.fn, record address]. */
+export const RUNTIME_ENTRY = 'kvmtest_entry';
+/** 'K' 'V' 'M' 'T' as a little-endian u32. */
+export const TEST_RECORD_MAGIC = 0x544d564b;
+export const SUPPORTED_TABLE_VERSIONS: readonly number[] = [1];
+/** Bytes of a version 1 record; a larger size field means fields this reader skips. */
+export const RECORD_V1_SIZE = 336;
+
+const SHT_NOBITS = 8;
+const RECORD_ALIGN = 8;
+const MAX_IOPORTS = 16;
+const MAX_RAMS = 8;
+const NO_FAULT = -1;
+const MAX_VECTOR = 255;
+const PAGE_MASK = 0xfffn;
+
+/** Byte offsets in a version 1 record. */
+const AT = {
+  magic: 0,
+  version: 4,
+  size: 6,
+  name: 8,
+  fn: 16,
+  file: 24,
+  line: 32,
+  ioport: 40,
+  ioports: 48,
+  ram: 176,
+  rams: 192,
+  shouldFault: 320,
+  timeoutMs: 324,
+  shouldPanic: 328,
+  shouldHalt: 329,
+  ignore: 330,
+} as const;
+const IOPORT_SIZE = 8;
+const RAM_SIZE = 16;
+
+export class TestTableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TestTableError';
+  }
+}
+
+/** Reads and parses an ELF file, then its test table. */
+export function loadTestTable(path: string): TestCase[] {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new TestTableError(`cannot read test binary ${path}: ${(err as Error).message}`);
+  }
+  return readTestTable(parseElf(bytes, path));
+}
+
+/**
+ * The tests in `elf`'s `.kvmtest` section, in source order (see sourceOrder).
+ * `binary` is how TestCase.binary names the file (default: elf.file).
+ */
+export function readTestTable(elf: ElfFile, binary: string = elf.file): TestCase[] {
+  const section = findSection(elf, TEST_TABLE_SECTION);
+  if (!section || section.size === 0 || section.type === SHT_NOBITS) {
+    throw new TestTableError(
+      `${binary} has no kvmtest tests: declare tests with KVMTEST(name) { ... } and link with \`kvmtest cc\``,
+    );
+  }
+  const table = elf.bytes.subarray(section.offset, section.offset + section.size);
+  const view = new DataView(table.buffer, table.byteOffset, table.byteLength);
+  const memory = new SegmentReader(elf, binary);
+  const tests: TestCase[] = [];
+  let at = 0;
+  while (at < table.length) {
+    // The linker may pad between objects' tables: skip zeros up to the next record.
+    if (isZero(table, at, Math.min(RECORD_ALIGN, table.length - at))) {
+      at += RECORD_ALIGN;
+      continue;
+    }
+    const where = `${binary}: the ${TEST_TABLE_SECTION} record at offset ${hex(at)} (address ${hex(section.addr + BigInt(at))})`;
+    if (table.length - at < 8) throw new TestTableError(`${where} is cut short (${table.length - at} bytes left in the section)`);
+    const magic = view.getUint32(at + AT.magic, true);
+    if (magic !== TEST_RECORD_MAGIC) {
+      throw new TestTableError(
+        `${where} has bad magic ${hex(magic)} (expected ${hex(TEST_RECORD_MAGIC)}, "KVMT"): ` +
+          `the section holds something other than kvmtest records`,
+      );
+    }
+    const version = view.getUint16(at + AT.version, true);
+    const size = view.getUint16(at + AT.size, true);
+    if (!SUPPORTED_TABLE_VERSIONS.includes(version)) {
+      throw new TestTableError(
+        `${where} has version ${version}; this kvmtest reads version${SUPPORTED_TABLE_VERSIONS.length > 1 ? 's' : ''} ` +
+          `${SUPPORTED_TABLE_VERSIONS.join(', ')}: build the tests with the SDK that comes with this kvmtest, or upgrade kvmtest`,
+      );
+    }
+    if (size < RECORD_V1_SIZE) {
+      throw new TestTableError(`${where} says it is ${size} bytes, too small: a version ${version} record has at least ${RECORD_V1_SIZE}`);
+    }
+    if (at + size > table.length) {
+      throw new TestTableError(`${where} is ${size} bytes, but the section ends ${table.length - at} bytes after its start`);
+    }
+    const record = new DataView(table.buffer, table.byteOffset + at, size);
+    tests.push(readRecord(record, section.addr + BigInt(at), memory, binary, where));
+    at = Math.ceil((at + size) / RECORD_ALIGN) * RECORD_ALIGN;
+  }
+  if (tests.length === 0) {
+    throw new TestTableError(
+      `${binary} has no kvmtest tests: declare tests with KVMTEST(name) { ... } and link with \`kvmtest cc\``,
+    );
+  }
+  rejectDuplicateNames(tests, binary);
+  return sourceOrder(tests);
+}
+
+/**
+ * Tests in the order they were written: source files in link order, tests
+ * by line. (Compilers may emit a file's records in any order; gcc at -O2
+ * emits them backwards.)
+ */
+function sourceOrder(tests: TestCase[]): TestCase[] {
+  const fileRank = new Map<string, number>();
+  for (const t of tests) if (!fileRank.has(t.file)) fileRank.set(t.file, fileRank.size);
+  return [...tests].sort((a, b) => fileRank.get(a.file)! - fileRank.get(b.file)! || a.line - b.line);
+}
+
+function readRecord(view: DataView, address: bigint, memory: SegmentReader, binary: string, where: string): TestCase {
+  const name = memory.string(view.getBigUint64(AT.name, true), `${where}: its name`);
+  const file = memory.string(view.getBigUint64(AT.file, true), `${where} ("${name}"): its file name`);
+  const line = view.getUint32(AT.line, true);
+  const fn = view.getBigUint64(AT.fn, true);
+  const test = `${binary}: test "${name}" (${file}:${line})`;
+  if (name === '') throw new TestTableError(`${where} has an empty name`);
+  if (fn === 0n) throw new TestTableError(`${test} has no test function (its fn pointer is 0)`);
+
+  const options = {
+    shouldFault: view.getInt32(AT.shouldFault, true),
+    shouldPanic: view.getUint8(AT.shouldPanic) !== 0,
+    shouldHalt: view.getUint8(AT.shouldHalt) !== 0,
+  };
+  return {
+    name,
+    binary,
+    file,
+    line,
+    fn,
+    record: address,
+    expect: expectation(options, test),
+    ioports: ioPorts(view, test),
+    ram: ramRanges(view, test),
+    timeoutMs: view.getUint32(AT.timeoutMs, true),
+    ignore: view.getUint8(AT.ignore) !== 0,
+  };
+}
+
+function expectation(o: { shouldFault: number; shouldPanic: boolean; shouldHalt: boolean }, test: string): Expectation {
+  if (o.shouldFault !== NO_FAULT && (o.shouldFault < 0 || o.shouldFault > MAX_VECTOR)) {
+    throw new TestTableError(
+      `${test}: .should_fault = ${o.shouldFault} is not an exception vector (0 to ${MAX_VECTOR}, e.g. FAULT_GP; -1 means none)`,
+    );
+  }
+  const set = [
+    o.shouldPanic && '.should_panic',
+    o.shouldHalt && '.should_halt',
+    o.shouldFault !== NO_FAULT && '.should_fault',
+  ].filter((x): x is string => x !== false);
+  if (set.length > 1) {
+    throw new TestTableError(`${test} sets ${set.join(' and ')}; a test expects one outcome, so set at most one of them`);
+  }
+  if (o.shouldPanic) return { kind: 'panic' };
+  if (o.shouldHalt) return { kind: 'halt' };
+  if (o.shouldFault !== NO_FAULT) return { kind: 'fault', vector: o.shouldFault };
+  return { kind: 'return' };
+}
+
+/** .ioport and .ioports[16]; an all-zero entry is unset. */
+function ioPorts(view: DataView, test: string): Map<number, number> {
+  const entries: Array<[number, number]> = [];
+  for (let i = 0; i <= MAX_IOPORTS; i++) {
+    const at = i === 0 ? AT.ioport : AT.ioports + (i - 1) * IOPORT_SIZE;
+    const port = view.getUint32(at, true);
+    const value = view.getUint32(at + 4, true);
+    if (port !== 0 || value !== 0) entries.push([port, value]);
+  }
+  try {
+    return normalizeIoPorts(entries);
+  } catch (err) {
+    if (err instanceof OptionError) throw new TestTableError(`${test}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** .ram and .rams[8]; an all-zero entry is unset. */
+function ramRanges(view: DataView, test: string): Array<[bigint, bigint]> {
+  const ranges: Array<[bigint, bigint]> = [];
+  for (let i = 0; i <= MAX_RAMS; i++) {
+    const at = i === 0 ? AT.ram : AT.rams + (i - 1) * RAM_SIZE;
+    const from = view.getBigUint64(at, true);
+    const to = view.getBigUint64(at + 8, true);
+    if (from === 0n && to === 0n) continue;
+    const range = `RAM range [${hex(from)}, ${hex(to)})`;
+    if (to <= from) throw new TestTableError(`${test}: ${range}: the end must be above the start (ranges are { from, to })`);
+    if ((from & PAGE_MASK) !== 0n || (to & PAGE_MASK) !== 0n) {
+      throw new TestTableError(`${test}: ${range}: both ends must be multiples of 4 KiB (0x1000)`);
+    }
+    if (from < LAYOUT.engineEnd) {
+      throw new TestTableError(`${test}: ${range} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
+    }
+    const clash = ranges.find(([f, t]) => from < t && f < to);
+    if (clash) throw new TestTableError(`${test}: ${range} overlaps RAM range [${hex(clash[0])}, ${hex(clash[1])})`);
+    ranges.push([from, to]);
+  }
+  return ranges;
+}
+
+function rejectDuplicateNames(tests: readonly TestCase[], binary: string): void {
+  const seen = new Map<string, TestCase>();
+  for (const t of tests) {
+    const first = seen.get(t.name);
+    if (first) {
+      throw new TestTableError(
+        `${binary}: the test name "${t.name}" is given twice, at ${first.file}:${first.line} and at ${t.file}:${t.line}; ` +
+          'test names must be unique within a binary',
+      );
+    }
+    seen.set(t.name, t);
+  }
+}
+
+function isZero(bytes: Uint8Array, at: number, length: number): boolean {
+  for (let i = at; i < at + length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Reads NUL-terminated strings at guest-virtual addresses from the file's loadable segments. */
+class SegmentReader {
+  constructor(
+    private readonly elf: ElfFile,
+    private readonly binary: string,
+  ) {}
+
+  string(address: bigint, what: string): string {
+    const segment = this.elf.segments.find(
+      (s) => s.type === PT_LOAD && address >= s.vaddr && address < s.vaddr + BigInt(s.filesz),
+    );
+    if (!segment) {
+      throw new TestTableError(
+        `${what} points at ${hex(address)}, which is not in any loadable segment of ${this.binary} with file contents`,
+      );
+    }
+    const start = segment.offset + Number(address - segment.vaddr);
+    const end = segment.offset + segment.filesz;
+    const nul = this.elf.bytes.subarray(start, end).indexOf(0);
+    if (nul < 0) throw new TestTableError(`${what} at ${hex(address)} runs to the end of its segment without a terminating NUL`);
+    return new TextDecoder().decode(this.elf.bytes.subarray(start, start + nul));
+  }
+}

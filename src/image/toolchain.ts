@@ -1,0 +1,298 @@
+// `kvmtest cc`: builds test binaries with the system C compiler ($CC, or cc;
+// gcc and clang both work). It compiles the SDK's runtime with fixed flags,
+// then compiles and links the user's sources against it with freestanding
+// flags and kvmtest's linker script. The user's own flags come after ours,
+// so they can override them.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export class ToolchainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ToolchainError';
+  }
+}
+
+export interface SdkPaths {
+  /** The SDK's root (sdk/ in the package). */
+  root: string;
+  /** Holds kvmtest.h and kvmtest/{abi,x86}.h. */
+  include: string;
+  /** The runtime's sources, linked into every test binary. */
+  runtime: string;
+  runtimeSources: string[];
+  /** Links at 0x200000. */
+  linkerScript: string;
+  /** Links at 0xffffffff80000000 (for -mcmodel=kernel code). */
+  higherHalfLinkerScript: string;
+}
+
+/** Where the SDK is: the package's sdk/ directory (this file is dist/src/image/toolchain.js). */
+export function sdkPaths(): SdkPaths {
+  const root = fileURLToPath(new URL('../../../sdk/', import.meta.url));
+  const runtime = join(root, 'runtime');
+  if (!existsSync(runtime)) {
+    throw new ToolchainError(`the kvmtest SDK is missing: expected its runtime at ${runtime}; reinstall kvmtest`);
+  }
+  const runtimeSources = readdirSync(runtime)
+    .filter((f) => f.endsWith('.c') || f.endsWith('.S'))
+    .sort()
+    .map((f) => join(runtime, f));
+  return {
+    root,
+    include: join(root, 'include'),
+    runtime,
+    runtimeSources,
+    linkerScript: join(root, 'link', 'kvmtest.ld'),
+    higherHalfLinkerScript: join(root, 'link', 'kvmtest-higher-half.ld'),
+  };
+}
+
+export interface ToolchainOptions {
+  /** Link at 0xffffffff80000000 and compile with -mcmodel=kernel. */
+  higherHalf: boolean;
+  /** Let the compiler use SSE/AVX/x87 registers in the user's code (never in the runtime). */
+  allowSimd: boolean;
+}
+
+/** What kvmtest cc adds to a compiler command, per part. */
+export interface ToolchainFlags {
+  /** For the runtime's sources. */
+  runtime: string[];
+  /** For the user's sources, before the user's own flags. */
+  user: string[];
+  /** For linking, before the user's own flags (the linker script comes with them, unless the user gives -T). */
+  link: string[];
+}
+
+/**
+ * Code for a ring-0 guest with no libc: no PIC (the image is linked at a
+ * fixed address), no stack protector (it needs a TLS canary), no red zone
+ * (interrupt handlers may run on the same stack), no unwind tables.
+ * General registers only, since software-assisted KVMs (PVM) cannot emulate
+ * the SSE instructions compilers emit on their own (pxor to zero a struct).
+ */
+const BASE_FLAGS = [
+  '-ffreestanding',
+  '-fno-pic',
+  '-fno-stack-protector',
+  '-mno-red-zone',
+  '-fno-asynchronous-unwind-tables',
+  '-O2',
+  '-g',
+];
+const GENERAL_REGS_ONLY = '-mgeneral-regs-only';
+const KERNEL_CODE_MODEL = '-mcmodel=kernel';
+
+export function toolchainFlags(options: ToolchainOptions, paths: SdkPaths = sdkPaths()): ToolchainFlags {
+  const model = options.higherHalf ? [KERNEL_CODE_MODEL] : [];
+  return {
+    runtime: [...BASE_FLAGS, GENERAL_REGS_ONLY, ...model, `-I${paths.include}`],
+    user: [...BASE_FLAGS, ...(options.allowSimd ? [] : [GENERAL_REGS_ONLY]), ...model, `-I${paths.include}`],
+    link: [
+      '-static',
+      '-nostdlib',
+      '-no-pie',
+      // Debian's and Ubuntu's compilers ask for a build ID the script discards anyway.
+      '-Wl,--build-id=none',
+      // Assembly files without a .note.GNU-stack section would make ld warn.
+      '-Wl,-z,noexecstack',
+    ],
+  };
+}
+
+/** Says a user's argument gives a linker script: -T file, -Tfile, -Wl,-T,file or -Wl,--script=file (not -Ttext=). */
+function isLinkerScript(arg: string): boolean {
+  if (arg.startsWith('-T')) return !/^-T(text|data|bss)\b/.test(arg);
+  return /^-Wl,(.*,)?(-T|--script)/.test(arg);
+}
+
+/** kvmtest's linker script, unless the user gave their own. */
+function linkerScriptArgs(options: ToolchainOptions, paths: SdkPaths, ccArgs: readonly string[]): string[] {
+  if (ccArgs.some(isLinkerScript)) return [];
+  return ['-T', options.higherHalf ? paths.higherHalfLinkerScript : paths.linkerScript];
+}
+
+export interface CompileOptions {
+  /** Environment for the compiler, and where $CC is read (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Directory the user's paths are relative to (default: process.cwd()). */
+  cwd?: string;
+}
+
+export interface CompileResult {
+  /** The compiler's exit status: 0 when the binary was built. */
+  status: number;
+  /** The compiler's standard error, to show the user as it is. */
+  stderr: string;
+  /** The commands run, for messages and --verbose output. */
+  commands: string[][];
+}
+
+/** Our options, consumed before the rest goes to the compiler. */
+const OWN_OPTIONS = new Set(['--higher-half', '--allow-simd']);
+/** Compiler options whose value is the next argument (so it is not a source file). */
+const OPTIONS_WITH_VALUE = new Set([
+  '-o', '-I', '-D', '-U', '-include', '-imacros', '-isystem', '-iquote', '-idirafter', '-iprefix',
+  '-iwithprefix', '-isysroot', '-x', '-MF', '-MT', '-MQ', '-L', '-T', '-Xlinker', '-Xassembler',
+  '-Xpreprocessor', '-Xclang', '-aux-info', '--param', '-target', '-arch', '-z', '-e', '-u', '-l',
+]);
+/** Options that stop before linking: no runtime, no linker script. */
+const COMPILE_ONLY = new Set(['-c', '-S', '-E', '-M', '-MM']);
+
+interface ParsedArgs {
+  options: ToolchainOptions;
+  /** Everything that goes to the compiler, in the order given. */
+  ccArgs: string[];
+  inputs: string[];
+  output: string | undefined;
+  compileOnly: boolean;
+  version: boolean;
+}
+
+function parseArgs(args: readonly string[]): ParsedArgs {
+  const parsed: ParsedArgs = {
+    options: { higherHalf: false, allowSimd: false },
+    ccArgs: [],
+    inputs: [],
+    output: undefined,
+    compileOnly: false,
+    version: false,
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (OWN_OPTIONS.has(arg)) {
+      if (arg === '--higher-half') parsed.options.higherHalf = true;
+      else parsed.options.allowSimd = true;
+      continue;
+    }
+    parsed.ccArgs.push(arg);
+    if (OPTIONS_WITH_VALUE.has(arg)) {
+      const value = args[++i];
+      if (value === undefined) throw new ToolchainError(`kvmtest cc: ${arg} needs a value`);
+      parsed.ccArgs.push(value);
+      if (arg === '-o') parsed.output = value;
+    } else if (arg.startsWith('-o') && arg.length > 2) {
+      parsed.output = arg.slice(2);
+    } else if (COMPILE_ONLY.has(arg)) {
+      parsed.compileOnly = true;
+    } else if (arg === '--version') {
+      parsed.version = true;
+    } else if (arg === '-' || !arg.startsWith('-')) {
+      parsed.inputs.push(arg);
+    }
+  }
+  return parsed;
+}
+
+/** The compiler to run: $CC split into a command and its own arguments ("ccache gcc"), or cc. */
+interface Compiler {
+  command: string[];
+  fromEnv: boolean;
+}
+
+function compilerCommand(env: NodeJS.ProcessEnv): Compiler {
+  const cc = (env['CC'] ?? '').trim();
+  if (cc === '') return { command: ['cc'], fromEnv: false };
+  return { command: cc.split(/\s+/), fromEnv: true };
+}
+
+function noCompiler(cc: Compiler): ToolchainError {
+  const tried = cc.fromEnv ? ` (CC is "${cc.command.join(' ')}", which was not found)` : ' (cc was not found)';
+  return new ToolchainError(`no C compiler found: kvmtest cc runs $CC, or cc; install gcc or clang, or set CC${tried}`);
+}
+
+interface Run {
+  status: number;
+  stderr: string;
+}
+
+function run(cc: Compiler, args: string[], cwd: string, env: NodeJS.ProcessEnv): Run {
+  const [command, ...own] = cc.command;
+  const result = spawnSync(command!, [...own, ...args], {
+    cwd,
+    env,
+    encoding: 'utf8',
+    stdio: ['inherit', 'inherit', 'pipe'],
+  });
+  if (result.error) {
+    if ((result.error as NodeJS.ErrnoException).code === 'ENOENT') throw noCompiler(cc);
+    throw new ToolchainError(`kvmtest cc: cannot run ${cc.command.join(' ')}: ${result.error.message}`);
+  }
+  // Killed by a signal: report it as a shell would (128 + the signal number).
+  const status = result.status ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
+  return { status, stderr: result.stderr ?? '' };
+}
+
+/**
+ * `kvmtest cc [--higher-half] [--allow-simd] [cc args...] -o tests.elf a.c b.c x.S`.
+ * Returns the compiler's status and stderr; throws ToolchainError when it
+ * cannot start (no compiler, no sources, no -o).
+ *
+ * With -c, -S, -E, -M or -MM it only compiles (our flags and include path,
+ * no runtime, no linking), so that build systems can compile objects and
+ * link them with a final `kvmtest cc -o tests.elf *.o`.
+ */
+export function compileTests(args: readonly string[], options: CompileOptions = {}): CompileResult {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const parsed = parseArgs(args);
+  const cc = compilerCommand(env);
+  const commands: string[][] = [];
+
+  if (parsed.version && parsed.inputs.length === 0) {
+    commands.push([...cc.command, ...parsed.ccArgs]);
+    return { ...run(cc, parsed.ccArgs, cwd, env), commands };
+  }
+  if (parsed.inputs.length === 0) {
+    throw new ToolchainError(
+      'kvmtest cc: no source files: give C (.c) or assembly (.S) files to build, e.g. `kvmtest cc -o tests.elf tests.c`',
+    );
+  }
+  const paths = sdkPaths();
+  const flags = toolchainFlags(parsed.options, paths);
+  if (parsed.compileOnly) {
+    const userArgs = [...flags.user, ...parsed.ccArgs];
+    commands.push([...cc.command, ...userArgs]);
+    return { ...run(cc, userArgs, cwd, env), commands };
+  }
+  if (parsed.output === undefined) {
+    throw new ToolchainError('kvmtest cc: no output file: give one with -o, e.g. `kvmtest cc -o tests.elf tests.c`');
+  }
+
+  // The runtime is compiled apart from the user's files so that their flags
+  // (-O0, -mavx, --allow-simd) never reach it; in a fresh directory, so that
+  // concurrent builds do not share objects.
+  const objects = mkdtempSync(join(tmpdir(), 'kvmtest-cc-'));
+  try {
+    const runtimeArgs = ['-c', ...flags.runtime, ...paths.runtimeSources];
+    commands.push([...cc.command, ...runtimeArgs]);
+    const runtime = run(cc, runtimeArgs, objects, env);
+    if (runtime.status !== 0) {
+      return {
+        status: runtime.status,
+        stderr: `${runtime.stderr}kvmtest cc: the kvmtest runtime (${paths.runtime}) failed to compile with ${cc.command.join(' ')}\n`,
+        commands,
+      };
+    }
+    const runtimeObjects = readdirSync(objects)
+      .filter((f) => f.endsWith('.o'))
+      .sort()
+      .map((f) => join(objects, f));
+    const linkArgs = [
+      ...flags.user,
+      ...flags.link,
+      ...linkerScriptArgs(parsed.options, paths, parsed.ccArgs),
+      ...parsed.ccArgs,
+      ...runtimeObjects,
+    ];
+    commands.push([...cc.command, ...linkArgs]);
+    const link = run(cc, linkArgs, cwd, env);
+    return { status: link.status, stderr: runtime.stderr + link.stderr, commands };
+  } finally {
+    rmSync(objects, { recursive: true, force: true });
+  }
+}

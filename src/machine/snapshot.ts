@@ -1,0 +1,147 @@
+// Puts a used machine back into the state it had right after load, so the
+// next test sees a pristine machine without paying for a new VM: memory
+// (only the pages the guest dirtied, from KVM's dirty log), special
+// registers, FPU/XSAVE state, XCRs, MSRs, pending events and debug
+// registers. General registers are set per test by the caller.
+import type { Kvm } from '../kvm/kvm.js';
+import { encodeMsrs, encodeSregs } from '../kvm/structs.js';
+import type { StateBlob } from '../kvm/vcpu.js';
+import { CR4_OSXSAVE } from './cpu-state.js';
+import { LAYOUT } from './layout.js';
+import type { Machine } from './machine.js';
+import { PAGE_SIZE, type MemorySlot } from './memory.js';
+
+/**
+ * MSRs a snapshot leaves alone: the time-stamp counter keeps running (writing
+ * it back would make time jump backwards), the APIC base and EFER travel in
+ * the special registers, and KVM's paravirtual clock MSRs belong to KVM.
+ */
+function skipMsr(index: number): boolean {
+  return (
+    index === 0x10 || // IA32_TSC
+    index === 0x3b || // IA32_TSC_ADJUST
+    index === 0x6e0 || // IA32_TSC_DEADLINE
+    index === 0x1b || // IA32_APIC_BASE
+    index === 0xc0000080 || // IA32_EFER
+    index === 0x11 || index === 0x12 || // old kvmclock MSRs
+    (index >= 0x4b564d00 && index <= 0x4b564dff) // KVM paravirtual MSRs
+  );
+}
+
+/** Per /dev/kvm handle: the MSR indices a snapshot saves and restores. */
+const restorableMsrs = new WeakMap<Kvm, number[]>();
+
+interface SlotSnapshot {
+  slot: MemorySlot;
+  /** Page index -> the page's bytes at capture time; missing pages were zero. */
+  pages: Map<number, Uint8Array>;
+}
+
+export interface RestoreStats {
+  /** Pages copied back (or zeroed). */
+  pagesRestored: number;
+  /**
+   * True when the guest wrote to the engine's page tables. Restoring those
+   * from the host side could leave a shadow-paging KVM (like PVM) with
+   * stale shadow entries, so the caller should build a fresh machine.
+   */
+  pageTablesTouched: boolean;
+}
+
+export class Snapshot {
+  private constructor(
+    private readonly slots: SlotSnapshot[],
+    private readonly sregs: Uint8Array,
+    private readonly events: Uint8Array,
+    private readonly blobs: ReadonlyArray<readonly [StateBlob, Uint8Array]>,
+    private readonly msrs: Uint8Array,
+    private readonly msrCount: number,
+  ) {}
+
+  /** Records the machine's state. Call before the machine first runs; its slots must log dirty pages. */
+  static capture(machine: Machine): Snapshot {
+    const slots = machine.slots.map((slot): SlotSnapshot => {
+      if (!slot.dirtyBitmap) throw new Error(`internal: snapshot needs dirty logging on slot "${slot.options.name}"`);
+      return { slot, pages: nonZeroPages(slot.bytes) };
+    });
+    const sregs = new Uint8Array(312);
+    encodeSregs(machine.initialSregs, new DataView(sregs.buffer));
+
+    const vcpu = machine.vcpu;
+    const kvm = machine.kvmVm.kvm;
+    // Each vCPU ioctl costs several microseconds on a software-assisted KVM,
+    // so restore only what can change: XCR0 only where the guest can run
+    // xsetbv, and the FPU through XSAVE when it covers it. Pending events go
+    // through the kvm_run sync area, at no cost.
+    const blobNames: StateBlob[] = [kvm.checkExtension('KVM_CAP_XSAVE') ? 'xsave' : 'fpu', 'debugregs'];
+    if (machine.initialSregs.cr4 & CR4_OSXSAVE) blobNames.push('xcrs');
+    const blobs = blobNames.map((name) => [name, vcpu.getBlob(name)] as const);
+    const events = vcpu.getBlob('events');
+
+    let indices = restorableMsrs.get(kvm);
+    if (!indices) {
+      // Keep only MSRs KVM both reads and accepts back: the list names some
+      // that this vCPU's CPUID does not offer. Probed one by one, once.
+      indices = kvm.msrIndexList().filter((index) => {
+        if (skipMsr(index)) return false;
+        const read = vcpu.getMsrs([index]);
+        return read.length === 1 && vcpu.setMsrs(encodeMsrs(read)) === 1;
+      });
+      restorableMsrs.set(kvm, indices);
+    }
+    const values = vcpu.getMsrs(indices);
+    if (values.length !== indices.length) throw new Error('internal: KVM_GET_MSRS could not read every restorable MSR');
+    return new Snapshot(slots, sregs, events, blobs, encodeMsrs(values), values.length);
+  }
+
+  /** Restores the captured state; returns what it did. */
+  restore(machine: Machine): RestoreStats {
+    machine.completePendingIo();
+    let pagesRestored = 0;
+    let pageTablesTouched = false;
+    for (const { slot, pages } of this.slots) {
+      const bitmap = machine.memory.fetchDirtyPages(slot);
+      for (let word = 0; word < bitmap.length; word++) {
+        let bits = bitmap[word]!;
+        if (bits === 0n) continue;
+        for (let bit = 0; bits !== 0n; bit++, bits >>= 1n) {
+          if ((bits & 1n) === 0n) continue;
+          const page = word * 64 + bit;
+          const offset = page * PAGE_SIZE;
+          const pristine = pages.get(page);
+          if (pristine) slot.bytes.set(pristine, offset);
+          else slot.bytes.fill(0, offset, offset + PAGE_SIZE);
+          pagesRestored++;
+          const phys = slot.guestPhys + BigInt(offset);
+          if (phys >= LAYOUT.pageTables && phys < LAYOUT.doorbell) pageTablesTouched = true;
+        }
+      }
+    }
+    const vcpu = machine.vcpu;
+    vcpu.stageRawSregs(this.sregs);
+    vcpu.stageRawEvents(this.events);
+    for (const [name, data] of this.blobs) vcpu.setBlob(name, data);
+    const written = vcpu.setMsrs(this.msrs);
+    if (written !== this.msrCount) {
+      throw new Error(`internal: KVM_SET_MSRS restored ${written} of ${this.msrCount} MSRs`);
+    }
+    return { pagesRestored, pageTablesTouched };
+  }
+}
+
+/** The pages of `bytes` that hold anything but zeros, copied. */
+function nonZeroPages(bytes: Uint8Array): Map<number, Uint8Array> {
+  const pages = new Map<number, Uint8Array>();
+  const words = new BigUint64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+  const wordsPerPage = PAGE_SIZE / 8;
+  for (let page = 0; page * wordsPerPage < words.length; page++) {
+    const start = page * wordsPerPage;
+    for (let i = start; i < start + wordsPerPage; i++) {
+      if (words[i] !== 0n) {
+        pages.set(page, bytes.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE));
+        break;
+      }
+    }
+  }
+  return pages;
+}

@@ -1,0 +1,111 @@
+// The default reporter, in cargo test's format: one line per test as results
+// arrive, then the failures (output and reason) and a one-line summary.
+import type { Reporter, RunSummary, TestResult } from '../runner/types.js';
+import { colorEnabled, writeAndFlush, type ReportOutput } from './output.js';
+import { failureReason, normalizeNewlines, oneLine, qualifiedName, seconds, spansBinaries } from './text.js';
+
+export interface PrettyOptions {
+  /** Force color on or off; by default only for a TTY without NO_COLOR. */
+  color?: boolean;
+}
+
+type Paint = (text: string) => string;
+interface Palette {
+  green: Paint;
+  red: Paint;
+  yellow: Paint;
+}
+
+const plain: Paint = (text) => text;
+const sgr =
+  (code: number): Paint =>
+  (text) =>
+    `\x1b[${code}m${text}\x1b[0m`;
+
+function palette(color: boolean): Palette {
+  return color ? { green: sgr(32), red: sgr(31), yellow: sgr(33) } : { green: plain, red: plain, yellow: plain };
+}
+
+/** "1 test", "5 tests": cargo's wording. */
+function countTests(n: number): string {
+  return `${n} ${n === 1 ? 'test' : 'tests'}`;
+}
+
+/** Text ends with exactly one newline (none added to empty text). */
+function asBlock(text: string): string {
+  const trimmed = text.replace(/\n+$/, '');
+  return trimmed === '' ? '' : `${trimmed}\n`;
+}
+
+export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): Reporter {
+  const paint = palette(options.color ?? colorEnabled(out));
+  let multipleBinaries = false;
+  const testsPerBinary = new Map<string, number>();
+  const announced = new Set<string>();
+  let currentBinary: string | undefined;
+
+  function statusText(result: TestResult): string {
+    if (result.status === 'passed') return paint.green('ok');
+    if (result.status === 'failed') return paint.red('FAILED');
+    const reason = result.message === undefined ? '' : oneLine(result.message);
+    return reason === '' ? paint.yellow('ignored') : `${paint.yellow('ignored')}, ${reason}`;
+  }
+
+  // cargo prints one "Running" header per binary, each with its own count.
+  function binaryHeader(binary: string): string {
+    let text = currentBinary === undefined ? '' : '\n';
+    text += `     Running ${binary}\n`;
+    const count = testsPerBinary.get(binary);
+    if (!announced.has(binary) && count !== undefined) text += `\nrunning ${countTests(count)}\n`;
+    announced.add(binary);
+    return text;
+  }
+
+  function failureSection(failures: readonly TestResult[], qualify: boolean): string {
+    if (failures.length === 0) return '';
+    let text = '\nfailures:\n\n';
+    for (const failure of failures) {
+      text += `---- ${qualifiedName(failure, qualify)} stdout ----\n`;
+      text += asBlock(normalizeNewlines(failure.output));
+      text += asBlock(normalizeNewlines(failureReason(failure)));
+      text += '\n';
+    }
+    text += 'failures:\n';
+    for (const failure of failures) text += `    ${qualifiedName(failure, qualify)}\n`;
+    return text;
+  }
+
+  function summaryLine(summary: RunSummary, anyFailed: boolean): string {
+    const verdict = anyFailed ? paint.red('FAILED') : paint.green('ok');
+    return (
+      `test result: ${verdict}. ${summary.passed} passed; ${summary.failed} failed; ` +
+      `${summary.ignored} ignored; finished in ${seconds(summary.durationMs, 2)}s\n`
+    );
+  }
+
+  return {
+    onRunStart({ tests, binaries }) {
+      multipleBinaries = spansBinaries([...binaries, ...tests.map((t) => t.binary)]);
+      for (const test of tests) testsPerBinary.set(test.binary, (testsPerBinary.get(test.binary) ?? 0) + 1);
+      if (!multipleBinaries) out.write(`running ${countTests(tests.length)}\n`);
+    },
+
+    onTestResult(result) {
+      let text = '';
+      if (multipleBinaries && result.binary !== currentBinary) {
+        text += binaryHeader(result.binary);
+        currentBinary = result.binary;
+      }
+      text += `test ${result.name} ... ${statusText(result)}\n`;
+      out.write(text);
+    },
+
+    async onRunEnd(results, summary) {
+      const failures = results.filter((r) => r.status === 'failed');
+      const qualify = multipleBinaries || spansBinaries(results.map((r) => r.binary));
+      const text =
+        failureSection(failures, qualify) + '\n' + summaryLine(summary, summary.failed > 0 || failures.length > 0);
+      await writeAndFlush(out, text);
+    },
+  };
+}

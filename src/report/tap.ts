@@ -1,0 +1,154 @@
+// TAP version 13 (testanything.org/tap-version-13-specification), streamed:
+// the plan first when the test list is known, one line per result, and a
+// YAML block (indented "  ---" ... "  ...") under each failure.
+import type { FaultInfo } from '../result.js';
+import type { Reporter, TestResult } from '../runner/types.js';
+import { writeAndFlush, type ReportOutput } from './output.js';
+import { failureReason, hex, normalizeNewlines, oneLine, qualifiedName, spansBinaries } from './text.js';
+
+// ---- YAML scalars -----------------------------------------------------------
+// Guest text can hold any character, so each value is written in the one form
+// that reads it back exactly: a literal block (|) for printable multi-line
+// text, otherwise a double-quoted string with escapes.
+
+/** YAML's c-printable set: anything else must be escaped. */
+function yamlPrintable(code: number): boolean {
+  return (
+    code === 0x09 ||
+    code === 0x0a ||
+    code === 0x0d ||
+    (code >= 0x20 && code <= 0x7e) ||
+    code === 0x85 ||
+    (code >= 0xa0 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) ||
+    code >= 0x10000
+  );
+}
+
+const YAML_ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function quoted(text: string): string {
+  let result = '"';
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    const named = YAML_ESCAPES[ch];
+    if (named !== undefined) result += named;
+    // A BOM inside a value is printable, but some parsers drop it.
+    else if (yamlPrintable(code) && code !== 0xfeff) result += ch;
+    else if (code <= 0xff) result += `\\x${code.toString(16).padStart(2, '0')}`;
+    else result += `\\u${code.toString(16).padStart(4, '0')}`;
+  }
+  return `${result}"`;
+}
+
+const YAML_KEYWORDS = new Set(['true', 'false', 'yes', 'no', 'on', 'off', 'y', 'n', 'null']);
+
+/** A word that YAML reads back as the same string (outcomes, names). */
+function isPlainSafe(text: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9_-]*$/.test(text) && !YAML_KEYWORDS.has(text.toLowerCase());
+}
+
+function scalar(text: string): string {
+  return isPlainSafe(text) ? text : quoted(text);
+}
+
+/** Text a literal block scalar can carry unchanged. */
+function fitsLiteralBlock(text: string): boolean {
+  if (!text.includes('\n') || !/[^\n]/.test(text)) return false;
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    // A CR would be read as a line break; a BOM may be dropped.
+    if (code === 0x0d || code === 0xfeff || !yamlPrintable(code)) return false;
+  }
+  return true;
+}
+
+/** `key: |` and the text indented two more spaces than the key. */
+function literalBlock(key: string, text: string, indent: string): string[] {
+  // Chomping keeps the trailing newlines exact: none (-), one (clip), more (+).
+  const chomp = !text.endsWith('\n') ? '-' : text.endsWith('\n\n') ? '+' : '';
+  const lines = (text.endsWith('\n') ? text.slice(0, -1) : text).split('\n');
+  // Text starting with a space would mislead indentation detection; say it explicitly.
+  const firstContent = lines.find((line) => line !== '') ?? '';
+  const indicator = firstContent.startsWith(' ') ? '2' : '';
+  const body = `${indent}  `;
+  return [`${indent}${key}: |${indicator}${chomp}`, ...lines.map((line) => (line === '' ? '' : body + line))];
+}
+
+function entry(key: string, text: string, indent: string): string[] {
+  return fitsLiteralBlock(text) ? literalBlock(key, text, indent) : [`${indent}${key}: ${quoted(text)}`];
+}
+
+function faultEntries(fault: FaultInfo, indent: string): string[] {
+  const lines = [`${indent}fault:`];
+  const inner = `${indent}  `;
+  lines.push(`${inner}vector: ${fault.vector}`);
+  lines.push(`${inner}name: ${scalar(fault.name)}`);
+  if (fault.errorCode !== undefined) lines.push(`${inner}errorCode: ${fault.errorCode}`);
+  lines.push(`${inner}rip: ${quoted(hex(fault.rip))}`);
+  if (fault.cr2 !== undefined) lines.push(`${inner}cr2: ${quoted(hex(fault.cr2))}`);
+  lines.push(`${inner}location: ${scalar(fault.location)}`);
+  return lines;
+}
+
+function diagnostics(result: TestResult): string {
+  const indent = '  ';
+  const lines = [`${indent}---`];
+  lines.push(...entry('message', normalizeNewlines(failureReason(result)), indent));
+  if (result.outcome !== undefined) lines.push(`${indent}outcome: ${scalar(result.outcome)}`);
+  if (result.fault) lines.push(...faultEntries(result.fault, indent));
+  if (result.output !== '') lines.push(...entry('output', normalizeNewlines(result.output), indent));
+  lines.push(`${indent}...`);
+  return lines.map((line) => `${line}\n`).join('');
+}
+
+// ---- test lines -------------------------------------------------------------
+
+/** A description on one line, with "#" escaped so it cannot start a directive. */
+function description(name: string): string {
+  return oneLine(name).replace(/\\/g, '\\\\').replace(/#/g, '\\#');
+}
+
+function testPoint(result: TestResult, number: number, qualify: boolean): string {
+  const name = description(qualifiedName(result, qualify));
+  if (result.status === 'passed') return `ok ${number} - ${name}\n`;
+  if (result.status === 'ignored') {
+    const reason = result.message === undefined ? '' : oneLine(result.message);
+    return `ok ${number} - ${name} # SKIP${reason === '' ? '' : ` ${reason}`}\n`;
+  }
+  return `not ok ${number} - ${name}\n${diagnostics(result)}`;
+}
+
+export function tapReporter(out: ReportOutput): Reporter {
+  let started = false;
+  let planned = false;
+  let count = 0;
+  let qualify = false;
+
+  function header(): string {
+    if (started) return '';
+    started = true;
+    return 'TAP version 13\n';
+  }
+
+  return {
+    onRunStart({ tests, binaries }) {
+      qualify = spansBinaries([...binaries, ...tests.map((t) => t.binary)]);
+      planned = true;
+      out.write(`${header()}1..${tests.length}\n`);
+    },
+
+    onTestResult(result) {
+      count += 1;
+      out.write(header() + testPoint(result, count, qualify));
+    },
+
+    async onRunEnd(_results, summary) {
+      // Without a known test list up front, the plan goes last (the spec allows either).
+      let text = header() + (planned ? '' : `1..${count}\n`);
+      text += `# pass ${summary.passed}\n# fail ${summary.failed}\n# skip ${summary.ignored}\n`;
+      text += `# duration_ms ${Number(summary.durationMs.toFixed(3))}\n`;
+      await writeAndFlush(out, text);
+    },
+  };
+}

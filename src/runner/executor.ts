@@ -1,0 +1,122 @@
+// Runs the tests of one test binary in this process, each on a pristine
+// machine: with 'snapshot' isolation a machine is reused and restored from
+// its snapshot between tests; with 'vm' isolation every test gets a new VM
+// (the seed's way). Every guest failure becomes a TestResult; only host
+// problems (no /dev/kvm, a broken binary) throw.
+import { ConsoleBuffer } from '../devices/console.js';
+import type { GuestImage } from '../image/image.js';
+import type { Kvm } from '../kvm/kvm.js';
+import { Machine } from '../machine/machine.js';
+import { runUntilStop } from '../machine/run-loop.js';
+import { Snapshot } from '../machine/snapshot.js';
+import type { RunTimer } from '../machine/timeout.js';
+import type { Outcome } from '../result.js';
+import { standardBuses, toResult } from '../run-guest.js';
+import type { TestCase, TestResult } from './types.js';
+import { judge } from './verdict.js';
+
+export type Isolation = 'snapshot' | 'vm';
+export const ISOLATION_MODES: readonly Isolation[] = ['snapshot', 'vm'];
+
+/** The runtime function every test binary provides: kvmtest_entry(fn, record). */
+export const ENTRY_SYMBOL = 'kvmtest_entry';
+
+export interface ExecutorOptions {
+  isolation: Isolation;
+  /** Timeout for tests that do not set their own. */
+  defaultTimeoutMs: number;
+}
+
+/** Outcomes after which a machine is not trusted for another test. */
+const DISCARD_AFTER: ReadonlySet<Outcome> = new Set(['triple-fault', 'timeout', 'error']);
+/** Machines kept per binary (one per distinct set of RAM ranges). */
+const MACHINE_CACHE_SIZE = 4;
+
+interface CachedMachine {
+  machine: Machine;
+  snapshot: Snapshot;
+  /** False until it has run a test (nothing to restore yet). */
+  used: boolean;
+}
+
+export class BinaryExecutor {
+  private readonly entry: bigint;
+  private readonly machines = new Map<string, CachedMachine>();
+
+  constructor(
+    private readonly kvm: Kvm,
+    private readonly timer: RunTimer,
+    private readonly image: GuestImage,
+    private readonly options: ExecutorOptions,
+  ) {
+    const symbol = image.symbols.byName(ENTRY_SYMBOL);
+    if (!symbol) {
+      throw new Error(`${image.source} has no ${ENTRY_SYMBOL} function: link test binaries with \`kvmtest cc\`, which adds the kvmtest runtime`);
+    }
+    this.entry = symbol.value;
+  }
+
+  run(test: TestCase): TestResult {
+    const started = process.hrtime.bigint();
+    const timeoutMs = test.timeoutMs > 0 ? test.timeoutMs : this.options.defaultTimeoutMs;
+    const slot = this.options.isolation === 'snapshot' ? this.machineFor(test) : undefined;
+    const machine = slot?.machine ?? Machine.create(this.kvm, { image: this.image, ram: test.ram });
+    let discard = slot === undefined;
+    try {
+      if (slot) {
+        if (slot.used) {
+          const stats = slot.snapshot.restore(machine);
+          if (stats.pageTablesTouched) {
+            // The guest edited the engine's page tables: start over (see RestoreStats).
+            this.forget(test);
+            return this.run(test);
+          }
+        }
+        slot.used = true;
+      }
+      machine.setEntry(this.entry, [test.fn, test.record]);
+      const console = new ConsoleBuffer();
+      const { io, mmio } = standardBuses(console, test.ioports);
+      const stop = runUntilStop({ machine, io, mmio, console, timer: this.timer, timeoutMs });
+      const result = toResult(stop, machine, console, started);
+      if (DISCARD_AFTER.has(result.outcome)) discard = true;
+      return judge(test, result);
+    } finally {
+      if (discard) {
+        if (slot) this.forget(test);
+        else machine.close();
+      }
+    }
+  }
+
+  close(): void {
+    for (const { machine } of this.machines.values()) machine.close();
+    this.machines.clear();
+  }
+
+  private machineFor(test: TestCase): CachedMachine {
+    const key = ramKey(test);
+    let cached = this.machines.get(key);
+    if (!cached) {
+      if (this.machines.size >= MACHINE_CACHE_SIZE) {
+        const [oldestKey, oldest] = this.machines.entries().next().value!;
+        oldest.machine.close();
+        this.machines.delete(oldestKey);
+      }
+      const machine = Machine.create(this.kvm, { image: this.image, ram: test.ram, logDirty: true });
+      cached = { machine, snapshot: Snapshot.capture(machine), used: false };
+      this.machines.set(key, cached);
+    }
+    return cached;
+  }
+
+  private forget(test: TestCase): void {
+    const key = ramKey(test);
+    this.machines.get(key)?.machine.close();
+    this.machines.delete(key);
+  }
+}
+
+function ramKey(test: TestCase): string {
+  return test.ram.map(([from, to]) => `${from}-${to}`).join(',');
+}

@@ -1,0 +1,203 @@
+// Runs tests in worker processes, `jobs` at a time. Tests go out in batches
+// (one IPC round trip per batch, not per test), grouped by binary so a worker
+// reuses its machine. A worker that dies fails only the test it was running
+// (its progress file says which); the rest of its batch is run again by a
+// fresh worker. A watchdog kills a worker whose test overstays its timeout
+// by far (a guest stuck where the in-worker timer cannot stop it).
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mapSharedFile } from '../kvm/libc.js';
+import type { Isolation } from './executor.js';
+import { type FromWorker, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage } from './protocol.js';
+import type { TestCase, TestResult } from './types.js';
+
+export interface PoolOptions {
+  jobs: number;
+  isolation: Isolation;
+  defaultTimeoutMs: number;
+  /** Called once per finished test, in completion order, with its index in `tests`. */
+  onResult(index: number, result: TestResult): void;
+  /** Checked before each batch is handed out (--bail). */
+  shouldStop?(): boolean;
+}
+
+/** A worker or binary problem that makes the whole run impossible (exit status 2). */
+export class PoolError extends Error {}
+
+const MAX_BATCH = 64;
+/** How long past its timeout a silent test may run before its worker is killed. */
+const WATCHDOG_GRACE_MS = 10_000;
+const WATCHDOG_INTERVAL_MS = 500;
+const STDERR_TAIL = 4096;
+const WORKER_SCRIPT = new URL('./worker-main.js', import.meta.url);
+
+interface Batch {
+  id: number;
+  binary: string;
+  /** Indices into the tests array. */
+  indices: number[];
+}
+
+interface Worker {
+  child: ChildProcess;
+  progress: Int32Array;
+  batch: Batch | undefined;
+  stderr: string;
+  heartbeat: number;
+  heartbeatAt: number;
+  killedByWatchdog: string | undefined;
+}
+
+export async function runInWorkers(tests: readonly TestCase[], options: PoolOptions): Promise<void> {
+  if (tests.length === 0) return;
+  const dir = mkdtempSync(join(tmpdir(), 'kvmtest-'));
+  const queue: number[] = tests.map((_, i) => i);
+  let nextBatchId = 1;
+  let failure: Error | undefined;
+  const workers = new Set<Worker>();
+  let workerCount = 0;
+
+  return new Promise<void>((resolve, reject) => {
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearInterval(watchdog);
+      for (const w of workers) {
+        w.child.removeAllListeners('exit');
+        if (w.child.connected) w.child.send({ type: 'exit' });
+      }
+      rmSync(dir, { recursive: true, force: true });
+      if (failure) reject(failure);
+      else resolve();
+    };
+
+    const takeBatch = (): Batch | undefined => {
+      if (queue.length === 0 || failure || options.shouldStop?.()) return undefined;
+      const binary = tests[queue[0]!]!.binary;
+      // Smaller batches near the end keep every worker busy until the last test.
+      const share = Math.ceil(queue.length / (options.jobs * 4));
+      const size = Math.max(1, Math.min(MAX_BATCH, share));
+      const indices: number[] = [];
+      while (indices.length < size && queue.length > 0 && tests[queue[0]!]!.binary === binary) indices.push(queue.shift()!);
+      return { id: nextBatchId++, binary, indices };
+    };
+
+    const idle = (w: Worker) => {
+      const batch = takeBatch();
+      w.batch = batch;
+      if (batch) {
+        const message: RunBatchMessage = {
+          type: 'run',
+          batch: batch.id,
+          binary: batch.binary,
+          isolation: options.isolation,
+          defaultTimeoutMs: options.defaultTimeoutMs,
+          tests: batch.indices.map((i) => tests[i]!),
+        };
+        w.heartbeat = w.progress[PROGRESS.heartbeat]!;
+        w.heartbeatAt = Date.now();
+        w.child.send(message);
+      } else if ([...workers].every((x) => !x.batch)) {
+        finish();
+      }
+    };
+
+    const spawn = () => {
+      const progressPath = join(dir, `worker-${++workerCount}`);
+      writeFileSync(progressPath, Buffer.alloc(PROGRESS_BYTES));
+      const child = fork(WORKER_SCRIPT, [], {
+        serialization: 'advanced',
+        stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+        env: { ...process.env, [PROGRESS_FILE_ENV]: progressPath },
+      });
+      const w: Worker = {
+        child,
+        progress: new Int32Array(mapSharedFile(progressPath, PROGRESS_BYTES)),
+        batch: undefined,
+        stderr: '',
+        heartbeat: 0,
+        heartbeatAt: Date.now(),
+        killedByWatchdog: undefined,
+      };
+      workers.add(w);
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (chunk: string) => {
+        w.stderr = (w.stderr + chunk).slice(-STDERR_TAIL);
+      });
+      child.on('message', (message: FromWorker) => {
+        if (message.type === 'ready') return idle(w);
+        if (message.type === 'fatal') {
+          failure ??= new PoolError(message.message);
+          w.batch = undefined;
+          return idle(w);
+        }
+        const batch = w.batch!;
+        message.results.forEach((result, i) => options.onResult(batch.indices[i]!, result));
+        idle(w);
+      });
+      child.on('error', (err) => {
+        failure ??= new PoolError(`cannot start a worker process: ${err.message}`);
+      });
+      child.on('exit', (code, signal) => {
+        workers.delete(w);
+        const batch = w.batch;
+        const how = w.killedByWatchdog ?? (signal ? `was killed by signal ${signal}` : `exited with status ${code}`);
+        if (batch) {
+          const running = w.progress[PROGRESS.batch] === batch.id ? w.progress[PROGRESS.index]! : -1;
+          if (running >= 0 && running < batch.indices.length) {
+            const index = batch.indices[running]!;
+            options.onResult(index, workerDied(tests[index]!, how, w.stderr));
+            // The others in the batch go back to the front of the queue.
+            queue.unshift(...batch.indices.filter((_, i) => i !== running));
+          } else {
+            queue.unshift(...batch.indices);
+            failure ??= new PoolError(`a worker process ${how} outside any test:\n${w.stderr}`);
+          }
+        } else {
+          failure ??= new PoolError(`a worker process ${how} before running any test:\n${w.stderr}`);
+        }
+        if (!failure && queue.length > 0) spawn();
+        else if ([...workers].every((x) => !x.batch)) finish();
+      });
+    };
+
+    const watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const w of workers) {
+        if (!w.batch || w.killedByWatchdog) continue;
+        const beat = w.progress[PROGRESS.heartbeat]!;
+        if (beat !== w.heartbeat) {
+          w.heartbeat = beat;
+          w.heartbeatAt = now;
+          continue;
+        }
+        const running = w.progress[PROGRESS.index]!;
+        const test = tests[w.batch.indices[Math.max(0, running)]!]!;
+        const limit = (test.timeoutMs || options.defaultTimeoutMs) + WATCHDOG_GRACE_MS;
+        if (now - w.heartbeatAt > limit) {
+          w.killedByWatchdog = `stopped responding for ${Math.round((now - w.heartbeatAt) / 1000)} s (its timeout could not stop the guest) and was killed`;
+          w.child.kill('SIGKILL');
+        }
+      }
+    }, WATCHDOG_INTERVAL_MS);
+    watchdog.unref();
+
+    for (let i = 0; i < Math.min(options.jobs, tests.length); i++) spawn();
+  });
+}
+
+function workerDied(test: TestCase, how: string, stderr: string): TestResult {
+  const tail = stderr.trim() ? `\nworker stderr:\n${stderr.trim()}` : '';
+  return {
+    name: test.name,
+    binary: test.binary,
+    status: 'failed',
+    outcome: 'error',
+    durationMs: 0,
+    output: '',
+    message: `the worker process running this test ${how}; the other tests went on in a new worker${tail}`,
+  };
+}

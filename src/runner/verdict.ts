@@ -1,0 +1,74 @@
+// Decides whether a test passed: compares what the guest did (a GuestResult)
+// with what the test expected (return, panic, halt or a given fault), and
+// says both when they differ.
+import { vectorName } from '../machine/descriptors.js';
+import type { GuestResult } from '../result.js';
+import type { Expectation, TestCase, TestResult } from './types.js';
+
+export function describeExpectation(expect: Expectation): string {
+  switch (expect.kind) {
+    case 'return':
+      return 'return';
+    case 'panic':
+      return 'panic (should_panic)';
+    case 'halt':
+      return 'halt (should_halt)';
+    case 'fault':
+      return `raise ${vectorName(expect.vector)} (should_fault = ${expect.vector})`;
+  }
+}
+
+/** A short account of what the guest did. */
+export function describeOutcome(result: GuestResult): string {
+  switch (result.outcome) {
+    case 'returned':
+      return 'it returned';
+    case 'halted':
+      return 'it halted';
+    case 'assert-failed':
+      return 'an assertion failed';
+    case 'panicked':
+      return 'it panicked';
+    case 'fault':
+      return result.fault ? `it raised ${result.fault.name}` : 'it raised an exception';
+    case 'triple-fault':
+      return 'it triple-faulted';
+    case 'unexpected-io':
+      return 'it made an unexpected I/O access';
+    case 'timeout':
+      return 'it timed out';
+    case 'error':
+      return result.error?.kind === 'emulation-failure' ? 'it hit an emulation failure' : 'KVM stopped it with an error';
+  }
+}
+
+function passes(expect: Expectation, result: GuestResult): boolean {
+  switch (expect.kind) {
+    case 'return':
+      return result.outcome === 'returned';
+    case 'panic':
+      return result.outcome === 'panicked' || result.outcome === 'assert-failed';
+    case 'halt':
+      return result.outcome === 'halted';
+    case 'fault':
+      return result.outcome === 'fault' && result.fault?.vector === expect.vector;
+  }
+}
+
+/** The test's result: passed, or failed with a reason that says what was expected and what happened. */
+export function judge(test: TestCase, result: GuestResult): TestResult {
+  const base = {
+    name: test.name,
+    binary: test.binary,
+    outcome: result.outcome,
+    durationMs: result.durationMs,
+    output: result.output,
+    ...(result.fault && { fault: result.fault }),
+  };
+  if (passes(test.expect, result)) return { ...base, status: 'passed' };
+  const reason = result.message ?? (result.outcome === 'returned' ? 'the test returned normally' : result.outcome);
+  const message = test.expect.kind === 'return'
+    ? reason
+    : `expected the test to ${describeExpectation(test.expect)}, but ${describeOutcome(result)}: ${reason}`;
+  return { ...base, status: 'failed', message };
+}

@@ -1,0 +1,83 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { jsonReporter } from '../../src/report/json.js';
+import { BIN, HOSTILE_OUTPUT, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed } from './fixtures.js';
+
+describe('JSON reporter', () => {
+  test('writes one parseable document with every test and the summary', async () => {
+    const sink = memorySink();
+    await drive(
+      jsonReporter(sink),
+      [passed('p', BIN, 'hi\n'), pageFault('pf'), assertFailed('broken'), ignored('skipped', 'why'), hostile('h', OTHER_BIN)],
+      { durationMs: 20.5 },
+    );
+    assert.equal(sink.chunks.length, 1, 'written once, at the end');
+    assert.ok(sink.text.endsWith('}\n'));
+    const report = JSON.parse(sink.text);
+
+    assert.deepEqual(report.summary, { passed: 1, failed: 3, ignored: 1, durationMs: 20.5 });
+    assert.deepEqual(
+      report.tests.map((t: { name: string; status: string }) => [t.name, t.status]),
+      [['p', 'passed'], ['pf', 'failed'], ['broken', 'failed'], ['skipped', 'ignored'], ['h', 'failed']],
+    );
+    assert.deepEqual(report.tests[0], {
+      name: 'p',
+      binary: BIN,
+      status: 'passed',
+      outcome: 'returned',
+      durationMs: 3,
+      output: 'hi\n',
+      message: null,
+    });
+  });
+
+  test('faults carry hex strings, so 64-bit addresses survive', async () => {
+    const sink = memorySink();
+    await drive(jsonReporter(sink), [pageFault('pf'), assertFailed('broken')]);
+    const [pf, broken] = JSON.parse(sink.text).tests;
+    assert.deepEqual(pf.fault, {
+      vector: 14,
+      name: '#PF',
+      errorCode: 2,
+      rip: '0xffffffff80001234',
+      cr2: '0xdead0000',
+      location: 'poke+0x3 (0xffffffff80001234)',
+    });
+    assert.equal(pf.outcome, 'fault');
+    assert.equal('fault' in broken, false, 'no fault key without a fault');
+  });
+
+  test('absent fault details are null', async () => {
+    const sink = memorySink();
+    const gp = pageFault('gp');
+    gp.fault = { vector: 13, name: '#GP', rip: 0x1000n, location: '0x1000' };
+    await drive(jsonReporter(sink), [gp]);
+    assert.deepEqual(JSON.parse(sink.text).tests[0].fault, {
+      vector: 13,
+      name: '#GP',
+      errorCode: null,
+      rip: '0x1000',
+      cr2: null,
+      location: '0x1000',
+    });
+  });
+
+  test('ignored tests have a null outcome and keep their reason', async () => {
+    const sink = memorySink();
+    await drive(jsonReporter(sink), [ignored('skipped', 'needs a real APIC'), ignored('bare')]);
+    const [skipped, bare] = JSON.parse(sink.text).tests;
+    assert.equal(skipped.outcome, null);
+    assert.equal(skipped.message, 'needs a real APIC');
+    assert.equal(bare.message, null);
+  });
+
+  test('multi-line messages and any guest bytes round-trip unchanged', async () => {
+    const sink = memorySink();
+    await drive(jsonReporter(sink), [assertFailed('broken'), hostile('h')]);
+    const [broken, h] = JSON.parse(sink.text).tests;
+    assert.equal(broken.message, assertFailed('broken').message);
+    assert.equal(broken.output, 'booting\r\nstep 1 done');
+    assert.equal(h.output, HOSTILE_OUTPUT);
+    assert.equal(h.message, hostile('h').message);
+  });
+});

@@ -1,0 +1,112 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { junitReporter } from '../../src/report/junit.js';
+import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed } from './fixtures.js';
+import { parseXml, type XmlElement } from './xml.js';
+
+function child(node: XmlElement, name: string): XmlElement | undefined {
+  return node.children.find((c) => c.name === name);
+}
+
+async function report(...args: Parameters<typeof drive> extends [unknown, ...infer Rest] ? Rest : never): Promise<string> {
+  const sink = memorySink();
+  await drive(junitReporter(sink), ...args);
+  assert.equal(sink.chunks.length, 1, 'written once, at the end');
+  return sink.text;
+}
+
+describe('JUnit reporter', () => {
+  test('one testsuite per binary, one testcase per test, with counts and times', async () => {
+    const xml = await report(
+      [passed('p', BIN, 'hello\n'), pageFault('pf'), ignored('skipped', 'needs a real APIC\nand more'), passed('q', OTHER_BIN)],
+      { durationMs: 1234.5678 },
+    );
+    assert.ok(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites '));
+    const root = parseXml(xml);
+    assert.equal(root.name, 'testsuites');
+    assert.deepEqual(root.attributes, {
+      name: 'kvmtest',
+      tests: '4',
+      failures: '1',
+      errors: '0',
+      skipped: '1',
+      time: '1.235',
+    });
+    assert.deepEqual(
+      root.children.map((s) => [s.name, s.attributes.name, s.attributes.tests, s.attributes.failures, s.attributes.skipped, s.attributes.time]),
+      [
+        ['testsuite', BIN, '3', '1', '1', '0.005'],
+        ['testsuite', OTHER_BIN, '1', '0', '0', '0.003'],
+      ],
+    );
+
+    const [p, pf, skipped] = root.children[0]!.children;
+    assert.deepEqual(p!.attributes, { name: 'p', classname: BIN, time: '0.003' });
+    assert.equal(child(p!, 'system-out')?.text, 'hello\n');
+    assert.equal(child(p!, 'failure'), undefined);
+
+    const failure = child(pf!, 'failure')!;
+    assert.equal(failure.attributes.type, 'fault');
+    assert.equal(failure.attributes.message, pageFault('pf').message);
+    assert.equal(failure.text, `${pageFault('pf').message}\n`);
+    assert.equal(child(pf!, 'system-out'), undefined, 'no system-out without output');
+
+    assert.deepEqual(skipped!.children.map((c) => [c.name, c.attributes]), [['skipped', { message: 'needs a real APIC' }]]);
+
+    const q = root.children[1]!.children[0]!;
+    assert.deepEqual([q.attributes.name, q.attributes.classname, q.children.length], ['q', OTHER_BIN, 0]);
+  });
+
+  test('a multi-line reason: first line as the message, all of it and the output as text', async () => {
+    const root = parseXml(await report([assertFailed('broken')]));
+    const testcase = root.children[0]!.children[0]!;
+    const failure = child(testcase, 'failure')!;
+    assert.equal(failure.attributes.message, 'assertion failed at tests.c:12: x == 2');
+    assert.equal(failure.attributes.type, 'assert-failed');
+    assert.equal(
+      failure.text,
+      'assertion failed at tests.c:12: x == 2\n  left: x = 1\n  right: 2\n\noutput:\nbooting\nstep 1 done\n',
+    );
+    assert.equal(child(testcase, 'system-out')!.text, 'booting\nstep 1 done');
+  });
+
+  test('escapes markup and shows characters XML 1.0 forbids as \\xNN', async () => {
+    const xml = await report([{ ...hostile('h<"&">'), binary: 'dir/a&b "c".elf' }]);
+    assert.ok(xml.includes('&lt;b&gt; &amp; "c"'), 'markup escaped in text');
+    assert.ok(!xml.includes(']]>'));
+    const root = parseXml(xml);
+    const suite = root.children[0]!;
+    assert.equal(suite.attributes.name, 'dir/a&b "c".elf');
+    const testcase = suite.children[0]!;
+    assert.equal(testcase.attributes.name, 'h<"&">');
+    assert.equal(testcase.attributes.classname, 'dir/a&b "c".elf');
+    const shown = 'a <b> & "c" \'d\' ]]> \\x00\\x07\\x1b[31mred\\x1b[0m \\ufffe\tend\n';
+    assert.equal(child(testcase, 'system-out')!.text, shown);
+    const failure = child(testcase, 'failure')!;
+    assert.equal(failure.attributes.message, 'kpanic("<&> \\"quoted\\" #3")');
+    assert.equal(failure.text, `kpanic("<&> \\"quoted\\" #3")\nsecond line\\x01\n\noutput:\n${shown}`);
+  });
+
+  test('keeps tabs, line breaks and lone CRs in attributes and text', async () => {
+    const odd = { ...ignored('tabbed', 'a\tb'), output: 'x\ry\n' };
+    const root = parseXml(await report([odd]));
+    const testcase = root.children[0]!.children[0]!;
+    assert.equal(child(testcase, 'skipped')!.attributes.message, 'a\tb');
+    assert.equal(child(testcase, 'system-out')!.text, 'x\ry\n');
+  });
+
+  test('an empty run is still a valid document', async () => {
+    const root = parseXml(await report([], { durationMs: 0 }));
+    assert.deepEqual(root.attributes, { name: 'kvmtest', tests: '0', failures: '0', errors: '0', skipped: '0', time: '0.000' });
+    assert.deepEqual(root.children, []);
+  });
+
+  test('the checker itself rejects what a parser would', () => {
+    const head = '<?xml version="1.0" encoding="UTF-8"?>\n';
+    assert.throws(() => parseXml(`${head}<a>x & y</a>`));
+    assert.throws(() => parseXml(`${head}<a>\x1b</a>`));
+    assert.throws(() => parseXml(`${head}<a><b></a>`));
+    assert.throws(() => parseXml(`${head}<a x="1" x="2"/>`));
+    assert.doesNotThrow(() => parseXml(`${head}<a x="&lt;&#10;"><b/>t&amp;t</a>`));
+  });
+});

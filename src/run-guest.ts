@@ -75,7 +75,9 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
     machine.setEntry(entry, args);
     const console = new ConsoleBuffer();
     const { io, mmio } = standardBuses(console, ioports);
-    const stop = runUntilStop({ machine, io, mmio, console, timer: getRunTimer(), timeoutMs });
+    const timer = getRunTimer();
+    const stop = runUntilStop({ machine, io, mmio, console, timer, timeoutMs });
+    timer.stop();
     return toResult(stop, machine, console, started);
   } finally {
     machine.close();

@@ -176,8 +176,9 @@ KT_PRINTF(3, 0) int kvsnprintf(char *buf, size_t size, const char *fmt, va_list 
  * wrappers are barriers ("memory" clobbers); elsewhere put
  * `__asm__ volatile("" ::: "memory")` before the access that should fault.
  *
- * ktry needs the runtime's IDT, which kvmtest_entry installs: a test that
- * loads its own IDT (lidt) must restore the previous one before using ktry.
+ * The outermost ktry loads the runtime's IDT (vectors 0-31, built from the
+ * IDT loaded at that moment) and puts the previous IDT back when it ends.
+ * While it runs, a vector above 31 raises #GP, which ktry returns.
  */
 int ktry(void (*fn)(void *), void *arg);
 
@@ -193,8 +194,8 @@ const struct kt_fault *ktry_last_fault(void);
 /* ---- Runtime ---------------------------------------------------------------- */
 
 /*
- * What the runner calls: prepares the runtime (its IDT for ktry), runs the
- * test function and returns. `rec` is the test's record.
+ * What the runner calls: runs the test function and returns. `rec` is the
+ * test's record (kvmtest_current() returns it).
  */
 void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec);
 

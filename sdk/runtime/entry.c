@@ -1,14 +1,13 @@
 /*
- * The runner's way in: kvmtest_entry(fn, record) installs the runtime's IDT
- * (so that ktry can catch exceptions), runs the test function and returns,
- * which ends the run as 'returned'. Everything else in a test binary is
- * reached from here.
+ * The runner's way in: kvmtest_entry(fn, record) runs the test function and
+ * returns, which ends the run as 'returned'. It does nothing else: on a
+ * software-assisted KVM every guest instruction is emulated, so per-test
+ * work is kept to what a test asks for. ktry loads the runtime's IDT only
+ * while it runs (kt_idt_push / kt_idt_pop, called from ktry.S).
  */
 #include "runtime.h"
 
-#define IDT_ENTRIES 256
 #define CAUGHT_VECTORS 32
-
 struct idt_gate {
     uint16_t offset_low;
     uint16_t selector;
@@ -19,13 +18,18 @@ struct idt_gate {
     uint32_t reserved;
 };
 
-/* A copy of the engine's IDT with vectors 0-31 pointing at ktry.S's stubs. */
-static struct idt_gate idt[IDT_ENTRIES] __attribute__((aligned(4096)));
-static struct dtr engine_idtr;
+/*
+ * While a ktry runs, the IDT is this one: vectors 0-31 point at ktry.S's
+ * stubs, with the selector, IST and type of the IDT it replaces. Its limit
+ * covers only those 32 vectors (a vector above them raises #GP, which ktry
+ * reports), so building it costs 32 gates rather than a 4 KiB copy.
+ */
+static struct idt_gate idt[CAUGHT_VECTORS] __attribute__((aligned(16)));
+static struct dtr saved_idtr;
 static const struct kvmtest_record *current;
 
-/* Where ktry.S's stubs send an exception no ktry catches: the engine's own
- * handler for that vector, which reports it to the host. */
+/* Where ktry.S's stubs send an exception no ktry catches: the replaced
+ * IDT's handler for that vector (the engine's, which reports it). */
 uint64_t kt_engine_handlers[CAUGHT_VECTORS];
 /* The innermost active ktry's frame, or 0 (ktry.S). */
 void *kt_try_current;
@@ -44,28 +48,33 @@ static void set_gate_offset(struct idt_gate *gate, uint64_t offset)
     gate->offset_high = (uint32_t)(offset >> 32);
 }
 
-/* Keeps each gate's selector, IST and type: only the handler changes. */
-static void install_idt(void)
+/* Called by the outermost ktry: loads the runtime's IDT over the current one. */
+void kt_idt_push(void)
 {
-    sidt(&engine_idtr);
-    size_t bytes = (size_t)engine_idtr.limit + 1;
-    if (bytes > sizeof(idt)) bytes = sizeof(idt);
-    memcpy(idt, (const void *)(uintptr_t)engine_idtr.base, bytes);
-    for (int vector = 0; vector < CAUGHT_VECTORS && (size_t)(vector + 1) * sizeof(idt[0]) <= bytes; vector++) {
-        kt_engine_handlers[vector] = gate_offset(&idt[vector]);
+    sidt(&saved_idtr);
+    const struct idt_gate *old = (const struct idt_gate *)(uintptr_t)saved_idtr.base;
+    unsigned count = ((unsigned)saved_idtr.limit + 1) / sizeof(struct idt_gate);
+    if (count > CAUGHT_VECTORS) count = CAUGHT_VECTORS;
+    for (unsigned vector = 0; vector < count; vector++) {
+        idt[vector] = old[vector];
+        kt_engine_handlers[vector] = gate_offset(&old[vector]);
         set_gate_offset(&idt[vector], kt_exception_stubs[vector]);
     }
-    struct dtr ours = { .limit = (uint16_t)(bytes - 1), .base = (uint64_t)(uintptr_t)idt };
+    struct dtr ours = { .limit = (uint16_t)(count * sizeof(struct idt_gate) - 1), .base = (uint64_t)(uintptr_t)idt };
     lidt(&ours);
+}
+
+/* Called when the outermost ktry ends: puts the replaced IDT back. */
+void kt_idt_pop(void)
+{
+    lidt(&saved_idtr);
 }
 
 void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec)
 {
     current = rec;
     kt_try_current = 0;
-    install_idt();
     fn();
-    lidt(&engine_idtr);
 }
 
 const struct kvmtest_record *kvmtest_current(void)

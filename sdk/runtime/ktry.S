@@ -1,6 +1,7 @@
 /*
- * ktry and the exception stubs behind it. kvmtest_entry (entry.c) points IDT
- * vectors 0-31 at the stubs below. A stub first checks for an active ktry:
+ * ktry and the exception stubs behind it. While a ktry runs, IDT vectors 0-31
+ * point at the stubs below (entry.c's kt_idt_push). A stub first checks for
+ * an active ktry:
  *  - none: it jumps to the engine's handler for its vector with the stack,
  *    the exception frame and every general register exactly as the CPU left
  *    them (only RFLAGS' arithmetic flags change), so the engine reports the
@@ -11,8 +12,8 @@
  * Frames are chained through kt_try_current, so ktry nests.
  */
 
-/* ktry's frame on its own stack (kt_try_current points at it). 72 bytes keep
- * the stack 16-byte aligned at the call of fn. */
+/* ktry's frame on its own stack (kt_try_current points at it). An odd
+ * number of quadwords keeps the stack 16-byte aligned at each call. */
 #define F_RBX 0
 #define F_RBP 8
 #define F_R12 16
@@ -21,7 +22,10 @@
 #define F_R15 40
 #define F_RFLAGS 48
 #define F_PREV 56
-#define F_SIZE 72
+#define F_FN 64
+#define F_ARG 72
+#define F_RESULT 80
+#define F_SIZE 88
 
 /* The stub's uniform frame: vector, error code, then the CPU's frame. */
 #define X_VECTOR 0
@@ -43,35 +47,46 @@ ktry:
     mov %r13, F_R13(%rsp)
     mov %r14, F_R14(%rsp)
     mov %r15, F_R15(%rsp)
+    mov %rdi, F_FN(%rsp)
+    mov %rsi, F_ARG(%rsp)
     pushfq
     pop %rax
     mov %rax, F_RFLAGS(%rsp)
     mov kt_try_current(%rip), %rax
     mov %rax, F_PREV(%rsp)
+    /* The outermost ktry loads the runtime's IDT (entry.c). */
+    test %rax, %rax
+    jnz 1f
+    call kt_idt_push
+1:
     mov %rsp, kt_try_current(%rip)
-    mov %rdi, %rax
-    mov %rsi, %rdi
+    mov F_FN(%rsp), %rax
+    mov F_ARG(%rsp), %rdi
     call *%rax
-    /* fn returned: it kept the callee-saved registers itself. */
-    mov F_PREV(%rsp), %rax
-    mov %rax, kt_try_current(%rip)
     mov $-1, %eax
-    add $F_SIZE, %rsp
-    ret
-
-/* iretq from kt_caught lands here: rsp = the frame, RFLAGS restored. */
-kt_try_landing:
+kt_try_done:
+    /* eax = the result; rsp = the frame. */
+    mov F_PREV(%rsp), %rcx
+    mov %rcx, kt_try_current(%rip)
+    test %rcx, %rcx
+    jnz 2f
+    mov %eax, F_RESULT(%rsp)
+    call kt_idt_pop
+    mov F_RESULT(%rsp), %eax
+2:
     mov F_RBX(%rsp), %rbx
     mov F_RBP(%rsp), %rbp
     mov F_R12(%rsp), %r12
     mov F_R13(%rsp), %r13
     mov F_R14(%rsp), %r14
     mov F_R15(%rsp), %r15
-    mov F_PREV(%rsp), %rax
-    mov %rax, kt_try_current(%rip)
-    mov kt_last_fault(%rip), %eax /* .vector */
     add $F_SIZE, %rsp
     ret
+
+/* iretq from kt_caught lands here: rsp = the frame, RFLAGS restored. */
+kt_try_landing:
+    mov kt_last_fault(%rip), %eax /* .vector */
+    jmp kt_try_done
     .size ktry, . - ktry
 
 /* On the exception stack, with the uniform frame (X_*) pushed. */

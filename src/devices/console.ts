@@ -32,6 +32,14 @@ export class ConsoleBuffer {
     }
   }
 
+  /** Empties the buffer for reuse by the next run. */
+  clear(): void {
+    this.chunks.length = 0;
+    this.pending = [];
+    this.length = 0;
+    this.truncated = false;
+  }
+
   text(): string {
     this.flushPending();
     const all = new Uint8Array(this.length);

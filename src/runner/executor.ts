@@ -3,6 +3,7 @@
 // its snapshot between tests; with 'vm' isolation every test gets a new VM
 // (the seed's way). Every guest failure becomes a TestResult; only host
 // problems (no /dev/kvm, a broken binary) throw.
+import type { IoBus, MmioBus } from '../devices/bus.js';
 import { ConsoleBuffer } from '../devices/console.js';
 import type { GuestImage } from '../image/image.js';
 import type { Kvm } from '../kvm/kvm.js';
@@ -32,6 +33,15 @@ const DISCARD_AFTER: ReadonlySet<Outcome> = new Set(['triple-fault', 'timeout', 
 /** Machines kept per binary (one per distinct set of RAM ranges). */
 const MACHINE_CACHE_SIZE = 4;
 
+/** Device sets kept per binary (one per distinct set of configured ports). */
+const BUS_CACHE_SIZE = 64;
+
+interface Buses {
+  console: ConsoleBuffer;
+  io: IoBus;
+  mmio: MmioBus;
+}
+
 interface CachedMachine {
   machine: Machine;
   snapshot: Snapshot;
@@ -42,6 +52,7 @@ interface CachedMachine {
 export class BinaryExecutor {
   private readonly entry: bigint;
   private readonly machines = new Map<string, CachedMachine>();
+  private readonly buses = new Map<string, Buses>();
 
   constructor(
     private readonly kvm: Kvm,
@@ -75,8 +86,8 @@ export class BinaryExecutor {
         slot.used = true;
       }
       machine.setEntry(this.entry, [test.fn, test.record]);
-      const console = new ConsoleBuffer();
-      const { io, mmio } = standardBuses(console, test.ioports);
+      const { console, io, mmio } = this.busesFor(test);
+      console.clear();
       const stop = runUntilStop({ machine, io, mmio, console, timer: this.timer, timeoutMs });
       const result = toResult(stop, machine, console, started);
       if (DISCARD_AFTER.has(result.outcome)) discard = true;
@@ -87,6 +98,19 @@ export class BinaryExecutor {
         else machine.close();
       }
     }
+  }
+
+  /** Devices for a test's configured ports, built once per distinct configuration. */
+  private busesFor(test: TestCase): Buses {
+    const key = [...test.ioports].map(([port, value]) => `${port}=${value}`).join(',');
+    let buses = this.buses.get(key);
+    if (!buses) {
+      const console = new ConsoleBuffer();
+      buses = { console, ...standardBuses(console, test.ioports) };
+      if (this.buses.size >= BUS_CACHE_SIZE) this.buses.clear();
+      this.buses.set(key, buses);
+    }
+    return buses;
   }
 
   close(): void {

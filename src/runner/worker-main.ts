@@ -65,6 +65,7 @@ function runBatch(message: RunBatchMessage): void {
     }
   });
   progress[PROGRESS.index] = -1;
+  getRunTimer().stop();
   send({ type: 'results', batch: message.batch, results });
 }
 

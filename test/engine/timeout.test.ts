@@ -1,0 +1,77 @@
+// Timeouts: a guest that never ends is stopped at its deadline with its
+// registers, whether it spins in the CPU or keeps exiting for port I/O, and
+// the process then runs the next guest as usual.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runGuest } from '../../src/index.js';
+import { guestSkipReason, guestTest } from '../helpers/kvm.js';
+import { flatAll } from '../helpers/toolchain.js';
+
+const LOAD = 0x100000n;
+const TIMEOUT_MS = 200;
+
+const SOURCES = {
+  spin: `
+    jmp .
+  `,
+  /** Reads a configured port forever: every iteration exits to the host. */
+  ioLoop: `
+    mov $0x80, %dx
+  1:
+    in %dx, %al
+    jmp 1b
+  `,
+  answer: `
+    mov $42, %eax
+    ret
+  `,
+} as const;
+
+let bin: Record<keyof typeof SOURCES, Uint8Array>;
+
+before(() => {
+  if (guestSkipReason()) return;
+  bin = flatAll(SOURCES);
+});
+
+const image = (bytes: Uint8Array) => ({ flat: bytes, loadAddress: LOAD });
+
+describe('timeouts', () => {
+  test('jmp . stops at the deadline with rip at the jmp', guestTest(), async () => {
+    const r = await runGuest({ image: image(bin.spin), timeoutMs: TIMEOUT_MS });
+    assert.equal(r.outcome, 'timeout', r.message);
+    assert.equal(r.regs.rip, LOAD);
+    assert.match(r.message ?? '', new RegExp(`${TIMEOUT_MS} ms`));
+    assert.match(r.message ?? '', new RegExp(`0x${LOAD.toString(16)}\\b`), 'the message gives the rip');
+    assert.ok(r.durationMs >= TIMEOUT_MS, `not stopped before the deadline (${r.durationMs} ms)`);
+  });
+
+  test('the process runs the next guest normally after a timeout', guestTest(), async () => {
+    const spun = await runGuest({ image: image(bin.spin), timeoutMs: TIMEOUT_MS });
+    assert.equal(spun.outcome, 'timeout');
+    for (let i = 0; i < 3; i++) {
+      const r = await runGuest({ image: image(bin.answer), timeoutMs: TIMEOUT_MS });
+      assert.equal(r.outcome, 'returned', r.message);
+      assert.equal(r.regs.rax, 42n);
+    }
+  });
+
+  test('a guest looping on port I/O times out too', guestTest(), async () => {
+    const r = await runGuest({ image: image(bin.ioLoop), ioports: { 0x80: 0x5a }, timeoutMs: TIMEOUT_MS });
+    assert.equal(r.outcome, 'timeout', r.message);
+    // mov (4 bytes), then the loop: in (1 byte) and jmp (2 bytes).
+    assert.ok(r.regs.rip >= LOAD + 4n && r.regs.rip < LOAD + 7n, `rip 0x${r.regs.rip.toString(16)} inside the loop`);
+    assert.equal(r.regs.rax & 0xffn, 0x5an, 'the loop read the configured value');
+    const next = await runGuest({ image: image(bin.answer) });
+    assert.equal(next.outcome, 'returned', next.message);
+  });
+
+  test('timeoutMs must be a positive number', async () => {
+    for (const timeoutMs of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      await assert.rejects(runGuest({ image: { flat: Uint8Array.of(0xc3), loadAddress: LOAD }, timeoutMs }), {
+        name: 'OptionError',
+        message: /timeoutMs must be a positive number of milliseconds/,
+      });
+    }
+  });
+});

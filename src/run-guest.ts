@@ -11,7 +11,6 @@ import { EXIT_PORT, HYPERCALL_PORT, SERIAL_BASE, SERIAL_PORTS } from './devices/
 import { SerialConsole } from './devices/serial.js';
 import { type GuestImage, type ImageSpec, loadImage, resolveEntry } from './image/image.js';
 import { Kvm } from './kvm/kvm.js';
-import { LAYOUT } from './machine/layout.js';
 import { Machine } from './machine/machine.js';
 import type { RamRange } from './machine/placement.js';
 import { runUntilStop } from './machine/run-loop.js';
@@ -74,7 +73,7 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
   try {
     machine.setEntry(entry, args);
     const console = new ConsoleBuffer();
-    const { io, mmio } = standardBuses(console, ioports);
+    const { io, mmio } = standardBuses(console, ioports, machine.placement.doorbellPhys);
     const timer = getRunTimer();
     const stop = runUntilStop({ machine, io, mmio, console, timer, timeoutMs });
     timer.stop();
@@ -85,13 +84,17 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
 }
 
 /** The devices every machine has, plus the test's configured ports. */
-export function standardBuses(console: ConsoleBuffer, ioports: ReadonlyMap<number, number>): { io: IoBus; mmio: MmioBus } {
+export function standardBuses(
+  console: ConsoleBuffer,
+  ioports: ReadonlyMap<number, number>,
+  doorbellPhys: bigint,
+): { io: IoBus; mmio: MmioBus } {
   const io = new IoBus()
     .register(new SerialConsole(console), SERIAL_BASE, SERIAL_PORTS)
     .register(new ExitPort(), EXIT_PORT)
     .register(new HypercallPort(), HYPERCALL_PORT);
   for (const [port, value] of ioports) io.register(new ConfiguredPort(port, value), port);
-  const mmio = new MmioBus().register(new Doorbell(LAYOUT.doorbell), LAYOUT.doorbell, 0x1000n);
+  const mmio = new MmioBus().register(new Doorbell(doorbellPhys), doorbellPhys, 0x1000n);
   return { io, mmio };
 }
 

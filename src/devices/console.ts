@@ -2,6 +2,7 @@
 // hypercall, with a cap so that a guest printing in a loop cannot exhaust
 // the host's memory.
 export const DEFAULT_OUTPUT_LIMIT = 1 << 20;
+const utf8 = new TextDecoder();
 
 export class ConsoleBuffer {
   private readonly chunks: Uint8Array[] = [];
@@ -41,6 +42,7 @@ export class ConsoleBuffer {
   }
 
   text(): string {
+    if (this.length === 0) return '';
     this.flushPending();
     const all = new Uint8Array(this.length);
     let at = 0;
@@ -48,7 +50,7 @@ export class ConsoleBuffer {
       all.set(c, at);
       at += c.length;
     }
-    const text = new TextDecoder().decode(all);
+    const text = utf8.decode(all);
     return this.truncated ? `${text}\n[kvmtest: output truncated at ${this.limit} bytes]\n` : text;
   }
 

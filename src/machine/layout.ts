@@ -12,8 +12,9 @@
 //   0x09000  free; the default stack grows down from 0x80000 over it, with a
 //            one-page unmapped guard below the stack so overflow faults
 //   0x80000  page-table pool, up to the doorbell
-//   0xff000  doorbell page: mapped, but backed by no memory slot, so every
-//            write to it exits to the host as MMIO (see devices/doorbell.ts)
+//   0xff000  doorbell page (virtual): mapped to the last page of the
+//            guest-physical address space, which no memory slot backs, so
+//            every write to it exits to the host as MMIO (devices/doorbell.ts)
 
 export const LAYOUT = {
   engineStart: 0x1000n,
@@ -28,9 +29,8 @@ export const LAYOUT = {
   /** Lowest address the stack may reach, guard page included. */
   stackFloor: 0x9000n,
   pageTables: 0x80000n,
+  /** The doorbell's virtual address (its physical one: doorbellPhys()). */
   doorbell: 0xff000n,
-  /** End of the engine's memory slot (the doorbell page is outside it). */
-  engineSlotEnd: 0xff000n,
   /** The engine reserves [0, engineEnd): images and RAM ranges must stay clear of it. */
   engineEnd: 0x100000n,
 } as const;
@@ -39,6 +39,11 @@ export const DEFAULT_STACK_SIZE = 64 * 1024;
 export const MAX_STACK_SIZE = Number(LAYOUT.stackTop - LAYOUT.stackFloor) - 4096;
 export const STUB_SIZE = 16;
 export const PAGE_TABLE_POOL_PAGES = Number((LAYOUT.doorbell - LAYOUT.pageTables) / 4096n);
+
+/** The doorbell's guest-physical page: the last one the CPU can address. */
+export function doorbellPhys(maxPhysBits: number): bigint {
+  return (1n << BigInt(maxPhysBits)) - 0x1000n;
+}
 
 /** Doorbell offsets: a byte written at doorbell+offset says what happened. */
 export const DOORBELL = {

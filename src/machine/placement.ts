@@ -4,7 +4,7 @@
 // engine's own pages. Pure computation: it checks every collision and says
 // which two things collide, before any VM exists.
 import type { GuestImage } from '../image/image.js';
-import { HIGHER_HALF_BASE, HIGHER_HALF_PHYS, LAYOUT } from './layout.js';
+import { doorbellPhys, HIGHER_HALF_BASE, HIGHER_HALF_PHYS, LAYOUT } from './layout.js';
 import { pageCeil, pageFloor } from './memory.js';
 
 export type RamRange = readonly [bigint | number, bigint | number];
@@ -29,6 +29,8 @@ export interface Mapping {
 
 export interface Placement {
   regions: PhysRegion[];
+  /** Guest-physical address of the doorbell page (MMIO, no memory). */
+  doorbellPhys: bigint;
   mappings: Mapping[];
   /** Bytes to copy into guest-physical memory at load. */
   contents: Array<{ phys: bigint; data: Uint8Array }>;
@@ -66,13 +68,15 @@ export function placeMachine(
   stackSize: number,
   maxPhysBits: number,
 ): Placement {
-  const physLimit = 1n << BigInt(maxPhysBits);
+  const doorbell = doorbellPhys(maxPhysBits);
+  // Memory must stay below the doorbell's page.
+  const physLimit = doorbell;
   const regions: PhysRegion[] = [];
   const mappings: Mapping[] = [];
   const contents: Placement['contents'] = [];
 
   // The engine's own pages (see layout.ts).
-  regions.push({ name: 'the engine area', phys: 0n, size: LAYOUT.engineSlotEnd, kind: 'engine' });
+  regions.push({ name: 'the engine area', phys: 0n, size: LAYOUT.engineEnd, kind: 'engine' });
   const stackBottom = LAYOUT.stackTop - BigInt(stackSize);
   mappings.push(
     { name: 'GDT, TSS and IDT', virt: LAYOUT.gdt, phys: LAYOUT.gdt, size: LAYOUT.stubs - LAYOUT.gdt, writable: true, executable: false },
@@ -80,7 +84,7 @@ export function placeMachine(
     { name: 'exception stack', virt: LAYOUT.istStackBottom, phys: LAYOUT.istStackBottom, size: LAYOUT.istStackTop - LAYOUT.istStackBottom, writable: true, executable: false },
     { name: 'stack', virt: stackBottom, phys: stackBottom, size: BigInt(stackSize), writable: true, executable: false },
     { name: 'page tables', virt: LAYOUT.pageTables, phys: LAYOUT.pageTables, size: LAYOUT.doorbell - LAYOUT.pageTables, writable: true, executable: false },
-    { name: 'doorbell', virt: LAYOUT.doorbell, phys: LAYOUT.doorbell, size: 0x1000n, writable: true, executable: false },
+    { name: 'doorbell', virt: LAYOUT.doorbell, phys: doorbell, size: 0x1000n, writable: true, executable: false },
   );
 
   // Image segments: page ranges, merged where they share or touch pages.
@@ -106,7 +110,7 @@ export function placeMachine(
     if (physEnd > physLimit) {
       throw new PlacementError(
         `${image.source}: the segment at ${hex(seg.vaddr)} would load at physical ${hex(physStart)}, beyond this CPU's ` +
-          `${maxPhysBits}-bit physical address space`,
+          `${maxPhysBits}-bit physical address space (less its last page, which kvmtest uses)`,
       );
     }
     imagePages.push({ phys: physStart, end: physEnd });
@@ -145,7 +149,7 @@ export function placeMachine(
       throw new PlacementError(`${name} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
     }
     if (to > physLimit || to > LOW_HALF_END) {
-      throw new PlacementError(`${name} ends beyond this CPU's ${maxPhysBits}-bit physical address space`);
+      throw new PlacementError(`${name} ends beyond this CPU's ${maxPhysBits}-bit physical address space (less its last page, which kvmtest uses)`);
     }
     regions.push({ name, phys: from, size: to - from, kind: 'ram' });
     mappings.push({ name, virt: from, phys: from, size: to - from, writable: true, executable: true });
@@ -161,5 +165,30 @@ export function placeMachine(
       throw new PlacementError(`${what}${cur.name} overlaps ${prev.name}`);
     }
   }
-  return { regions, mappings, contents, stackBottom };
+  return { regions: mergeNearby(regions), doorbellPhys: doorbell, mappings, contents, stackBottom };
+}
+
+/** Regions closer than this share one memory slot; the gap costs nothing (it is never touched). */
+const MERGE_GAP = 64n << 20n;
+
+/**
+ * Merges the engine area with image regions that start soon after it: one
+ * slot instead of two saves a dirty-log system call per test in snapshot
+ * isolation. RAM ranges keep their own slots. Expects no overlaps.
+ */
+function mergeNearby(regions: PhysRegion[]): PhysRegion[] {
+  const sorted = [...regions].sort((a, b) => (a.phys < b.phys ? -1 : 1));
+  const merged: PhysRegion[] = [];
+  for (const region of sorted) {
+    const last = merged[merged.length - 1];
+    const mergeable = (r: PhysRegion) => r.kind === 'engine' || r.kind === 'image';
+    if (last && mergeable(last) && mergeable(region) && region.phys - (last.phys + last.size) <= MERGE_GAP) {
+      last.size = region.phys + region.size - last.phys;
+      last.name = `${last.name} and ${region.name}`;
+      if (region.kind === 'engine') last.kind = 'engine';
+    } else {
+      merged.push({ ...region });
+    }
+  }
+  return merged;
 }

@@ -44,6 +44,8 @@ export class RunTimer {
     view.setInt32(12, SIGEV_THREAD_ID, true); // sigev_notify
     view.setInt32(16, libc.gettid(), true); // _sigev_un._tid
     this.timer = libc.timerCreate(sigevent);
+    // A tick after Node has dropped its signal handlers at exit would kill the process.
+    process.once('exit', () => this.delete());
   }
 
   /** Starts a run's clock: it times out `ms` milliseconds from now. */

@@ -12,7 +12,7 @@ import { runUntilStop } from '../machine/run-loop.js';
 import { Snapshot } from '../machine/snapshot.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { Outcome } from '../result.js';
-import { standardBuses, toResult } from '../run-guest.js';
+import { standardBuses } from '../run-guest.js';
 import type { TestCase, TestResult } from './types.js';
 import { judge } from './verdict.js';
 
@@ -86,12 +86,12 @@ export class BinaryExecutor {
         slot.used = true;
       }
       machine.setEntry(this.entry, [test.fn, test.record]);
-      const { console, io, mmio } = this.busesFor(test);
+      const { console, io, mmio } = this.busesFor(test, machine.placement.doorbellPhys);
       console.clear();
       const stop = runUntilStop({ machine, io, mmio, console, timer: this.timer, timeoutMs });
-      const result = toResult(stop, machine, console, started);
-      if (DISCARD_AFTER.has(result.outcome)) discard = true;
-      return judge(test, result);
+      if (DISCARD_AFTER.has(stop.outcome)) discard = true;
+      // No register dumps: a test's result does not carry them.
+      return judge(test, { ...stop, output: console.text(), durationMs: Number(process.hrtime.bigint() - started) / 1e6 });
     } finally {
       if (discard) {
         if (slot) this.forget(test);
@@ -101,12 +101,12 @@ export class BinaryExecutor {
   }
 
   /** Devices for a test's configured ports, built once per distinct configuration. */
-  private busesFor(test: TestCase): Buses {
-    const key = [...test.ioports].map(([port, value]) => `${port}=${value}`).join(',');
+  private busesFor(test: TestCase, doorbellPhys: bigint): Buses {
+    const key = `${doorbellPhys}:${[...test.ioports].map(([port, value]) => `${port}=${value}`).join(',')}`;
     let buses = this.buses.get(key);
     if (!buses) {
       const console = new ConsoleBuffer();
-      buses = { console, ...standardBuses(console, test.ioports) };
+      buses = { console, ...standardBuses(console, test.ioports, doorbellPhys) };
       if (this.buses.size >= BUS_CACHE_SIZE) this.buses.clear();
       this.buses.set(key, buses);
     }

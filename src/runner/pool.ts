@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mapSharedFile } from '../kvm/libc.js';
 import type { Isolation } from './executor.js';
-import { type FromWorker, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage } from './protocol.js';
+import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 
 export interface PoolOptions {
@@ -53,7 +53,7 @@ interface Worker {
 export async function runInWorkers(tests: readonly TestCase[], options: PoolOptions): Promise<void> {
   if (tests.length === 0) return;
   const dir = mkdtempSync(join(tmpdir(), 'kvmtest-'));
-  const queue: number[] = tests.map((_, i) => i);
+  const queue = new WorkQueue(tests.length);
   let nextBatchId = 1;
   let failure: Error | undefined;
   const workers = new Set<Worker>();
@@ -76,12 +76,12 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
 
     const takeBatch = (): Batch | undefined => {
       if (queue.length === 0 || failure || options.shouldStop?.()) return undefined;
-      const binary = tests[queue[0]!]!.binary;
+      const binary = tests[queue.peek()]!.binary;
       // Smaller batches near the end keep every worker busy until the last test.
       const share = Math.ceil(queue.length / (options.jobs * 4));
       const size = Math.max(1, Math.min(MAX_BATCH, share));
       const indices: number[] = [];
-      while (indices.length < size && queue.length > 0 && tests[queue[0]!]!.binary === binary) indices.push(queue.shift()!);
+      while (indices.length < size && queue.length > 0 && tests[queue.peek()]!.binary === binary) indices.push(queue.take());
       return { id: nextBatchId++, binary, indices };
     };
 
@@ -95,7 +95,7 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
           binary: batch.binary,
           isolation: options.isolation,
           defaultTimeoutMs: options.defaultTimeoutMs,
-          tests: batch.indices.map((i) => tests[i]!),
+          records: BigUint64Array.from(batch.indices, (i) => tests[i]!.record),
         };
         w.heartbeat = w.progress[PROGRESS.heartbeat]!;
         w.heartbeatAt = Date.now();
@@ -135,7 +135,9 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
           return idle(w);
         }
         const batch = w.batch!;
-        message.results.forEach((result, i) => options.onResult(batch.indices[i]!, result));
+        batch.indices.forEach((index, i) => {
+          options.onResult(index, message.others.get(i) ?? plainPass(tests[index]!, message.durations[i]!));
+        });
         idle(w);
       });
       child.on('error', (err) => {
@@ -151,9 +153,9 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
             const index = batch.indices[running]!;
             options.onResult(index, workerDied(tests[index]!, how, w.stderr));
             // The others in the batch go back to the front of the queue.
-            queue.unshift(...batch.indices.filter((_, i) => i !== running));
+            queue.putBack(batch.indices.filter((_, i) => i !== running));
           } else {
-            queue.unshift(...batch.indices);
+            queue.putBack(batch.indices);
             failure ??= new PoolError(`a worker process ${how} outside any test:\n${w.stderr}`);
           }
         } else {
@@ -187,6 +189,30 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
 
     for (let i = 0; i < Math.min(options.jobs, tests.length); i++) spawn();
   });
+}
+
+/** Test indices still to hand out: in order, with tests put back (after a crash) going first. */
+class WorkQueue {
+  private next = 0;
+  private readonly returned: number[] = [];
+
+  constructor(private readonly count: number) {}
+
+  get length(): number {
+    return this.returned.length + (this.count - this.next);
+  }
+
+  peek(): number {
+    return this.returned.length > 0 ? this.returned[this.returned.length - 1]! : this.next;
+  }
+
+  take(): number {
+    return this.returned.length > 0 ? this.returned.pop()! : this.next++;
+  }
+
+  putBack(indices: readonly number[]): void {
+    for (let i = indices.length - 1; i >= 0; i--) this.returned.push(indices[i]!);
+  }
 }
 
 function workerDied(test: TestCase, how: string, stderr: string): TestResult {

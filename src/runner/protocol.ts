@@ -11,7 +11,11 @@ export interface RunBatchMessage {
   binary: string;
   isolation: Isolation;
   defaultTimeoutMs: number;
-  tests: TestCase[];
+  /**
+   * The tests to run, by the address of their record in the binary's test
+   * table: the worker reads the table itself, so tests cross as 8 bytes each.
+   */
+  records: BigUint64Array;
 }
 
 export interface ExitMessage {
@@ -20,10 +24,34 @@ export interface ExitMessage {
 
 export type ToWorker = RunBatchMessage | ExitMessage;
 
+/**
+ * A batch's results. Most tests simply pass: for those only the duration
+ * crosses (in `durations`, indexed like the batch), since the runner knows
+ * their names; every other result crosses whole in `others`. This keeps the
+ * runner's share of the work per test small, which matters with as many
+ * workers as CPUs.
+ */
 export interface BatchResultsMessage {
   type: 'results';
   batch: number;
-  results: TestResult[];
+  durations: Float64Array;
+  others: Map<number, TestResult>;
+}
+
+/** True for a result that `durations` alone can carry. */
+export function isPlainPass(result: TestResult): boolean {
+  return (
+    result.status === 'passed' &&
+    result.outcome === 'returned' &&
+    result.output === '' &&
+    result.message === undefined &&
+    result.fault === undefined
+  );
+}
+
+/** Rebuilds a plain pass from its test and duration. */
+export function plainPass(test: TestCase, durationMs: number): TestResult {
+  return { name: test.name, binary: test.binary, status: 'passed', outcome: 'returned', durationMs, output: '' };
 }
 
 /** The worker cannot run anything (no /dev/kvm, unreadable binary...): the run must stop. */

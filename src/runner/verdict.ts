@@ -18,8 +18,11 @@ export function describeExpectation(expect: Expectation): string {
   }
 }
 
+/** What judging needs of a run: a GuestResult without the register dumps. */
+export type RunForJudging = Pick<GuestResult, 'outcome' | 'output' | 'message' | 'fault' | 'error' | 'durationMs'>;
+
 /** A short account of what the guest did. */
-export function describeOutcome(result: GuestResult): string {
+export function describeOutcome(result: RunForJudging): string {
   switch (result.outcome) {
     case 'returned':
       return 'it returned';
@@ -42,7 +45,7 @@ export function describeOutcome(result: GuestResult): string {
   }
 }
 
-function passes(expect: Expectation, result: GuestResult): boolean {
+function passes(expect: Expectation, result: RunForJudging): boolean {
   switch (expect.kind) {
     case 'return':
       return result.outcome === 'returned';
@@ -56,7 +59,7 @@ function passes(expect: Expectation, result: GuestResult): boolean {
 }
 
 /** The test's result: passed, or failed with a reason that says what was expected and what happened. */
-export function judge(test: TestCase, result: GuestResult): TestResult {
+export function judge(test: TestCase, result: RunForJudging): TestResult {
   const base = {
     name: test.name,
     binary: test.binary,

@@ -5,13 +5,20 @@
 // test killed it.
 import { readFileSync } from 'node:fs';
 import { loadImage } from '../image/image.js';
+import { readTestTable } from '../image/test-table.js';
 import { mapSharedFile } from '../kvm/libc.js';
 import { getKvm, getRunTimer } from '../run-guest.js';
 import { BinaryExecutor, type Isolation } from './executor.js';
-import { type FromWorker, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, type ToWorker } from './protocol.js';
+import { type FromWorker, isPlainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, type ToWorker } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 
-const executors = new Map<string, BinaryExecutor>();
+interface LoadedBinary {
+  executor: BinaryExecutor;
+  /** The binary's tests by the address of their record. */
+  tests: Map<bigint, TestCase>;
+}
+
+const binaries = new Map<string, LoadedBinary>();
 const progressPath = process.env[PROGRESS_FILE_ENV];
 const progress = progressPath ? new Int32Array(mapSharedFile(progressPath, PROGRESS_BYTES)) : new Int32Array(3);
 
@@ -19,15 +26,17 @@ function send(message: FromWorker): void {
   process.send!(message);
 }
 
-function executorFor(binary: string, isolation: Isolation, defaultTimeoutMs: number): BinaryExecutor {
+function load(binary: string, isolation: Isolation, defaultTimeoutMs: number): LoadedBinary {
   const key = `${isolation}:${defaultTimeoutMs}:${binary}`;
-  let executor = executors.get(key);
-  if (!executor) {
+  let loaded = binaries.get(key);
+  if (!loaded) {
     const image = loadImage({ elfBytes: readFileSync(binary), name: binary });
-    executor = new BinaryExecutor(getKvm(), getRunTimer(), image, { isolation, defaultTimeoutMs });
-    executors.set(key, executor);
+    const tests = new Map(readTestTable(image.elf!, binary).map((t) => [t.record, t]));
+    const executor = new BinaryExecutor(getKvm(), getRunTimer(), image, { isolation, defaultTimeoutMs });
+    loaded = { executor, tests };
+    binaries.set(key, loaded);
   }
-  return executor;
+  return loaded;
 }
 
 /** A host-side exception while running one test fails that test, not the run. */
@@ -45,34 +54,45 @@ function internalFailure(test: TestCase, err: unknown): TestResult {
 
 function runBatch(message: RunBatchMessage): void {
   let executor: BinaryExecutor;
+  let tests: TestCase[];
   try {
-    executor = executorFor(message.binary, message.isolation, message.defaultTimeoutMs);
+    const loaded = load(message.binary, message.isolation, message.defaultTimeoutMs);
+    executor = loaded.executor;
+    tests = Array.from(message.records, (record) => {
+      const test = loaded.tests.get(record);
+      if (!test) throw new Error(`${message.binary} changed during the run: it no longer has the test table the runner read`);
+      return test;
+    });
   } catch (err) {
     send({ type: 'fatal', batch: message.batch, message: (err as Error).message });
     return;
   }
-  const results: TestResult[] = [];
+  const durations = new Float64Array(tests.length);
+  const others = new Map<number, TestResult>();
   progress[PROGRESS.batch] = message.batch;
-  message.tests.forEach((test, index) => {
+  tests.forEach((test, index) => {
     progress[PROGRESS.index] = index;
     progress[PROGRESS.heartbeat] = (progress[PROGRESS.heartbeat]! + 1) | 0;
+    let result: TestResult;
     try {
-      results.push(executor.run(test));
+      result = executor.run(test);
     } catch (err) {
       // The machine may be in any state: drop it, keep going.
       executor.close();
-      results.push(internalFailure(test, err));
+      result = internalFailure(test, err);
     }
+    durations[index] = result.durationMs;
+    if (!isPlainPass(result)) others.set(index, result);
   });
   progress[PROGRESS.index] = -1;
   getRunTimer().stop();
-  send({ type: 'results', batch: message.batch, results });
+  send({ type: 'results', batch: message.batch, durations, others });
 }
 
 process.on('message', (message: ToWorker) => {
   if (message.type === 'run') runBatch(message);
   else if (message.type === 'exit') {
-    for (const executor of executors.values()) executor.close();
+    for (const { executor } of binaries.values()) executor.close();
     process.exit(0);
   }
 });

@@ -1,0 +1,139 @@
+// `npm run bench`: what kvmtest costs, measured as ratios within one run on
+// one machine (absolute times on a shared machine drift; ratios measured
+// side by side hold). Prints:
+//   1. one runGuest() of a trivial guest beside a minimal C program doing
+//      the same KVM create/run/destroy cycle (bench/c-reference.c);
+//   2. the marginal per-test cost through the full CLI, with --isolation
+//      snapshot and --isolation vm, against the C reference;
+//   3. the throughput with --jobs = the number of CPUs against --jobs 1.
+// Every figure is the median of several rounds, each round interleaving the
+// things it compares.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runGuestSync } from '../src/run-guest.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const out = join(root, 'bench', 'out');
+const cli = join(root, 'bin', 'kvmtest.js');
+const ROUNDS = 5;
+const SMALL = 200;
+const LARGE = 5200;
+const LARGE_VM = 1200;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function run(command: string, args: string[], what: string): string {
+  const result = spawnSync(command, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (result.status !== 0) {
+    throw new Error(`${what} failed (${command} ${args.join(' ')}):\n${result.stderr}${result.error?.message ?? ''}`);
+  }
+  return result.stdout;
+}
+
+/** Microseconds per create/run/destroy cycle of the C reference. */
+function cReference(iterations: number): number {
+  return Number(run(join(out, 'c-reference'), [String(iterations)], 'the C reference').trim());
+}
+
+/** Microseconds per runGuest() of a guest that only returns. */
+function runGuestCost(iterations: number): number {
+  const options = { image: { flat: Uint8Array.of(0xc3), loadAddress: 0x200000 } };
+  for (let i = 0; i < iterations / 10; i++) runGuestSync(options);
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) {
+    const r = runGuestSync(options);
+    if (r.outcome !== 'returned') throw new Error(`the trivial guest ended as ${r.outcome}: ${r.message}`);
+  }
+  return Number(process.hrtime.bigint() - start) / 1e3 / iterations;
+}
+
+/** A test binary with `count` empty tests. */
+function suite(count: number): string {
+  const source = join(out, `suite-${count}.c`);
+  const binary = join(out, `suite-${count}.elf`);
+  if (!existsSync(binary)) {
+    const lines = ['#include <kvmtest.h>'];
+    for (let i = 0; i < count; i++) lines.push(`KVMTEST(t${String(i).padStart(5, '0')}) {}`);
+    writeFileSync(source, `${lines.join('\n')}\n`);
+    run('node', [cli, 'cc', '-o', binary, source], `building a ${count}-test suite`);
+  }
+  return binary;
+}
+
+/** Wall-clock milliseconds of `kvmtest run` over a binary. */
+function cliRun(binary: string, args: string[]): number {
+  const start = process.hrtime.bigint();
+  const stdout = run('node', [cli, 'run', '--reporter', 'json', ...args, binary], 'kvmtest run');
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+  const report = JSON.parse(stdout) as { summary: { failed: number } };
+  if (report.summary.failed > 0) throw new Error(`a benchmark test failed: ${stdout.slice(0, 2000)}`);
+  return elapsed;
+}
+
+/** Microseconds per test: (large run - small run) / (large - small), so start-up cancels out. */
+function marginal(small: string, large: string, count: number, args: string[]): number {
+  return ((cliRun(large, args) - cliRun(small, args)) * 1e3) / (count - SMALL);
+}
+
+function kvmKind(): string {
+  if (existsSync('/sys/module/kvm_pvm')) return "software-assisted KVM (kvm_pvm: ring-0 code runs in KVM's instruction emulator)";
+  if (existsSync('/sys/module/kvm_intel')) return 'hardware-virtualized KVM (Intel VT-x)';
+  if (existsSync('/sys/module/kvm_amd')) return 'hardware-virtualized KVM (AMD-V)';
+  return 'KVM of an unknown kind';
+}
+
+function main(): void {
+  mkdirSync(out, { recursive: true });
+  run('cc', ['-O2', '-o', join(out, 'c-reference'), join(root, 'bench', 'c-reference.c')], 'building the C reference');
+  const cpus = availableParallelism();
+  const small = suite(SMALL);
+  const large = suite(LARGE);
+  const largeVm = suite(LARGE_VM);
+  console.log(`kvmtest bench: ${kvmKind()}, ${cpus} CPUs, Node ${process.version}`);
+  console.log(`medians of ${ROUNDS} rounds; each round measures its pair side by side\n`);
+
+  const engine = { c: [] as number[], js: [] as number[], ratio: [] as number[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const c = cReference(500);
+    const js = runGuestCost(500);
+    engine.c.push(c);
+    engine.js.push(js);
+    engine.ratio.push(js / c);
+  }
+  console.log('1. one VM per guest: create, run a guest that returns, destroy');
+  console.log(`   runGuest()                         ${median(engine.js).toFixed(0).padStart(6)} us`);
+  console.log(`   C reference (bench/c-reference.c)  ${median(engine.c).toFixed(0).padStart(6)} us`);
+  console.log(`   ratio runGuest / C                 ${median(engine.ratio).toFixed(2).padStart(6)}   (target <= 1.5)\n`);
+
+  const snapshot: number[] = [];
+  const vm: number[] = [];
+  const cPerTest: number[] = [];
+  const speedup: number[] = [];
+  const parallel: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const c = cReference(300);
+    const one = marginal(small, large, LARGE, ['--isolation', 'snapshot', '--jobs', '1']);
+    const many = marginal(small, large, LARGE, ['--isolation', 'snapshot', '--jobs', String(cpus)]);
+    const fresh = marginal(small, largeVm, LARGE_VM, ['--isolation', 'vm', '--jobs', '1']);
+    cPerTest.push(c);
+    snapshot.push(one);
+    vm.push(fresh);
+    speedup.push(c / one);
+    parallel.push(one / many);
+  }
+  console.log(`2. per test, through the full CLI (marginal cost: (run of ${LARGE} tests - run of ${SMALL}) / ${LARGE - SMALL})`);
+  console.log(`   --isolation snapshot --jobs 1      ${median(snapshot).toFixed(0).padStart(6)} us`);
+  console.log(`   --isolation vm --jobs 1            ${median(vm).toFixed(0).padStart(6)} us   (over ${LARGE_VM - SMALL} tests)`);
+  console.log(`   C reference, one VM per test       ${median(cPerTest).toFixed(0).padStart(6)} us`);
+  console.log(`   C reference / snapshot             ${median(speedup).toFixed(1).padStart(6)}x  (target >= 10x)\n`);
+  console.log(`3. throughput, --jobs ${cpus} against --jobs 1 (snapshot isolation)`);
+  console.log(`   speed-up                           ${median(parallel).toFixed(2).padStart(6)}x  (target >= 1.7x on 2 CPUs)`);
+}
+
+main();

@@ -36,6 +36,32 @@ static void write_to_code(void *arg) {
     *(volatile uint8_t *)(uintptr_t)&write_to_code = 0xc3;
 }
 
+static void fpu_while_task_switched(void *arg) {
+    static uint8_t area[512] __attribute__((aligned(16)));
+    (void)arg;
+    write_cr0(read_cr0() | CR0_TS);
+    __asm__ volatile("fxsave %0" : "=m"(area));
+}
+
+static void non_canonical_stack(void *arg) {
+    (void)arg;
+    /* An rbp-based access goes through SS: a bad address there is #SS, not #GP. */
+    __asm__ volatile("mov %%rbp, %%rax\n\t"
+                     "movabs $0x8000000000000000, %%rbp\n\t"
+                     "mov (%%rbp), %%rbx\n\t"
+                     "mov %%rax, %%rbp"
+                     : : : "rax", "rbx", "memory");
+}
+
+static void single_step(void *arg) {
+    (void)arg;
+    /* Setting TF traps after the next instruction. */
+    __asm__ volatile("pushfq\n\t"
+                     "orq $0x100, (%%rsp)\n\t"
+                     "popfq\n\t"
+                     "nop" : : : "memory", "cc");
+}
+
 static void harmless(void *arg) {
     *(int *)arg = 7;
 }
@@ -57,6 +83,21 @@ KVMTEST(ktry_catches_page_faults) {
     kassert_eq(ktry(null_read, 0), FAULT_PF);
     kassert_eq(read_cr2(), 0);
     kassert_eq(ktry(write_to_code, 0), FAULT_PF);
+}
+
+KVMTEST(ktry_catches_device_not_available) {
+    uint64_t cr0 = read_cr0();
+    kassert_eq(ktry(fpu_while_task_switched, 0), FAULT_NM);
+    write_cr0(cr0);
+}
+
+KVMTEST(ktry_catches_stack_segment_fault) {
+    kassert_eq(ktry(non_canonical_stack, 0), FAULT_SS);
+}
+
+KVMTEST(ktry_catches_single_step_trap) {
+    kassert_eq(ktry(single_step, 0), FAULT_DB);
+    kassert_eq(read_rflags() & RFLAGS_TF, 0);
 }
 
 KVMTEST(ktry_returns_minus_one_without_fault) {

@@ -69,9 +69,9 @@ export function judge(test: TestCase, result: RunForJudging): TestResult {
     ...(result.fault && { fault: result.fault }),
   };
   if (passes(test.expect, result)) return { ...base, status: 'passed' };
-  const reason = result.message ?? (result.outcome === 'returned' ? 'the test returned normally' : result.outcome);
+  const what = `${describeOutcome(result)}${result.message ? `: ${result.message}` : ''}`;
   const message = test.expect.kind === 'return'
-    ? reason
-    : `expected the test to ${describeExpectation(test.expect)}, but ${describeOutcome(result)}: ${reason}`;
+    ? result.message ?? what
+    : `expected the test to ${describeExpectation(test.expect)}, but ${what}`;
   return { ...base, status: 'failed', message };
 }

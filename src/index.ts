@@ -15,3 +15,12 @@ export { ElfError } from './image/elf.js';
 export { ImageError } from './image/image.js';
 export { PlacementError } from './machine/placement.js';
 export { KvmUnavailableError, KvmIoctlError } from './kvm/errors.js';
+
+// The test runner, for programs that drive it themselves.
+export { runTests, type RunOptions, type RunOutcome } from './runner/run.js';
+export { discoverTests, selectTests, BinaryError, type Selection, type Shard } from './runner/discover.js';
+export { ISOLATION_MODES, type Isolation } from './runner/executor.js';
+export type { TestCase, TestResult, TestStatus, RunSummary, Reporter, Expectation } from './runner/types.js';
+export { createReporter, REPORTER_NAMES, type ReporterName } from './report/index.js';
+export { compileTests, sdkPaths, ToolchainError } from './image/toolchain.js';
+export { readTestTable, loadTestTable, TestTableError } from './image/test-table.js';

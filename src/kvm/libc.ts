@@ -136,16 +136,23 @@ export function timerDelete(timer: bigint): void {
 
 const openModeRaw = libc.func('int open(const char *path, int flags, int mode)');
 
+export interface SharedMapping {
+  buffer: ArrayBuffer;
+  /** Unmaps it; the buffer must not be used afterwards. */
+  unmap(): void;
+}
+
 /**
  * Maps the first `length` bytes of a file shared with other processes that
- * map it too; the mapping lives as long as the process. Used for the
- * worker's progress record, which the runner reads after a crash.
+ * map it too. Used for a worker's progress record, which the runner reads
+ * even after the worker died.
  */
-export function mapSharedFile(path: string, length: number): ArrayBuffer {
+export function mapSharedFile(path: string, length: number): SharedMapping {
   const fd = openModeRaw(path, O_RDWR | O_CLOEXEC, 0o600) as number;
   if (fd < 0) throw new SysError(`open(${path})`, errno());
   try {
-    return view(mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), length);
+    const address = mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return { buffer: view(address, length), unmap: () => munmap(address, length) };
   } finally {
     close(fd);
   }

@@ -43,6 +43,7 @@ interface Batch {
 interface Worker {
   child: ChildProcess;
   progress: Int32Array;
+  unmapProgress(): void;
   batch: Batch | undefined;
   stderr: string;
   heartbeat: number;
@@ -68,6 +69,7 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
       for (const w of workers) {
         w.child.removeAllListeners('exit');
         if (w.child.connected) w.child.send({ type: 'exit' });
+        w.unmapProgress();
       }
       rmSync(dir, { recursive: true, force: true });
       if (failure) reject(failure);
@@ -113,9 +115,11 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
         stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
         env: { ...process.env, [PROGRESS_FILE_ENV]: progressPath },
       });
+      const mapping = mapSharedFile(progressPath, PROGRESS_BYTES);
       const w: Worker = {
         child,
-        progress: new Int32Array(mapSharedFile(progressPath, PROGRESS_BYTES)),
+        progress: new Int32Array(mapping.buffer),
+        unmapProgress: mapping.unmap,
         batch: undefined,
         stderr: '',
         heartbeat: 0,
@@ -145,15 +149,19 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
       });
       child.on('exit', (code, signal) => {
         workers.delete(w);
+        // Read the progress record before it goes away.
+        const running = w.progress[PROGRESS.index]!;
+        const runningBatch = w.progress[PROGRESS.batch]!;
+        w.unmapProgress();
         const batch = w.batch;
         const how = w.killedByWatchdog ?? (signal ? `was killed by signal ${signal}` : `exited with status ${code}`);
         if (batch) {
-          const running = w.progress[PROGRESS.batch] === batch.id ? w.progress[PROGRESS.index]! : -1;
-          if (running >= 0 && running < batch.indices.length) {
-            const index = batch.indices[running]!;
+          const crashed = runningBatch === batch.id ? running : -1;
+          if (crashed >= 0 && crashed < batch.indices.length) {
+            const index = batch.indices[crashed]!;
             options.onResult(index, workerDied(tests[index]!, how, w.stderr));
             // The others in the batch go back to the front of the queue.
-            queue.putBack(batch.indices.filter((_, i) => i !== running));
+            queue.putBack(batch.indices.filter((_, i) => i !== crashed));
           } else {
             queue.putBack(batch.indices);
             failure ??= new PoolError(`a worker process ${how} outside any test:\n${w.stderr}`);

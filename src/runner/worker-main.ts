@@ -20,7 +20,8 @@ interface LoadedBinary {
 
 const binaries = new Map<string, LoadedBinary>();
 const progressPath = process.env[PROGRESS_FILE_ENV];
-const progress = progressPath ? new Int32Array(mapSharedFile(progressPath, PROGRESS_BYTES)) : new Int32Array(3);
+// Mapped for the process's lifetime: the runner reads it after this process is gone.
+const progress = progressPath ? new Int32Array(mapSharedFile(progressPath, PROGRESS_BYTES).buffer) : new Int32Array(3);
 
 function send(message: FromWorker): void {
   process.send!(message);

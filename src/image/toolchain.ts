@@ -172,7 +172,7 @@ function parseArgs(args: readonly string[]): ParsedArgs {
     parsed.ccArgs.push(arg);
     if (OPTIONS_WITH_VALUE.has(arg)) {
       const value = args[++i];
-      if (value === undefined) throw new ToolchainError(`kvmtest cc: ${arg} needs a value`);
+      if (value === undefined) throw new ToolchainError(`${arg} needs a value`);
       parsed.ccArgs.push(value);
       if (arg === '-o') parsed.output = value;
     } else if (arg.startsWith('-o') && arg.length > 2) {
@@ -220,7 +220,7 @@ function run(cc: Compiler, args: string[], cwd: string, env: NodeJS.ProcessEnv):
   });
   if (result.error) {
     if ((result.error as NodeJS.ErrnoException).code === 'ENOENT') throw noCompiler(cc);
-    throw new ToolchainError(`kvmtest cc: cannot run ${cc.command.join(' ')}: ${result.error.message}`);
+    throw new ToolchainError(`cannot run ${cc.command.join(' ')}: ${result.error.message}`);
   }
   // Killed by a signal: report it as a shell would (128 + the signal number).
   const status = result.status ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
@@ -249,7 +249,7 @@ export function compileTests(args: readonly string[], options: CompileOptions = 
   }
   if (parsed.inputs.length === 0) {
     throw new ToolchainError(
-      'kvmtest cc: no source files: give C (.c) or assembly (.S) files to build, e.g. `kvmtest cc -o tests.elf tests.c`',
+      'no source files: give C (.c) or assembly (.S) files to build, e.g. `kvmtest cc -o tests.elf tests.c`',
     );
   }
   const paths = sdkPaths();
@@ -260,7 +260,7 @@ export function compileTests(args: readonly string[], options: CompileOptions = 
     return { ...run(cc, userArgs, cwd, env), commands };
   }
   if (parsed.output === undefined) {
-    throw new ToolchainError('kvmtest cc: no output file: give one with -o, e.g. `kvmtest cc -o tests.elf tests.c`');
+    throw new ToolchainError('no output file: give one with -o, e.g. `kvmtest cc -o tests.elf tests.c`');
   }
 
   // The runtime is compiled apart from the user's files so that their flags

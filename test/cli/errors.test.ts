@@ -1,0 +1,166 @@
+// Usage and environment errors exit with status 2 and a message that says
+// what is wrong; --help, --version and the bare command.
+import assert from 'node:assert/strict';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { assemble } from '../helpers/toolchain.js';
+import { guestTest, toolchainTest } from '../helpers/kvm.js';
+import { buildFixtures, CAN_BUILD, describeRun, kvmtest, ROOT, tempDir } from './helpers.js';
+
+const POINTER = 'Run `kvmtest --help` for usage.';
+
+/** Exit status 2, nothing on stdout, one "kvmtest: ..." message on stderr matching every pattern. */
+async function assertUsageError(args: readonly string[], ...patterns: RegExp[]): Promise<string> {
+  const result = await kvmtest(args);
+  assert.equal(result.status, 2, `kvmtest ${args.join(' ')}: ${describeRun(result)}`);
+  assert.equal(result.stdout, '', `kvmtest ${args.join(' ')} writes nothing to stdout`);
+  assert.match(result.stderr, /^kvmtest: /);
+  assert.ok(!result.stderr.includes('internal error'), result.stderr);
+  for (const pattern of patterns) assert.match(result.stderr, pattern, `kvmtest ${args.join(' ')}`);
+  return result.stderr;
+}
+
+describe('the command line', () => {
+  test('--help: exit status 0, the commands and the run options', async () => {
+    const result = await kvmtest(['--help']);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.equal(result.stderr, '');
+    for (const command of ['kvmtest cc', 'kvmtest run', 'kvmtest doctor']) assert.ok(result.stdout.includes(command), command);
+    for (const option of [
+      '--filter PATTERN',
+      '--exact',
+      '--list',
+      '--include-ignored',
+      '--timeout MS',
+      '--reporter NAME',
+      '--output FILE',
+      '--jobs N',
+      '--isolation MODE',
+      '--shard I/N',
+      '--bail [N]',
+      '--higher-half',
+    ]) {
+      assert.ok(result.stdout.includes(option), `--help mentions ${option}`);
+    }
+    assert.match(result.stdout, /exit status: 0 all tests passed, 1 some failed, 2 usage or environment error/);
+  });
+
+  test("--version: the package's version", async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const result = await kvmtest(['--version']);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.equal(result.stdout, `kvmtest ${pkg.version}\n`);
+  });
+
+  test('no arguments: the usage, exit status 2', async () => {
+    const [bare, help] = await Promise.all([kvmtest([]), kvmtest(['--help'])]);
+    assert.equal(bare.status, 2, describeRun(bare));
+    assert.equal(bare.stdout + bare.stderr, help.stdout, 'the same usage text as --help');
+  });
+
+  test('an unknown command: exit status 2, the commands named', async () => {
+    const stderr = await assertUsageError(['frobnicate'], /unknown command "frobnicate"/, /cc, run and doctor/);
+    assert.ok(stderr.includes(POINTER));
+  });
+
+  test('doctor takes no arguments', async () => {
+    await assertUsageError(['doctor', 'extra'], /doctor takes no arguments/);
+  });
+});
+
+describe('kvmtest run: usage errors (exit status 2, nothing run)', () => {
+  // The binary need not exist: arguments are checked first.
+  const elf = join(tempDir(), 'never-read.elf');
+
+  const cases: Array<[string, string[], RegExp[]]> = [
+    ['an unknown option', ['--frob'], [/unknown option --frob/]],
+    ['an unknown short option', ['-x'], [/unknown option -x/]],
+    ['--jobs 0', ['--jobs', '0'], [/--jobs must be a positive whole number/, /"0"/]],
+    ['--jobs x', ['--jobs', 'x'], [/--jobs must be a positive whole number/, /"x"/]],
+    ['--timeout -1', ['--timeout', '-1'], [/--timeout must be a positive whole number/, /"-1"/]],
+    ['--reporter xml', ['--reporter', 'xml'], [/--reporter must be one of pretty, tap, json, junit/, /"xml"/]],
+    ['--isolation foo', ['--isolation', 'foo'], [/--isolation must be snapshot or vm/, /"foo"/]],
+    ['--shard 0/2', ['--shard', '0/2'], [/--shard must be I\/N with 1 <= I <= N/, /"0\/2"/]],
+    ['--shard 3/2', ['--shard', '3/2'], [/--shard must be I\/N with 1 <= I <= N/, /"3\/2"/]],
+    ['--shard x', ['--shard', 'x'], [/--shard must be I\/N/, /"x"/]],
+    ['--bail 0', ['--bail=0'], [/--bail must be a positive whole number/]],
+    ['a value for a flag', ['--list=yes'], [/--list takes no value/]],
+  ];
+  for (const [what, args, patterns] of cases) {
+    test(what, async () => {
+      const stderr = await assertUsageError(['run', ...args, elf], ...patterns);
+      assert.ok(stderr.includes(POINTER), stderr);
+    });
+  }
+
+  test('an option without its value', async () => {
+    await assertUsageError(['run', elf, '--timeout'], /--timeout needs a value/);
+    await assertUsageError(['run', '--filter', '--exact', elf], /--filter needs a value/);
+  });
+
+  test('no binaries', async () => {
+    await assertUsageError(['run'], /run needs at least one test binary/, /kvmtest cc/);
+    await assertUsageError(['run', '--filter', 'x'], /run needs at least one test binary/);
+  });
+});
+
+describe('kvmtest run: unusable binaries and outputs (exit status 2)', () => {
+  const bin = { passing: '', noTests: '', duplicate: '' };
+  let notElf = '';
+  let elf32 = '';
+
+  before(async () => {
+    notElf = join(tempDir(), 'not-an-elf.elf');
+    writeFileSync(notElf, 'hello, I am text\n');
+    if (!CAN_BUILD) return;
+    Object.assign(
+      bin,
+      await buildFixtures({
+        passing: ['passing.c'],
+        noTests: ['no-tests.c'],
+        duplicate: ['duplicate-a.c', 'duplicate-b.c'],
+      }),
+    );
+    // A 32-bit static ELF: kvmtest cc only builds 64-bit ones.
+    elf32 = assemble('.globl _start\n_start: ret\n', { name: 'i386', extraAsArgs: ['--32'], extraLdArgs: ['-m', 'elf_i386'] });
+  });
+
+  // List and run read binaries the same way; --list needs no KVM, so these run anywhere.
+  for (const mode of [['--list'], []]) {
+    const options = mode.length > 0 ? toolchainTest : guestTest;
+    const how = mode.length > 0 ? 'run --list' : 'run';
+    test(`${how}: a missing file`, options(), async () => {
+      await assertUsageError(['run', ...mode, join(tempDir(), 'missing.elf')], /cannot read test binary .*missing\.elf: no such file/);
+    });
+    test(`${how}: a directory`, options(), async () => {
+      await assertUsageError(['run', ...mode, tempDir()], /cannot read test binary .*: it is a directory/);
+    });
+    test(`${how}: a file that is not ELF`, options(), async () => {
+      await assertUsageError(['run', ...mode, notElf], /not-an-elf\.elf: not an ELF file/);
+    });
+    test(`${how}: a 32-bit ELF`, options(), async () => {
+      await assertUsageError(['run', ...mode, elf32], /32-bit ELF/, /64-bit/);
+    });
+    test(`${how}: a static ELF without tests`, options(), async () => {
+      await assertUsageError(['run', ...mode, bin.noTests], /noTests\.elf has no kvmtest tests/, /KVMTEST\(name\)/);
+    });
+    test(`${how}: one test name declared twice in a binary`, options(), async () => {
+      await assertUsageError(
+        ['run', ...mode, bin.duplicate],
+        /the test name "same" is given twice/,
+        /duplicate-a\.c:\d+/,
+        /duplicate-b\.c:\d+/,
+        /unique/,
+      );
+    });
+    test(`${how}: a bad binary among good ones stops the run before any test`, options(), async () => {
+      await assertUsageError(['run', ...mode, bin.passing, notElf], /not an ELF file/);
+    });
+  }
+
+  test('--output into a missing directory', guestTest(), async () => {
+    const file = join(tempDir(), 'no-such-directory', 'report.txt');
+    await assertUsageError(['run', '--output', file, bin.passing], /cannot write the report to .*no-such-directory\/report\.txt/, /no such file or directory/i);
+  });
+});

@@ -1,0 +1,305 @@
+// `kvmtest run` options: choosing tests (--filter, --exact, --list,
+// --include-ignored, --shard), running them (--timeout, --jobs, --isolation,
+// --bail) and reporting them (--reporter, --output), and a report order
+// that does not depend on how the tests were scheduled.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { parseXml, type XmlElement } from '../report/xml.js';
+import { guestTest, toolchainTest } from '../helpers/kvm.js';
+import { buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runJson, tempDir, type JsonReport } from './helpers.js';
+
+const bin = { passing: '', failing: '', many: '', spin: '' };
+
+before(async () => {
+  if (!CAN_BUILD) return;
+  Object.assign(
+    bin,
+    await buildFixtures({ passing: ['passing.c'], failing: ['failing.c'], many: ['many.c'], spin: ['spin.c'] }),
+  );
+});
+
+const names = (report: JsonReport) => report.tests.map((t) => t.name);
+const HEX = /^0x[0-9a-f]+$/;
+
+/** The JSON report's schema (src/report/json.ts): exact keys, in order, and their types. */
+function assertJsonSchema(report: unknown): void {
+  assert.ok(report !== null && typeof report === 'object');
+  assert.deepEqual(Object.keys(report), ['tests', 'summary']);
+  const { tests, summary } = report as JsonReport;
+  assert.ok(Array.isArray(tests));
+  for (const t of tests) {
+    const keys = ['name', 'binary', 'status', 'outcome', 'durationMs', 'output', 'message'];
+    assert.deepEqual(Object.keys(t), t.fault === undefined ? keys : [...keys, 'fault'], t.name);
+    assert.equal(typeof t.name, 'string');
+    assert.equal(typeof t.binary, 'string');
+    assert.ok(['passed', 'failed', 'ignored'].includes(t.status), t.status);
+    // Ignored tests did not run: no outcome.
+    if (t.status === 'ignored') assert.equal(t.outcome, null, t.name);
+    else assert.equal(typeof t.outcome, 'string', t.name);
+    assert.ok(typeof t.durationMs === 'number' && t.durationMs >= 0, t.name);
+    assert.equal(typeof t.output, 'string');
+    assert.ok(t.message === null || typeof t.message === 'string', t.name);
+    if (t.status === 'failed') assert.ok(t.message, `${t.name} says why it failed`);
+    if (t.fault !== undefined) {
+      const f = t.fault;
+      assert.deepEqual(Object.keys(f), ['vector', 'name', 'errorCode', 'rip', 'cr2', 'location'], t.name);
+      assert.ok(Number.isInteger(f.vector) && f.vector >= 0 && f.vector <= 255);
+      assert.match(f.name, /^#[A-Z]+$/);
+      assert.ok(f.errorCode === null || Number.isInteger(f.errorCode));
+      assert.match(f.rip, HEX);
+      assert.ok(f.cr2 === null || HEX.test(f.cr2), String(f.cr2));
+      assert.equal(typeof f.location, 'string');
+    }
+  }
+  assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'durationMs']);
+  for (const status of ['passed', 'failed', 'ignored'] as const) {
+    assert.equal(summary[status], tests.filter((t) => t.status === status).length, status);
+  }
+  assert.ok(typeof summary.durationMs === 'number' && summary.durationMs >= 0);
+}
+
+function elements(root: XmlElement, name: string): XmlElement[] {
+  const found: XmlElement[] = [];
+  const visit = (e: XmlElement) => {
+    if (e.name === name) found.push(e);
+    e.children.forEach(visit);
+  };
+  visit(root);
+  return found;
+}
+
+describe('choosing tests', () => {
+  test('--filter PATTERN runs the tests whose name contains it', guestTest(), async () => {
+    const { result, report } = await runJson(['--filter', 'as_expected', bin.passing]);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.deepEqual(names(report), [
+      'assertion_fails_as_expected',
+      'halts_as_expected',
+      'panics_as_expected',
+      'raises_de_as_expected',
+      'raises_gp_as_expected',
+    ]);
+  });
+
+  test('--filter repeated: a test runs when any filter matches', guestTest(), async () => {
+    const { report } = await runJson(['--filter', 'returns', '--filter', 'halts', bin.passing]);
+    assert.deepEqual(names(report), ['halts_as_expected', 'returns']);
+  });
+
+  test('--exact: filters match whole names only', guestTest(), async () => {
+    const none = await kvmtest(['run', '--exact', '--filter', 'halts', bin.passing]);
+    assert.equal(none.status, 0, describeRun(none));
+    assert.equal(lines(none.stdout)[0], 'running 0 tests');
+    assert.match(none.stdout, /test result: ok\. 0 passed; 0 failed; 0 ignored;/);
+    const { report } = await runJson(['--exact', '--filter', 'halts_as_expected', '--filter', 'returns', bin.passing]);
+    assert.deepEqual(names(report), ['halts_as_expected', 'returns']);
+  });
+
+  test('--list prints "NAME: test" lines and a count, and runs nothing', toolchainTest(), async () => {
+    // The failing binary would exit 1 if its tests ran.
+    const result = await kvmtest(['run', '--list', bin.failing]);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.equal(result.stderr, '');
+    assert.deepEqual(lines(result.stdout), [
+      'assertion_fails: test',
+      'should_gp_but_ud: test',
+      'should_halt_but_returns: test',
+      'should_panic_but_returns: test',
+      'times_out: test',
+      'uncaught_page_fault: test',
+      'unexpected_port_io: test',
+      '',
+      '7 tests',
+    ]);
+  });
+
+  test('--list marks ignored tests, honours filters and names each binary when there are several', toolchainTest(), async () => {
+    const one = await kvmtest(['run', '--list', '--filter', 'zz', bin.passing]);
+    assert.deepEqual(lines(one.stdout), ['zz_ignored: test (ignored)', '', '1 test']);
+    const two = await kvmtest(['run', '--list', '--filter', 'returns', bin.passing, bin.failing]);
+    assert.equal(two.status, 0, describeRun(two));
+    assert.deepEqual(lines(two.stdout), [
+      `${bin.passing}:`,
+      'returns: test',
+      `${bin.failing}:`,
+      'should_halt_but_returns: test',
+      'should_panic_but_returns: test',
+      '',
+      '3 tests',
+    ]);
+  });
+
+  test('--include-ignored runs the ignored tests too', guestTest(), async () => {
+    const without = await runJson(['--filter', 'zz_ignored', bin.passing]);
+    assert.deepEqual(
+      without.report.tests.map((t) => [t.name, t.status, t.output]),
+      [['zz_ignored', 'ignored', '']],
+    );
+    const withIgnored = await runJson(['--include-ignored', '--filter', 'zz_ignored', bin.passing]);
+    assert.equal(withIgnored.result.status, 0, describeRun(withIgnored.result));
+    assert.deepEqual(
+      withIgnored.report.tests.map((t) => [t.name, t.status, t.output]),
+      [['zz_ignored', 'passed', 'output of zz_ignored\n']],
+    );
+    assert.equal(withIgnored.report.summary.ignored, 0);
+  });
+
+  test('--shard 1/3, 2/3, 3/3: disjoint, together every test, the same from run to run', guestTest(), async () => {
+    const binaries = [bin.many, bin.passing];
+    const key = (t: JsonReport['tests'][number]) => `${t.binary}::${t.name}`;
+    const all = await runJson(binaries);
+    const shards = ['1/3', '2/3', '3/3'];
+    const runs = await Promise.all([...shards, ...shards].map((shard) => runJson(['--shard', shard, ...binaries])));
+    const first = runs.slice(0, 3).map((r) => r.report.tests.map(key));
+    const again = runs.slice(3).map((r) => r.report.tests.map(key));
+    assert.deepEqual(again, first, 'each shard is the same from run to run');
+    for (const shard of first) assert.ok(shard.length > 0, 'no shard is empty');
+    const union = first.flat();
+    assert.equal(new Set(union).size, union.length, 'no test is in two shards');
+    assert.deepEqual(new Set(union), new Set(all.report.tests.map(key)), 'the shards together hold every test');
+    // --list agrees with what a shard runs.
+    const listed = await kvmtest(['run', '--list', '--shard', '2/3', bin.many]);
+    const manyInShard2 = runs[1]!.report.tests.filter((t) => t.binary === bin.many).map((t) => `${t.name}: test`);
+    assert.deepEqual(lines(listed.stdout).slice(0, -2), manyInShard2);
+  });
+});
+
+describe('running tests', () => {
+  test('--timeout MS is the timeout of tests that set none', guestTest(), async () => {
+    const started = Date.now();
+    const { result, report } = await runJson(['--timeout', '200', bin.spin]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.ok(Date.now() - started < 8000, 'the 200 ms timeout, not the 10 s default, ended the test');
+    const [spins] = report.tests;
+    assert.equal(spins?.outcome, 'timeout');
+    assert.match(spins.message!, /timed out after 200 ms; the guest was at kt_test_spins_forever\b.*\(0x[0-9a-f]+\)/);
+  });
+
+  test("--timeout does not override a test's own .timeout_ms", guestTest(), async () => {
+    const { report } = await runJson(['--timeout', '5000', '--filter', 'times_out', bin.failing]);
+    assert.match(report.tests[0]!.message!, /timed out after 100 ms/);
+  });
+
+  test('--bail: stops after the first failure, reports fewer tests, says so on stderr', guestTest(), async () => {
+    const { result, report } = await runJson(['--bail', '--jobs', '1', bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    assertJsonSchema(report);
+    assert.ok(report.summary.failed >= 1);
+    assert.ok(report.tests.length < 7, `fewer than all 7 tests reported (got ${report.tests.length})`);
+    const note = /^kvmtest: stopped after (\d+) failure\(s\) \(--bail\); (\d+) test\(s\) not run\n$/.exec(result.stderr);
+    assert.ok(note, result.stderr);
+    assert.equal(Number(note[1]), report.summary.failed);
+    assert.equal(Number(note[2]) + report.tests.length, 7, 'reported and not run add up to all the tests');
+  });
+
+  test('--bail N: stops after N failures', guestTest(), async () => {
+    const { result, report } = await runJson(['--bail', '3', '--jobs', '1', bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.ok(report.summary.failed >= 3, `at least 3 failures before stopping (got ${report.summary.failed})`);
+    assert.ok(report.tests.length < 7, `fewer than all 7 tests reported (got ${report.tests.length})`);
+    assert.match(result.stderr, /stopped after \d+ failure\(s\) \(--bail\); \d+ test\(s\) not run/);
+  });
+
+  test('--bail without failures changes nothing', guestTest(), async () => {
+    const result = await kvmtest(['run', '--bail', bin.passing]);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.equal(result.stderr, '');
+    assert.match(result.stdout, /test result: ok\. 7 passed; 0 failed; 1 ignored;/);
+  });
+
+  test('stable order: the same report, with each output under its test, across runs, --jobs and --isolation', guestTest(), async () => {
+    const binaries = [bin.many, bin.passing, bin.failing];
+    const variants = [['--jobs', '1'], ['--jobs', '2'], ['--jobs', '2'], ['--jobs', '3'], ['--jobs', '2', '--isolation', 'vm'], ['--isolation', 'snapshot']];
+    const runs = await Promise.all(variants.map((args) => runJson([...args, ...binaries])));
+    const shape = (report: JsonReport) => report.tests.map((t) => [t.binary, t.name, t.status, t.outcome]);
+    const [first, ...others] = runs.map((r) => r.report);
+    assert.equal(first!.tests.length, 24 + 8 + 7);
+    for (const [i, other] of others.entries()) assert.deepEqual(shape(other), shape(first!), variants[i + 1]!.join(' '));
+    for (const [i, { result, report }] of runs.entries()) {
+      assert.equal(result.status, 1, variants[i]!.join(' '));
+      for (const t of report.tests) {
+        const expected = t.status === 'ignored' ? '' : `output of ${t.name}\n`;
+        assert.equal(t.output, expected, `${t.name} with ${variants[i]!.join(' ')}`);
+      }
+    }
+  });
+});
+
+describe('reporting', () => {
+  test('--reporter json: one document in the schema of src/report/json.ts', guestTest(), async () => {
+    const { result, report } = await runJson([bin.passing, bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.equal(result.stderr, '');
+    assertJsonSchema(report);
+    assert.equal(report.tests.length, 15);
+    assert.deepEqual([report.summary.passed, report.summary.failed, report.summary.ignored], [7, 7, 1]);
+    const pageFault = report.tests.find((t) => t.name === 'uncaught_page_fault')!;
+    assert.equal(pageFault.fault?.cr2, '0x40000000');
+    assert.equal(pageFault.binary, bin.failing);
+  });
+
+  test('--reporter tap: TAP version 13, a plan, one test point per test', guestTest(), async () => {
+    const result = await kvmtest(['run', '--reporter', 'tap', bin.passing, bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    const out = lines(result.stdout);
+    assert.equal(out[0], 'TAP version 13');
+    assert.equal(out[1], '1..15');
+    const points = out.filter((line) => /^(not )?ok \d+ /.test(line));
+    assert.equal(points.length, 15);
+    points.forEach((line, i) => assert.match(line, new RegExp(`^(not )?ok ${i + 1} - `), line));
+    assert.equal(points.filter((line) => line.startsWith('not ok')).length, 7);
+    assert.ok(points.includes(`ok 8 - ${bin.passing}::zz_ignored # SKIP`), points.join('\n'));
+    assert.ok(points.includes(`not ok 9 - ${bin.failing}::assertion_fails`), points.join('\n'));
+    // A YAML block under each failure.
+    assert.equal(out.filter((line) => line === '  ---').length, 7);
+    assert.equal(out.filter((line) => line === '  ...').length, 7);
+    assert.deepEqual(out.slice(-4, -1), ['# pass 7', '# fail 7', '# skip 1']);
+  });
+
+  test('--reporter junit: well-formed XML with one testcase per test', guestTest(), async () => {
+    const [result, json] = await Promise.all([
+      kvmtest(['run', '--reporter', 'junit', bin.passing, bin.failing]),
+      runJson([bin.passing, bin.failing]),
+    ]);
+    assert.equal(result.status, 1, describeRun(result));
+    const root = parseXml(result.stdout);
+    assert.equal(root.name, 'testsuites');
+    assert.deepEqual(
+      [root.attributes['tests'], root.attributes['failures'], root.attributes['skipped']],
+      ['15', '7', '1'],
+    );
+    assert.deepEqual(
+      root.children.map((suite) => [suite.name, suite.attributes['name']]),
+      [['testsuite', bin.passing], ['testsuite', bin.failing]],
+    );
+    const cases = elements(root, 'testcase');
+    assert.deepEqual(
+      cases.map((c) => c.attributes['name']),
+      names(json.report),
+    );
+    const failed = cases.filter((c) => c.children.some((child) => child.name === 'failure'));
+    assert.deepEqual(
+      failed.map((c) => c.attributes['name']),
+      json.report.tests.filter((t) => t.status === 'failed').map((t) => t.name),
+    );
+  });
+
+  test('--output FILE: the report goes to the file, not to standard output', guestTest(), async () => {
+    const file = join(tempDir(), 'report.json');
+    const result = await kvmtest(['run', '--reporter', 'json', '--output', file, bin.passing, bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.equal(result.stdout, '');
+    const report = JSON.parse(readFileSync(file, 'utf8')) as JsonReport;
+    assertJsonSchema(report);
+    assert.equal(report.tests.length, 15);
+
+    const pretty = join(tempDir(), 'report.txt');
+    const prettyRun = await kvmtest(['run', '--output', pretty, bin.passing]);
+    assert.equal(prettyRun.status, 0, describeRun(prettyRun));
+    assert.equal(prettyRun.stdout, '');
+    assert.ok(existsSync(pretty));
+    assert.match(readFileSync(pretty, 'utf8'), /^running 8 tests\n[\s\S]*\ntest result: ok\. 7 passed; 0 failed; 1 ignored; finished in \d+\.\d\ds\n$/);
+  });
+});

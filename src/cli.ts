@@ -47,11 +47,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     const [command, ...rest] = argv;
     switch (command) {
       case undefined:
+        // No command is a mistake: the usage goes to stderr.
+        process.stderr.write(`${USAGE}\n`);
+        return EXIT_USAGE;
       case '--help':
       case '-h':
       case 'help':
         process.stdout.write(`${USAGE}\n`);
-        return command === undefined ? EXIT_USAGE : EXIT_OK;
+        return EXIT_OK;
       case '--version':
       case '-V':
         process.stdout.write(`kvmtest ${packageVersion()}\n`);

@@ -8,6 +8,7 @@ import type { Isolation } from '../runner/executor.js';
 import { PoolError } from '../runner/pool.js';
 import { ProgressLine } from '../runner/progress.js';
 import { runTests } from '../runner/run.js';
+import type { TestCase } from '../runner/types.js';
 
 export interface RunCommandOptions extends Selection {
   binaries: string[];
@@ -23,14 +24,17 @@ export interface RunCommandOptions extends Selection {
 
 export async function runCommand(options: RunCommandOptions): Promise<number> {
   try {
-    if (options.list) return listTests(options);
+    const tests = selectTests(discoverTests(options.binaries), options);
+    if (options.list) return listTests(tests);
     // Check /dev/kvm here, once, rather than in every worker.
     Kvm.open().close();
+    // Opened only once the run can start: a usage error leaves an existing report alone.
     const file = options.output ? await openOutput(options.output) : undefined;
     const out = file ?? process.stdout;
     const reporter = createReporter(options.reporter, out);
     const { summary, notRun } = await runTests({
       ...options,
+      tests,
       reporters: [reporter],
       progress: new ProgressLine(),
     });
@@ -46,14 +50,13 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
   }
 }
 
-function listTests(options: RunCommandOptions): number {
-  const tests = selectTests(discoverTests(options.binaries), options);
+function listTests(tests: readonly TestCase[]): number {
   const binaries = [...new Set(tests.map((t) => t.binary))];
   for (const binary of binaries) {
     if (binaries.length > 1) process.stdout.write(`${binary}:\n`);
     for (const t of tests) if (t.binary === binary) process.stdout.write(`${t.name}: test${t.ignore ? ' (ignored)' : ''}\n`);
   }
-  process.stdout.write(`\n${tests.length} test${tests.length === 1 ? '' : 's'}\n`);
+  process.stdout.write(`${tests.length > 0 ? '\n' : ''}${tests.length} test${tests.length === 1 ? '' : 's'}\n`);
   return 0;
 }
 

@@ -26,6 +26,8 @@ const MACHINE_NAMES: Record<number, string> = {
   243: 'RISC-V',
 };
 
+const utf8 = new TextDecoder();
+
 export class ElfError extends Error {
   constructor(
     readonly file: string,
@@ -184,7 +186,7 @@ function readSymbols(
 function readCString(bytes: Uint8Array, at: number): string {
   let end = at;
   while (end < bytes.length && bytes[end] !== 0) end++;
-  return new TextDecoder().decode(bytes.subarray(at, end));
+  return utf8.decode(bytes.subarray(at, end));
 }
 
 export function findSection(elf: ElfFile, name: string): SectionHeader | undefined {

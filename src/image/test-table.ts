@@ -48,6 +48,8 @@ const AT = {
 const IOPORT_SIZE = 8;
 const RAM_SIZE = 16;
 
+const utf8 = new TextDecoder();
+
 export class TestTableError extends Error {
   constructor(message: string) {
     super(message);
@@ -88,12 +90,14 @@ export function readTestTable(elf: ElfFile, binary: string = elf.file): TestCase
       at += RECORD_ALIGN;
       continue;
     }
-    const where = `${binary}: the ${TEST_TABLE_SECTION} record at offset ${hex(at)} (address ${hex(section.addr + BigInt(at))})`;
-    if (table.length - at < 8) throw new TestTableError(`${where} is cut short (${table.length - at} bytes left in the section)`);
+    // Built only for messages: formatting it for every record would cost more than reading the record.
+    const recordAt = at;
+    const where = () => `${binary}: the ${TEST_TABLE_SECTION} record at offset ${hex(recordAt)} (address ${hex(section.addr + BigInt(recordAt))})`;
+    if (table.length - at < 8) throw new TestTableError(`${where()} is cut short (${table.length - at} bytes left in the section)`);
     const magic = view.getUint32(at + AT.magic, true);
     if (magic !== TEST_RECORD_MAGIC) {
       throw new TestTableError(
-        `${where} has bad magic ${hex(magic)} (expected ${hex(TEST_RECORD_MAGIC)}, "KVMT"): ` +
+        `${where()} has bad magic ${hex(magic)} (expected ${hex(TEST_RECORD_MAGIC)}, "KVMT"): ` +
           `the section holds something other than kvmtest records`,
       );
     }
@@ -101,15 +105,15 @@ export function readTestTable(elf: ElfFile, binary: string = elf.file): TestCase
     const size = view.getUint16(at + AT.size, true);
     if (!SUPPORTED_TABLE_VERSIONS.includes(version)) {
       throw new TestTableError(
-        `${where} has version ${version}; this kvmtest reads version${SUPPORTED_TABLE_VERSIONS.length > 1 ? 's' : ''} ` +
+        `${where()} has version ${version}; this kvmtest reads version${SUPPORTED_TABLE_VERSIONS.length > 1 ? 's' : ''} ` +
           `${SUPPORTED_TABLE_VERSIONS.join(', ')}: build the tests with the SDK that comes with this kvmtest, or upgrade kvmtest`,
       );
     }
     if (size < RECORD_V1_SIZE) {
-      throw new TestTableError(`${where} says it is ${size} bytes, too small: a version ${version} record has at least ${RECORD_V1_SIZE}`);
+      throw new TestTableError(`${where()} says it is ${size} bytes, too small: a version ${version} record has at least ${RECORD_V1_SIZE}`);
     }
     if (at + size > table.length) {
-      throw new TestTableError(`${where} is ${size} bytes, but the section ends ${table.length - at} bytes after its start`);
+      throw new TestTableError(`${where()} is ${size} bytes, but the section ends ${table.length - at} bytes after its start`);
     }
     const record = new DataView(table.buffer, table.byteOffset + at, size);
     tests.push(readRecord(record, section.addr + BigInt(at), memory, binary, where));
@@ -135,14 +139,14 @@ function sourceOrder(tests: TestCase[]): TestCase[] {
   return [...tests].sort((a, b) => fileRank.get(a.file)! - fileRank.get(b.file)! || a.line - b.line);
 }
 
-function readRecord(view: DataView, address: bigint, memory: SegmentReader, binary: string, where: string): TestCase {
-  const name = memory.string(view.getBigUint64(AT.name, true), `${where}: its name`);
-  const file = memory.string(view.getBigUint64(AT.file, true), `${where} ("${name}"): its file name`);
+function readRecord(view: DataView, address: bigint, memory: SegmentReader, binary: string, where: () => string): TestCase {
+  const name = memory.string(view.getBigUint64(AT.name, true), () => `${where()}: its name`);
+  const file = memory.string(view.getBigUint64(AT.file, true), () => `${where()} ("${name}"): its file name`);
   const line = view.getUint32(AT.line, true);
   const fn = view.getBigUint64(AT.fn, true);
-  const test = `${binary}: test "${name}" (${file}:${line})`;
-  if (name === '') throw new TestTableError(`${where} has an empty name`);
-  if (fn === 0n) throw new TestTableError(`${test} has no test function (its fn pointer is 0)`);
+  const test = () => `${binary}: test "${name}" (${file}:${line})`;
+  if (name === '') throw new TestTableError(`${where()} has an empty name`);
+  if (fn === 0n) throw new TestTableError(`${test()} has no test function (its fn pointer is 0)`);
 
   const options = {
     shouldFault: view.getInt32(AT.shouldFault, true),
@@ -164,10 +168,10 @@ function readRecord(view: DataView, address: bigint, memory: SegmentReader, bina
   };
 }
 
-function expectation(o: { shouldFault: number; shouldPanic: boolean; shouldHalt: boolean }, test: string): Expectation {
+function expectation(o: { shouldFault: number; shouldPanic: boolean; shouldHalt: boolean }, test: () => string): Expectation {
   if (o.shouldFault !== NO_FAULT && (o.shouldFault < 0 || o.shouldFault > MAX_VECTOR)) {
     throw new TestTableError(
-      `${test}: .should_fault = ${o.shouldFault} is not an exception vector (0 to ${MAX_VECTOR}, e.g. FAULT_GP; -1 means none)`,
+      `${test()}: .should_fault = ${o.shouldFault} is not an exception vector (0 to ${MAX_VECTOR}, e.g. FAULT_GP; -1 means none)`,
     );
   }
   const set = [
@@ -176,7 +180,7 @@ function expectation(o: { shouldFault: number; shouldPanic: boolean; shouldHalt:
     o.shouldFault !== NO_FAULT && '.should_fault',
   ].filter((x): x is string => x !== false);
   if (set.length > 1) {
-    throw new TestTableError(`${test} sets ${set.join(' and ')}; a test expects one outcome, so set at most one of them`);
+    throw new TestTableError(`${test()} sets ${set.join(' and ')}; a test expects one outcome, so set at most one of them`);
   }
   if (o.shouldPanic) return { kind: 'panic' };
   if (o.shouldHalt) return { kind: 'halt' };
@@ -185,7 +189,7 @@ function expectation(o: { shouldFault: number; shouldPanic: boolean; shouldHalt:
 }
 
 /** .ioport and .ioports[16]; an all-zero entry is unset. */
-function ioPorts(view: DataView, test: string): Map<number, number> {
+function ioPorts(view: DataView, test: () => string): Map<number, number> {
   const entries: Array<[number, number]> = [];
   for (let i = 0; i <= MAX_IOPORTS; i++) {
     const at = i === 0 ? AT.ioport : AT.ioports + (i - 1) * IOPORT_SIZE;
@@ -196,13 +200,13 @@ function ioPorts(view: DataView, test: string): Map<number, number> {
   try {
     return normalizeIoPorts(entries);
   } catch (err) {
-    if (err instanceof OptionError) throw new TestTableError(`${test}: ${err.message}`);
+    if (err instanceof OptionError) throw new TestTableError(`${test()}: ${err.message}`);
     throw err;
   }
 }
 
 /** .ram and .rams[8]; an all-zero entry is unset. */
-function ramRanges(view: DataView, test: string): Array<[bigint, bigint]> {
+function ramRanges(view: DataView, test: () => string): Array<[bigint, bigint]> {
   const ranges: Array<[bigint, bigint]> = [];
   for (let i = 0; i <= MAX_RAMS; i++) {
     const at = i === 0 ? AT.ram : AT.rams + (i - 1) * RAM_SIZE;
@@ -210,15 +214,15 @@ function ramRanges(view: DataView, test: string): Array<[bigint, bigint]> {
     const to = view.getBigUint64(at + 8, true);
     if (from === 0n && to === 0n) continue;
     const range = `RAM range [${hex(from)}, ${hex(to)})`;
-    if (to <= from) throw new TestTableError(`${test}: ${range}: the end must be above the start (ranges are { from, to })`);
+    if (to <= from) throw new TestTableError(`${test()}: ${range}: the end must be above the start (ranges are { from, to })`);
     if ((from & PAGE_MASK) !== 0n || (to & PAGE_MASK) !== 0n) {
-      throw new TestTableError(`${test}: ${range}: both ends must be multiples of 4 KiB (0x1000)`);
+      throw new TestTableError(`${test()}: ${range}: both ends must be multiples of 4 KiB (0x1000)`);
     }
     if (from < LAYOUT.engineEnd) {
-      throw new TestTableError(`${test}: ${range} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
+      throw new TestTableError(`${test()}: ${range} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
     }
     const clash = ranges.find(([f, t]) => from < t && f < to);
-    if (clash) throw new TestTableError(`${test}: ${range} overlaps RAM range [${hex(clash[0])}, ${hex(clash[1])})`);
+    if (clash) throw new TestTableError(`${test()}: ${range} overlaps RAM range [${hex(clash[0])}, ${hex(clash[1])})`);
     ranges.push([from, to]);
   }
   return ranges;
@@ -250,19 +254,19 @@ class SegmentReader {
     private readonly binary: string,
   ) {}
 
-  string(address: bigint, what: string): string {
+  string(address: bigint, what: () => string): string {
     const segment = this.elf.segments.find(
       (s) => s.type === PT_LOAD && address >= s.vaddr && address < s.vaddr + BigInt(s.filesz),
     );
     if (!segment) {
       throw new TestTableError(
-        `${what} points at ${hex(address)}, which is not in any loadable segment of ${this.binary} with file contents`,
+        `${what()} points at ${hex(address)}, which is not in any loadable segment of ${this.binary} with file contents`,
       );
     }
     const start = segment.offset + Number(address - segment.vaddr);
     const end = segment.offset + segment.filesz;
     const nul = this.elf.bytes.subarray(start, end).indexOf(0);
-    if (nul < 0) throw new TestTableError(`${what} at ${hex(address)} runs to the end of its segment without a terminating NUL`);
-    return new TextDecoder().decode(this.elf.bytes.subarray(start, start + nul));
+    if (nul < 0) throw new TestTableError(`${what()} at ${hex(address)} runs to the end of its segment without a terminating NUL`);
+    return utf8.decode(this.elf.bytes.subarray(start, start + nul));
   }
 }

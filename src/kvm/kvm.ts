@@ -27,10 +27,14 @@ export class Kvm {
   private closed = false;
   private cpuidCache: CpuidEntry[] | undefined;
   private msrListCache: number[] | undefined;
-  readonly vcpuMmapSize: number;
 
-  private constructor(readonly fd: number) {
-    this.vcpuMmapSize = this.ioctlValue('KVM_GET_VCPU_MMAP_SIZE');
+  private vcpuMmapSizeCache = 0;
+
+  private constructor(readonly fd: number) {}
+
+  /** Size of a vCPU's kvm_run mapping. */
+  get vcpuMmapSize(): number {
+    return (this.vcpuMmapSizeCache ||= this.ioctlValue('KVM_GET_VCPU_MMAP_SIZE'));
   }
 
   /** Opens /dev/kvm and checks the API version and the capabilities kvmtest needs. */
@@ -43,7 +47,12 @@ export class Kvm {
     }
     const kvm = new Kvm(fd);
     try {
-      const version = kvm.ioctlValue('KVM_GET_API_VERSION');
+      let version: number;
+      try {
+        version = kvm.ioctlValue('KVM_GET_API_VERSION');
+      } catch (err) {
+        throw new KvmUnavailableError(`${path} opens, but does not answer as KVM does (${(err as Error).message}); is it really the KVM device?`, 'other');
+      }
       if (version !== KVM_API_VERSION) {
         throw new KvmUnavailableError(
           `${path} reports KVM API version ${version}; kvmtest needs version ${KVM_API_VERSION}.`,

@@ -15,6 +15,8 @@ import type { TestCase, TestResult } from './types.js';
 
 export interface PoolOptions {
   jobs: number;
+  /** Most tests per batch (default 64). */
+  maxBatch?: number;
   isolation: Isolation;
   defaultTimeoutMs: number;
   /** Called once per finished test, in completion order, with its index in `tests`. */
@@ -81,7 +83,7 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
       const binary = tests[queue.peek()]!.binary;
       // Smaller batches near the end keep every worker busy until the last test.
       const share = Math.ceil(queue.length / (options.jobs * 4));
-      const size = Math.max(1, Math.min(MAX_BATCH, share));
+      const size = Math.max(1, Math.min(options.maxBatch ?? MAX_BATCH, share));
       const indices: number[] = [];
       while (indices.length < size && queue.length > 0 && tests[queue.peek()]!.binary === binary) indices.push(queue.take());
       return { id: nextBatchId++, binary, indices };

@@ -11,6 +11,8 @@ import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
 
 export interface RunOptions extends Selection {
   binaries: readonly string[];
+  /** The selected tests, if the caller already discovered them (otherwise found from `binaries`). */
+  tests?: readonly TestCase[];
   jobs?: number;
   isolation?: Isolation;
   timeoutMs?: number;
@@ -29,7 +31,7 @@ export interface RunOutcome {
 
 export async function runTests(options: RunOptions): Promise<RunOutcome> {
   const started = process.hrtime.bigint();
-  const tests = selectTests(discoverTests(options.binaries), options);
+  const tests = options.tests ?? selectTests(discoverTests(options.binaries), options);
   const binaries = [...new Set(tests.map((t) => t.binary))];
   const { reporters, progress } = options;
   const emit = (event: (r: Reporter) => void) => {
@@ -59,6 +61,9 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
   const bail = options.bail ?? Infinity;
   await runInWorkers(toRun.map((i) => tests[i]!), {
     jobs: options.jobs ?? availableParallelism(),
+    // With --bail, one test per batch: a batch's results arrive together, so
+    // bigger batches would run (and report) tests past the N-th failure.
+    maxBatch: options.bail === undefined ? undefined : 1,
     isolation: options.isolation ?? 'snapshot',
     defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     onResult(index, result) {

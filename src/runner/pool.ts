@@ -12,6 +12,7 @@ import { mapSharedFile } from '../kvm/libc.js';
 import type { Isolation } from './executor.js';
 import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
+import { hostFailure } from './verdict.js';
 
 export interface PoolOptions {
   jobs: number;
@@ -227,13 +228,5 @@ class WorkQueue {
 
 function workerDied(test: TestCase, how: string, stderr: string): TestResult {
   const tail = stderr.trim() ? `\nworker stderr:\n${stderr.trim()}` : '';
-  return {
-    name: test.name,
-    binary: test.binary,
-    status: 'failed',
-    outcome: 'error',
-    durationMs: 0,
-    output: '',
-    message: `the worker process running this test ${how}; the other tests went on in a new worker${tail}`,
-  };
+  return hostFailure(test, `the worker process running this test ${how}; the other tests went on in a new worker${tail}`);
 }

@@ -75,3 +75,8 @@ export function judge(test: TestCase, result: RunForJudging): TestResult {
     : `expected the test to ${describeExpectation(test.expect)}, but ${what}`;
   return { ...base, status: 'failed', message };
 }
+
+/** A test the host could not run to the end (its worker died, an internal error): failed, with why. */
+export function hostFailure(test: TestCase, message: string): TestResult {
+  return { name: test.name, binary: test.binary, status: 'failed', outcome: 'error', durationMs: 0, output: '', message };
+}

@@ -11,6 +11,7 @@ import { getKvm, getRunTimer } from '../run-guest.js';
 import { BinaryExecutor, type Isolation } from './executor.js';
 import { type FromWorker, isPlainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, type ToWorker } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
+import { hostFailure } from './verdict.js';
 
 interface LoadedBinary {
   executor: BinaryExecutor;
@@ -42,15 +43,7 @@ function load(binary: string, isolation: Isolation, defaultTimeoutMs: number): L
 
 /** A host-side exception while running one test fails that test, not the run. */
 function internalFailure(test: TestCase, err: unknown): TestResult {
-  return {
-    name: test.name,
-    binary: test.binary,
-    status: 'failed',
-    outcome: 'error',
-    durationMs: 0,
-    output: '',
-    message: `kvmtest internal error while running this test: ${(err as Error).stack ?? String(err)}`,
-  };
+  return hostFailure(test, `kvmtest internal error while running this test: ${(err as Error).stack ?? String(err)}`);
 }
 
 function runBatch(message: RunBatchMessage): void {

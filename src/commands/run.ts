@@ -6,6 +6,7 @@ import { createReporter, type ReporterName } from '../report/index.js';
 import { BinaryError, discoverTests, selectTests, type Selection } from '../runner/discover.js';
 import type { Isolation } from '../runner/executor.js';
 import { PoolError } from '../runner/pool.js';
+import { preflight } from '../runner/preflight.js';
 import { ProgressLine } from '../runner/progress.js';
 import { runTests } from '../runner/run.js';
 import type { TestCase } from '../runner/types.js';
@@ -26,8 +27,13 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
   try {
     const tests = selectTests(discoverTests(options.binaries), options);
     if (options.list) return listTests(tests);
-    // Check /dev/kvm here, once, rather than in every worker.
-    Kvm.open().close();
+    // Check /dev/kvm and the binaries here, once, rather than in every worker.
+    const kvm = Kvm.open();
+    try {
+      preflight(options.binaries, kvm);
+    } finally {
+      kvm.close();
+    }
     // Opened only once the run can start: a usage error leaves an existing report alone.
     const file = options.output ? await openOutput(options.output) : undefined;
     const out = file ?? process.stdout;

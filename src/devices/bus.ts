@@ -35,7 +35,7 @@ function unexpectedPort(dir: 'in' | 'out', port: number, size: AccessSize, value
     : `${size * 8}-bit write (out) of ${hex(value!)} to port ${hex(port)}`;
   const why = device
     ? `${device.name} does not accept ${dir === 'in' ? 'reads' : 'writes'}`
-    : 'no device is configured there (configure the port with ioports)';
+    : 'no device is configured there (give the test the port: .ioport/.ioports in KVMTEST, ioports in runGuest)';
   return { outcome: 'unexpected-io', message: `unexpected ${access}: ${why}` };
 }
 

@@ -8,6 +8,7 @@ import { HYPERCALL } from './ports.js';
 
 /** Largest single console write accepted; larger ones are cut (and say so). */
 const MAX_WRITE = 1 << 20;
+const utf8 = new TextEncoder();
 /** struct kt_report (v1), in bytes. */
 export const REPORT_SIZE = 64;
 const REPORT_KIND = { assert: 1, assertEq: 2, panic: 3 } as const;
@@ -42,6 +43,9 @@ export class HypercallPort implements PortDevice {
       };
     }
     guest.print(bytes);
+    if (length > BigInt(MAX_WRITE)) {
+      guest.print(utf8.encode(`\n[kvmtest: a write of ${length} bytes was cut to its first ${MAX_WRITE}]\n`));
+    }
   }
 }
 

@@ -133,6 +133,9 @@ export const KVM_MEM_READONLY = 2;
 export const KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1;
 export const KVM_DIRTY_LOG_INITIALLY_SET = 2;
 
+/** kvm_run.cr8: without an in-kernel local APIC, KVM_RUN loads CR8 from here (after the synced sregs). */
+export const RUN_CR8 = 16;
+
 /** kvm_run field offsets (x86-64). */
 export const RUN = {
   immediate_exit: 1,

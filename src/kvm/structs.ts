@@ -103,6 +103,8 @@ const DTABLE_OFFSET = SEGMENT_NAMES.length * SEGMENT_SIZE; // 192
 const CR_OFFSET = DTABLE_OFFSET + 2 * 16; // 224
 const CR_NAMES = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
 const BITMAP_OFFSET = CR_OFFSET + CR_NAMES.length * 8; // 280
+/** Where cr8 sits in struct kvm_sregs. */
+export const SREGS_CR8_OFFSET = CR_OFFSET + CR_NAMES.indexOf('cr8') * 8; // 256
 
 function decodeSegment(view: DataView, at: number): Segment {
   return {

@@ -8,6 +8,7 @@ import {
   KVM_SYNC_X86_REGS,
   KVM_SYNC_X86_SREGS,
   RUN,
+  RUN_CR8,
   SIZEOF,
 } from './constants.js';
 import { KvmIoctlError } from './errors.js';
@@ -22,6 +23,7 @@ import {
   encodeRegs,
   encodeSregs,
   type Regs,
+  SREGS_CR8_OFFSET,
   type Sregs,
 } from './structs.js';
 import type { Vm } from './vm.js';
@@ -106,6 +108,7 @@ export class Vcpu {
   stageSregs(sregs: Sregs): void {
     encodeSregs(sregs, this.run, RUN.sync_sregs);
     this.markDirty(KVM_SYNC_X86_SREGS);
+    this.stageCr8();
   }
 
   /** Copies raw kvm_regs bytes into the sync area (the snapshot fast path). */
@@ -128,7 +131,19 @@ export class Vcpu {
    * worth skipping when nothing changed. Returns whether anything was staged.
    */
   stageRawSregs(raw: Uint8Array): boolean {
-    return this.stageRawIfChanged(raw, RUN.sync_sregs, KVM_SYNC_X86_SREGS);
+    const staged = this.stageRawIfChanged(raw, RUN.sync_sregs, KVM_SYNC_X86_SREGS);
+    this.stageCr8();
+    return staged;
+  }
+
+  /**
+   * Without an in-kernel local APIC, KVM_RUN loads CR8 from kvm_run.cr8
+   * after the synced sregs, and kvm_run.cr8 still holds the value of the
+   * last exit: copy the staged sregs' cr8 there, or a guest's CR8 outlives
+   * a restore.
+   */
+  private stageCr8(): void {
+    this.run.setBigUint64(RUN_CR8, this.run.getBigUint64(RUN.sync_sregs + SREGS_CR8_OFFSET, true), true);
   }
 
   private stageRawIfChanged(raw: Uint8Array, offset: number, bit: number): boolean {

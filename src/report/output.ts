@@ -19,7 +19,12 @@ export function writeAndFlush(out: ReportOutput, text: string): Promise<void> {
     return Promise.resolve();
   }
   return new Promise((resolve, reject) => {
-    out.write(text, (error?: Error | null) => (error ? reject(error) : resolve()));
+    out.write(text, (error?: Error | null) => {
+      // A reader that went away (a pipe into `head`) has all it wanted.
+      const code = (error as NodeJS.ErrnoException | null | undefined)?.code;
+      if (error && code !== 'EPIPE' && code !== 'ERR_STREAM_DESTROYED') reject(error);
+      else resolve();
+    });
   });
 }
 

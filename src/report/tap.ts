@@ -121,7 +121,7 @@ function testPoint(result: TestResult, number: number, qualify: boolean): string
 
 export function tapReporter(out: ReportOutput): Reporter {
   let started = false;
-  let planned = false;
+  let planned: number | undefined;
   let count = 0;
   let qualify = false;
 
@@ -134,7 +134,7 @@ export function tapReporter(out: ReportOutput): Reporter {
   return {
     onRunStart({ tests, binaries }) {
       qualify = spansBinaries([...binaries, ...tests.map((t) => t.binary)]);
-      planned = true;
+      planned = tests.length;
       out.write(`${header()}1..${tests.length}\n`);
     },
 
@@ -145,7 +145,9 @@ export function tapReporter(out: ReportOutput): Reporter {
 
     async onRunEnd(_results, summary) {
       // Without a known test list up front, the plan goes last (the spec allows either).
-      let text = header() + (planned ? '' : `1..${count}\n`);
+      let text = header() + (planned === undefined ? `1..${count}\n` : '');
+      // Fewer results than planned: the run stopped early (--bail), which TAP says with "Bail out!".
+      if (planned !== undefined && count < planned) text += `Bail out! ${planned - count} of ${planned} tests not run\n`;
       text += `# pass ${summary.passed}\n# fail ${summary.failed}\n# skip ${summary.ignored}\n`;
       text += `# duration_ms ${Number(summary.durationMs.toFixed(3))}\n`;
       await writeAndFlush(out, text);

@@ -8,13 +8,14 @@ import { ConsoleBuffer } from '../devices/console.js';
 import type { GuestImage } from '../image/image.js';
 import type { Kvm } from '../kvm/kvm.js';
 import { Machine } from '../machine/machine.js';
+import { PlacementError } from '../machine/placement.js';
 import { runUntilStop } from '../machine/run-loop.js';
 import { Snapshot } from '../machine/snapshot.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { Outcome } from '../result.js';
 import { standardBuses } from '../run-guest.js';
 import type { TestCase, TestResult } from './types.js';
-import { judge } from './verdict.js';
+import { hostFailure, judge } from './verdict.js';
 
 export type Isolation = 'snapshot' | 'vm';
 export const ISOLATION_MODES: readonly Isolation[] = ['snapshot', 'vm'];
@@ -61,17 +62,24 @@ export class BinaryExecutor {
     private readonly options: ExecutorOptions,
   ) {
     const symbol = image.symbols.byName(ENTRY_SYMBOL);
-    if (!symbol) {
-      throw new Error(`${image.source} has no ${ENTRY_SYMBOL} function: link test binaries with \`kvmtest cc\`, which adds the kvmtest runtime`);
-    }
+    // preflight.ts explains this to users before a run; this is the last guard.
+    if (!symbol) throw new Error(`${image.source} has no ${ENTRY_SYMBOL} function`);
     this.entry = symbol.value;
   }
 
   run(test: TestCase): TestResult {
     const started = process.hrtime.bigint();
     const timeoutMs = test.timeoutMs > 0 ? test.timeoutMs : this.options.defaultTimeoutMs;
-    const slot = this.options.isolation === 'snapshot' ? this.machineFor(test) : undefined;
-    const machine = slot?.machine ?? Machine.create(this.kvm, { image: this.image, ram: test.ram });
+    let slot: CachedMachine | undefined;
+    let machine: Machine;
+    try {
+      slot = this.options.isolation === 'snapshot' ? this.machineFor(test) : undefined;
+      machine = slot?.machine ?? Machine.create(this.kvm, { image: this.image, ram: test.ram });
+    } catch (err) {
+      // The test's own options (its RAM ranges) do not fit: that test fails, the others run.
+      if (err instanceof PlacementError) return hostFailure(test, `cannot build this test's machine: ${err.message}`);
+      throw err;
+    }
     let discard = slot === undefined;
     try {
       if (slot) {

@@ -1,0 +1,27 @@
+// Checks, before the report starts, what would otherwise make every test of
+// a binary fail: an image that cannot be placed in guest memory, or a binary
+// without the SDK's runtime entry. Such a binary is a usage error (exit 2).
+import { readFileSync } from 'node:fs';
+import { loadImage } from '../image/image.js';
+import type { Kvm } from '../kvm/kvm.js';
+import { DEFAULT_STACK_SIZE } from '../machine/layout.js';
+import { maxPhysBits } from '../machine/machine.js';
+import { placeMachine } from '../machine/placement.js';
+import { BinaryError } from './discover.js';
+import { ENTRY_SYMBOL } from './executor.js';
+
+export function preflight(binaries: readonly string[], kvm: Kvm): void {
+  const physBits = maxPhysBits(kvm.supportedCpuid());
+  for (const binary of new Set(binaries)) {
+    try {
+      const image = loadImage({ elfBytes: readFileSync(binary), name: binary });
+      if (!image.symbols.byName(ENTRY_SYMBOL)) {
+        const why = image.symbols.size === 0 ? 'it has no symbol table (was it stripped?); ' : '';
+        throw new Error(`${binary} has no ${ENTRY_SYMBOL} function: ${why}link test binaries with \`kvmtest cc\`, which adds the kvmtest runtime, and do not strip them`);
+      }
+      placeMachine(image, [], DEFAULT_STACK_SIZE, physBits);
+    } catch (err) {
+      throw new BinaryError((err as Error).message);
+    }
+  }
+}

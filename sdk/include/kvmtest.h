@@ -105,13 +105,15 @@ enum kt_fault_vector {
 
 /*
  * kassert(cond) or kassert(cond, fmt, ...): when cond is false the test fails
- * with the condition's text (as written: #cond stringizes it before any macro
- * in it is expanded), file:line and the formatted message. fmt must be a
- * string literal: " " fmt joins it to a one-space literal that the runtime
- * drops, so that kassert(cond) alone still passes a valid (non-empty) format.
+ * with the condition's text, file:line and the formatted message. The text is
+ * #__VA_ARGS__, taken before any macro in it is expanded, so the report shows
+ * the condition as written; with a message it also holds ", fmt, ...", which
+ * the runtime cuts off at the first comma outside brackets and quotes.
  */
-#define kassert(cond, ...) \
-    ((cond) ? (void)0 : kt_assert_failed_msg(__FILE__, __LINE__, #cond, " " __VA_ARGS__))
+#define kassert(...) KT_CAT_(KT_KASSERT_, KT_ONE_OR_MORE_(__VA_ARGS__))(#__VA_ARGS__, __VA_ARGS__)
+#define KT_KASSERT_ONE(text, cond) ((cond) ? (void)0 : kt_assert_failed(__FILE__, __LINE__, text))
+#define KT_KASSERT_MORE(text, cond, ...) \
+    ((cond) ? (void)0 : kt_assert_failed_msg(__FILE__, __LINE__, text, __VA_ARGS__))
 
 /*
  * kassert_eq(a, b): fails unless a and b are equal, reporting both
@@ -129,10 +131,22 @@ enum kt_fault_vector {
 /* kpanic(fmt, ...): the test panics (fails, unless it is .should_panic). */
 #define kpanic(...) kt_panic(__FILE__, __LINE__, __VA_ARGS__)
 
+/* "ONE" for one argument, "MORE" for 2 to 32. */
+#define KT_CAT_(a, b) KT_CAT2_(a, b)
+#define KT_CAT2_(a, b) a##b
+#define KT_ONE_OR_MORE_(...)                                                        \
+    KT_33RD_(__VA_ARGS__, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, \
+             MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, \
+             MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, MORE, ONE, ~)
+#define KT_33RD_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, \
+                 _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30,  \
+                 _31, _32, x, ...) x
+
 #define KT_NORETURN __attribute__((noreturn, cold))
 #define KT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 
-/* fmt starts with a space that is not part of the message (see kassert). */
+KT_NORETURN void kt_assert_failed(const char *file, uint32_t line, const char *expr);
+/* expr is the condition followed by ", fmt, ..." as written (see kassert). */
 KT_NORETURN KT_PRINTF(4, 5) void kt_assert_failed_msg(const char *file, uint32_t line, const char *expr, const char *fmt, ...);
 KT_NORETURN void kt_assert_eq_failed(const char *file, uint32_t line, const char *expr, const char *left_expr,
                                      const char *right_expr, uint64_t left, uint64_t right);

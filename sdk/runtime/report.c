@@ -29,17 +29,51 @@ static const char *format_message(const char *fmt, va_list args)
     return message;
 }
 
+void kt_assert_failed(const char *file, uint32_t line, const char *expr)
+{
+    struct kt_report report = { .kind = KT_REPORT_ASSERT, .line = line, .file = ptr(file), .expr = ptr(expr) };
+    kt_report(&report);
+}
+
+static char condition[MESSAGE_BUFFER];
+
+/*
+ * The condition out of kassert's "cond, fmt, args" text: everything before
+ * the first comma that is outside brackets, string and character literals.
+ */
+static const char *condition_text(const char *text)
+{
+    int depth = 0;
+    char quote = 0;
+    size_t n = 0;
+    for (; text[n] && n + 1 < sizeof(condition); n++) {
+        char c = text[n];
+        if (quote) {
+            if (c == '\\' && text[n + 1]) n++;
+            else if (c == quote) quote = 0;
+        } else if (c == '"' || c == '\'') {
+            quote = c;
+        } else if (c == '(' || c == '[' || c == '{') {
+            depth++;
+        } else if (c == ')' || c == ']' || c == '}') {
+            depth--;
+        } else if (c == ',' && depth == 0) {
+            break;
+        }
+    }
+    memcpy(condition, text, n);
+    condition[n] = 0;
+    return condition;
+}
+
 void kt_assert_failed_msg(const char *file, uint32_t line, const char *expr, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    /* kassert adds one space in front of the user's format (kvmtest.h); a
-     * format that is only that space means kassert(cond) without a message. */
-    fmt++;
-    const char *text = fmt[0] ? format_message(fmt, args) : 0;
+    const char *text = format_message(fmt, args);
     va_end(args);
     struct kt_report report = {
-        .kind = KT_REPORT_ASSERT, .line = line, .file = ptr(file), .expr = ptr(expr), .message = ptr(text),
+        .kind = KT_REPORT_ASSERT, .line = line, .file = ptr(file), .expr = ptr(condition_text(expr)), .message = ptr(text),
     };
     kt_report(&report);
 }

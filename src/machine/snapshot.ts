@@ -13,20 +13,31 @@ import { PAGE_SIZE, type MemorySlot } from './memory.js';
 
 /**
  * MSRs a snapshot leaves alone: the time-stamp counter keeps running (writing
- * it back would make time jump backwards), the APIC base and EFER travel in
- * the special registers, and KVM's paravirtual clock MSRs belong to KVM.
+ * it back would make time jump backwards), and the APIC base and EFER travel
+ * in the special registers. KVM's paravirtual MSRs (kvmclock, steal time...)
+ * are restored: left enabled, they would have KVM keep writing into the next
+ * test's memory. IA32_TSC_ADJUST is restored too: a guest's TSC write moves
+ * it, and a host write sets only its value.
  */
 function skipMsr(index: number): boolean {
   return (
     index === 0x10 || // IA32_TSC
-    index === 0x3b || // IA32_TSC_ADJUST
     index === 0x6e0 || // IA32_TSC_DEADLINE
     index === 0x1b || // IA32_APIC_BASE
-    index === 0xc0000080 || // IA32_EFER
-    index === 0x11 || index === 0x12 || // old kvmclock MSRs
-    (index >= 0x4b564d00 && index <= 0x4b564dff) // KVM paravirtual MSRs
+    index === 0xc0000080 // IA32_EFER
   );
 }
+
+/**
+ * Guest-writable MSRs that KVM_GET_MSR_INDEX_LIST leaves out (VMMs save them
+ * by number): the MTRRs. Probed like the listed ones.
+ */
+const UNLISTED_MSRS: readonly number[] = [
+  0x2ff, // IA32_MTRR_DEF_TYPE
+  ...Array.from({ length: 16 }, (_, i) => 0x200 + i), // IA32_MTRR_PHYSBASE0..PHYSMASK7
+  0x250, 0x258, 0x259, // fixed-range MTRRs: 64K, 16K
+  ...Array.from({ length: 8 }, (_, i) => 0x268 + i), // fixed-range MTRRs: 4K
+];
 
 /** Per /dev/kvm handle: the MSR indices a snapshot saves and restores. */
 const restorableMsrs = new WeakMap<Kvm, number[]>();
@@ -82,7 +93,7 @@ export class Snapshot {
     if (!indices) {
       // Keep only MSRs KVM both reads and accepts back: the list names some
       // that this vCPU's CPUID does not offer. Probed one by one, once.
-      indices = kvm.msrIndexList().filter((index) => {
+      indices = [...new Set([...kvm.msrIndexList(), ...UNLISTED_MSRS])].filter((index) => {
         if (skipMsr(index)) return false;
         const read = vcpu.getMsrs([index]);
         return read.length === 1 && vcpu.setMsrs(encodeMsrs(read)) === 1;

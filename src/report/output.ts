@@ -20,9 +20,11 @@ export function writeAndFlush(out: ReportOutput, text: string): Promise<void> {
   }
   return new Promise((resolve, reject) => {
     out.write(text, (error?: Error | null) => {
-      // A reader that went away (a pipe into `head`) has all it wanted.
-      const code = (error as NodeJS.ErrnoException | null | undefined)?.code;
-      if (error && code !== 'EPIPE' && code !== 'ERR_STREAM_DESTROYED') reject(error);
+      // A reader that went away (a pipe into `head`) has all it wanted: the
+      // write fails with EPIPE, and later ones find the stream destroyed by it.
+      const pipeGone = (e: unknown) => (e as NodeJS.ErrnoException | null | undefined)?.code === 'EPIPE';
+      const stored = (out as { errored?: unknown }).errored;
+      if (error && !pipeGone(error) && !pipeGone(stored)) reject(error);
       else resolve();
     });
   });

@@ -52,6 +52,8 @@ interface Worker {
   heartbeat: number;
   heartbeatAt: number;
   killedByWatchdog: string | undefined;
+  /** Set once the worker has said it is ready: it started properly. */
+  ready: boolean;
 }
 
 export async function runInWorkers(tests: readonly TestCase[], options: PoolOptions): Promise<void> {
@@ -128,6 +130,7 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
         heartbeat: 0,
         heartbeatAt: Date.now(),
         killedByWatchdog: undefined,
+        ready: false,
       };
       workers.add(w);
       child.stderr!.setEncoding('utf8');
@@ -135,7 +138,10 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
         w.stderr = (w.stderr + chunk).slice(-STDERR_TAIL);
       });
       child.on('message', (message: FromWorker) => {
-        if (message.type === 'ready') return idle(w);
+        if (message.type === 'ready') {
+          w.ready = true;
+          return idle(w);
+        }
         if (message.type === 'fatal') {
           failure ??= new PoolError(message.message);
           w.batch = undefined;
@@ -169,9 +175,10 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
             queue.putBack(batch.indices);
             failure ??= new PoolError(`a worker process ${how} outside any test:\n${w.stderr}`);
           }
-        } else {
+        } else if (!w.ready) {
           failure ??= new PoolError(`a worker process ${how} before running any test:\n${w.stderr}`);
         }
+        // An idle worker that died lost nothing: a new one is started if work is left.
         if (!failure && queue.length > 0) spawn();
         else if ([...workers].every((x) => !x.batch)) finish();
       });

@@ -13,8 +13,8 @@ import { Machine } from '../../src/machine/machine.js';
 import { getKvm, getRunTimer } from '../../src/run-guest.js';
 import { BinaryExecutor, ISOLATION_MODES, type Isolation } from '../../src/runner/executor.js';
 import type { TestCase, TestResult } from '../../src/runner/types.js';
-import { guestSkipReason, guestTest, isSoftwareKvm } from '../helpers/kvm.js';
-import { buildFixture, buildState } from './helpers.js';
+import { guestSkipReason, guestTest } from '../helpers/kvm.js';
+import { afterTest, buildFixture, buildState, outcomeTests } from './helpers.js';
 
 const ROUNDS = 3;
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -108,21 +108,11 @@ for (const isolation of ISOLATION_MODES) {
     test('after a timeout, a triple fault, an emulation failure or a half-done read, the next test passes', guestTest({ timeout: 60_000 }), () => {
       const loaded = load(outcomes, isolation);
       try {
-        // [test, its outcome (undefined: any)]; each is followed by its t<N>_b_after_ test.
-        const firsts: Array<[string, string | undefined]> = [
-          ['t1_a_timeout', 'timeout'],
-          ['t2_a_triple_fault', 'triple-fault'],
-          // int3: hardware KVM delivers #BP instead (a fault the test did not expect).
-          ['t3_a_emulation_failure', isSoftwareKvm() ? 'error' : undefined],
-          ['t4_a_unexpected_in', 'unexpected-io'],
-          ['t5_a_mmio_read', 'unexpected-io'],
-          ['t6_a_fault_on_broken_stack', 'fault'],
-        ];
         for (let round = 0; round < 2; round++) {
-          for (const [name, outcome] of firsts) {
+          for (const [name, outcome] of outcomeTests()) {
             const r = run(loaded, name);
             if (outcome) assert.equal(r.outcome, outcome, describeResult(r));
-            const next = run(loaded, name.replace('_a_', '_b_after_'));
+            const next = run(loaded, afterTest(name));
             assert.equal(next.status, 'passed', `after ${name}: ${describeResult(next)}`);
           }
         }

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileTests } from '../../src/image/toolchain.js';
 import type { JsonReport, JsonTest } from '../../src/report/json.js';
+import type { Outcome } from '../../src/result.js';
+import { isSoftwareKvm } from '../helpers/kvm.js';
 
 /** test/isolation/fixtures in the source tree (this file runs from dist/test/isolation). */
 export const FIXTURES = fileURLToPath(new URL('../../../test/isolation/fixtures/', import.meta.url));
@@ -44,6 +46,25 @@ export type StateLayout = keyof typeof STATE_LAYOUTS;
 export function buildState(layout: StateLayout): string {
   return buildFixture(`state-${layout}.elf`, ['state.c'], STATE_LAYOUTS[layout]);
 }
+
+/**
+ * fixtures/outcomes.c: each test that ends the way named (undefined: any
+ * way), to be followed by its tN_b_after_ test, which must pass.
+ */
+export function outcomeTests(): Array<[name: string, outcome: Outcome | undefined]> {
+  return [
+    ['t1_a_timeout', 'timeout'],
+    ['t2_a_triple_fault', 'triple-fault'],
+    // int3: hardware KVM delivers #BP instead (a fault the test did not expect).
+    ['t3_a_emulation_failure', isSoftwareKvm() ? 'error' : undefined],
+    ['t4_a_unexpected_in', 'unexpected-io'],
+    ['t5_a_mmio_read', 'unexpected-io'],
+    ['t6_a_fault_on_broken_stack', 'fault'],
+  ];
+}
+
+/** The test that follows an outcomes.c test: t1_a_timeout -> t1_b_after_timeout. */
+export const afterTest = (name: string) => name.replace('_a_', '_b_after_');
 
 export interface CliRun {
   status: number | null;

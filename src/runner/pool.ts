@@ -34,6 +34,8 @@ const MAX_BATCH = 64;
 const WATCHDOG_GRACE_MS = 10_000;
 const WATCHDOG_INTERVAL_MS = 500;
 const STDERR_TAIL = 4096;
+/** Worker deaths outside any test (loading a binary, sending results) tolerated per run. */
+const MAX_DEATHS_OUTSIDE_TESTS = 3;
 const WORKER_SCRIPT = new URL('./worker-main.js', import.meta.url);
 
 interface Batch {
@@ -61,6 +63,7 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
   const dir = mkdtempSync(join(tmpdir(), 'kvmtest-'));
   const queue = new WorkQueue(tests.length);
   let nextBatchId = 1;
+  let deathsOutsideTests = 0;
   let failure: Error | undefined;
   const workers = new Set<Worker>();
   let workerCount = 0;
@@ -172,8 +175,12 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
             // The others in the batch go back to the front of the queue.
             queue.putBack(batch.indices.filter((_, i) => i !== crashed));
           } else {
+            // Died while loading the binary or sending results: nothing to
+            // blame a test for. Run the batch again, but not forever.
             queue.putBack(batch.indices);
-            failure ??= new PoolError(`a worker process ${how} outside any test:\n${w.stderr}`);
+            if (++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
+              failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how}:\n${w.stderr}`);
+            }
           }
         } else if (!w.ready) {
           failure ??= new PoolError(`a worker process ${how} before running any test:\n${w.stderr}`);

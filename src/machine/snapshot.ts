@@ -12,16 +12,17 @@ import type { Machine } from './machine.js';
 import { PAGE_SIZE, type MemorySlot } from './memory.js';
 
 /**
- * MSRs a snapshot leaves alone: the time-stamp counter keeps running (writing
- * it back would make time jump backwards), and the APIC base and EFER travel
- * in the special registers. KVM's paravirtual MSRs (kvmclock, steal time...)
- * are restored: left enabled, they would have KVM keep writing into the next
- * test's memory. IA32_TSC_ADJUST is restored too: a guest's TSC write moves
- * it, and a host write sets only its value.
+ * MSRs a snapshot leaves alone: the APIC base and EFER travel in the special
+ * registers, and the TSC deadline belongs to a LAPIC the machine does not
+ * have. Everything else is restored. The time-stamp counter goes back to its
+ * value at load, as in a freshly loaded machine (each test sees it count up
+ * from there), so a test that writes IA32_TSC leaves no trace; IA32_TSC_ADJUST
+ * follows it (a guest's TSC write moves it; a host write sets only its value).
+ * KVM's paravirtual MSRs (kvmclock, steal time...) are restored as well: left
+ * enabled, they would have KVM keep writing into the next test's memory.
  */
 function skipMsr(index: number): boolean {
   return (
-    index === 0x10 || // IA32_TSC
     index === 0x6e0 || // IA32_TSC_DEADLINE
     index === 0x1b || // IA32_APIC_BASE
     index === 0xc0000080 // IA32_EFER

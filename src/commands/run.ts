@@ -3,7 +3,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { KvmUnavailableError } from '../kvm/errors.js';
 import { Kvm } from '../kvm/kvm.js';
 import { createReporter, type ReporterName } from '../report/index.js';
-import { BinaryError, discoverTests, selectTests, type Selection } from '../runner/discover.js';
+import { BinaryError, readBinaries, selectTests, type Selection } from '../runner/discover.js';
 import type { Isolation } from '../runner/executor.js';
 import { PoolError } from '../runner/pool.js';
 import { preflight } from '../runner/preflight.js';
@@ -25,12 +25,13 @@ export interface RunCommandOptions extends Selection {
 
 export async function runCommand(options: RunCommandOptions): Promise<number> {
   try {
-    const tests = selectTests(discoverTests(options.binaries), options);
+    const binaries = readBinaries(options.binaries);
+    const tests = selectTests(binaries.flatMap((b) => b.tests), options);
     if (options.list) return listTests(tests);
     // Check /dev/kvm and the binaries here, once, rather than in every worker.
     const kvm = Kvm.open();
     try {
-      preflight(options.binaries, kvm);
+      preflight(binaries, kvm);
     } finally {
       kvm.close();
     }

@@ -3,32 +3,36 @@
 import type { ElfSymbol } from './elf.js';
 
 export class SymbolTable {
-  private readonly byAddress: ElfSymbol[];
-  private readonly names = new Map<string, ElfSymbol>();
+  // The address index is built on first use: a test binary has a symbol
+  // per test, and most runs never look an address up.
+  private byAddressCache: ElfSymbol[] | undefined;
 
-  constructor(symbols: readonly ElfSymbol[]) {
-    for (const s of symbols) if (!this.names.has(s.name)) this.names.set(s.name, s);
-    this.byAddress = symbols
+  constructor(private readonly symbols: readonly ElfSymbol[]) {}
+
+  private get byAddress(): ElfSymbol[] {
+    return (this.byAddressCache ??= this.symbols
       .filter((s) => s.kind !== 'other' || s.size > 0n)
-      .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+      .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0)));
   }
 
   get size(): number {
-    return this.names.size;
+    return this.symbols.length;
   }
 
+  /** The first symbol with this name (a scan: names are looked up once per image, for its entry). */
   byName(name: string): ElfSymbol | undefined {
-    return this.names.get(name);
+    return this.symbols.find((s) => s.name === name);
   }
 
   /** The symbol containing `address` (or the nearest one below it, if sizeless). */
   lookup(address: bigint): { symbol: ElfSymbol; offset: bigint } | undefined {
+    const byAddress = this.byAddress;
     let lo = 0;
-    let hi = this.byAddress.length - 1;
+    let hi = byAddress.length - 1;
     let best = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (this.byAddress[mid]!.value <= address) {
+      if (byAddress[mid]!.value <= address) {
         best = mid;
         lo = mid + 1;
       } else {
@@ -37,9 +41,9 @@ export class SymbolTable {
     }
     if (best < 0) return undefined;
     // Prefer a function among symbols at the same address.
-    let symbol = this.byAddress[best]!;
-    for (let i = best; i >= 0 && this.byAddress[i]!.value === symbol.value; i--) {
-      if (this.byAddress[i]!.kind === 'func') symbol = this.byAddress[i]!;
+    let symbol = byAddress[best]!;
+    for (let i = best; i >= 0 && byAddress[i]!.value === symbol.value; i--) {
+      if (byAddress[i]!.kind === 'func') symbol = byAddress[i]!;
     }
     const offset = address - symbol.value;
     if (symbol.size > 0n && offset >= symbol.size) return undefined;

@@ -73,26 +73,81 @@ export function loadTestTable(path: string): TestCase[] {
  * `binary` is how TestCase.binary names the file (default: elf.file).
  */
 export function readTestTable(elf: ElfFile, binary: string = elf.file): TestCase[] {
-  const section = findSection(elf, TEST_TABLE_SECTION);
-  if (!section || section.size === 0 || section.type === SHT_NOBITS) {
-    throw new TestTableError(
-      `${binary} has no kvmtest tests: declare tests with KVMTEST(name) { ... } and link with \`kvmtest cc\``,
-    );
-  }
-  const table = elf.bytes.subarray(section.offset, section.offset + section.size);
-  const view = new DataView(table.buffer, table.byteOffset, table.byteLength);
-  const memory = new SegmentReader(elf, binary);
+  const table = new TableReader(elf, binary);
   const tests: TestCase[] = [];
   let at = 0;
   while (at < table.length) {
     // The linker may pad between objects' tables: skip zeros up to the next record.
-    if (isZero(table, at, Math.min(RECORD_ALIGN, table.length - at))) {
+    if (table.zeroAt(at)) {
       at += RECORD_ALIGN;
       continue;
     }
+    const { test, size } = table.recordAt(at);
+    tests.push(test);
+    at = Math.ceil((at + size) / RECORD_ALIGN) * RECORD_ALIGN;
+  }
+  if (tests.length === 0) {
+    throw new TestTableError(
+      `${binary} has no kvmtest tests: declare tests with KVMTEST(name) { ... } and link with \`kvmtest cc\``,
+    );
+  }
+  rejectDuplicateNames(tests, binary);
+  return sourceOrder(tests);
+}
+
+/**
+ * One test, by the guest address of its record (TestCase.record): what a
+ * worker needs, given records chosen from a table the runner already read.
+ */
+export function testRecordReader(elf: ElfFile, binary: string = elf.file): (address: bigint) => TestCase {
+  const table = new TableReader(elf, binary);
+  return (address) => {
+    const offset = address - table.address;
+    if (offset < 0n || offset >= BigInt(table.length)) {
+      throw new TestTableError(`${binary}: no test record at ${hex(address)} (the file may have changed)`);
+    }
+    return table.recordAt(Number(offset)).test;
+  };
+}
+
+/** The `.kvmtest` section of one binary, record by record. */
+class TableReader {
+  private readonly table: Uint8Array;
+  private readonly view: DataView;
+  private readonly memory: SegmentReader;
+  /** The section's guest address. */
+  readonly address: bigint;
+
+  constructor(
+    elf: ElfFile,
+    private readonly binary: string,
+  ) {
+    const section = findSection(elf, TEST_TABLE_SECTION);
+    if (!section || section.size === 0 || section.type === SHT_NOBITS) {
+      throw new TestTableError(
+        `${binary} has no kvmtest tests: declare tests with KVMTEST(name) { ... } and link with \`kvmtest cc\``,
+      );
+    }
+    this.table = elf.bytes.subarray(section.offset, section.offset + section.size);
+    this.view = new DataView(this.table.buffer, this.table.byteOffset, this.table.byteLength);
+    this.memory = new SegmentReader(elf, binary);
+    this.address = section.addr;
+  }
+
+  get length(): number {
+    return this.table.length;
+  }
+
+  /** True for alignment padding at `at`. */
+  zeroAt(at: number): boolean {
+    return isZero(this.table, at, Math.min(RECORD_ALIGN, this.table.length - at));
+  }
+
+  /** The record at byte offset `at` of the section, checked. */
+  recordAt(at: number): { test: TestCase; size: number } {
+    const { table, view, binary } = this;
     // Built only for messages: formatting it for every record would cost more than reading the record.
-    const recordAt = at;
-    const where = () => `${binary}: the ${TEST_TABLE_SECTION} record at offset ${hex(recordAt)} (address ${hex(section.addr + BigInt(recordAt))})`;
+    const where = () => `${binary}: the ${TEST_TABLE_SECTION} record at offset ${hex(at)} (address ${hex(this.address + BigInt(at))})`;
     if (table.length - at < 8) throw new TestTableError(`${where()} is cut short (${table.length - at} bytes left in the section)`);
     const magic = view.getUint32(at + AT.magic, true);
     if (magic !== TEST_RECORD_MAGIC) {
@@ -116,16 +171,8 @@ export function readTestTable(elf: ElfFile, binary: string = elf.file): TestCase
       throw new TestTableError(`${where()} is ${size} bytes, but the section ends ${table.length - at} bytes after its start`);
     }
     const record = new DataView(table.buffer, table.byteOffset + at, size);
-    tests.push(readRecord(record, section.addr + BigInt(at), memory, binary, where));
-    at = Math.ceil((at + size) / RECORD_ALIGN) * RECORD_ALIGN;
+    return { test: readRecord(record, this.address + BigInt(at), this.memory, binary, where), size };
   }
-  if (tests.length === 0) {
-    throw new TestTableError(
-      `${binary} has no kvmtest tests: declare tests with KVMTEST(name) { ... } and link with \`kvmtest cc\``,
-    );
-  }
-  rejectDuplicateNames(tests, binary);
-  return sourceOrder(tests);
 }
 
 /**
@@ -190,6 +237,7 @@ function expectation(o: { shouldFault: number; shouldPanic: boolean; shouldHalt:
 
 /** .ioport and .ioports[16]; an all-zero entry is unset. */
 function ioPorts(view: DataView, test: () => string): Map<number, number> {
+  if (allZero(view, AT.ioport, (MAX_IOPORTS + 1) * IOPORT_SIZE)) return new Map();
   const entries: Array<[number, number]> = [];
   for (let i = 0; i <= MAX_IOPORTS; i++) {
     const at = i === 0 ? AT.ioport : AT.ioports + (i - 1) * IOPORT_SIZE;
@@ -207,6 +255,7 @@ function ioPorts(view: DataView, test: () => string): Map<number, number> {
 
 /** .ram and .rams[8]; an all-zero entry is unset. */
 function ramRanges(view: DataView, test: () => string): Array<[bigint, bigint]> {
+  if (allZero(view, AT.ram, (MAX_RAMS + 1) * RAM_SIZE)) return [];
   const ranges: Array<[bigint, bigint]> = [];
   for (let i = 0; i <= MAX_RAMS; i++) {
     const at = i === 0 ? AT.ram : AT.rams + (i - 1) * RAM_SIZE;
@@ -242,6 +291,12 @@ function rejectDuplicateNames(tests: readonly TestCase[], binary: string): void 
   }
 }
 
+/** True when `length` bytes (a multiple of 4) at `at` are all zero: the common case of no ports or RAM. */
+function allZero(view: DataView, at: number, length: number): boolean {
+  for (let i = at; i < at + length; i += 4) if (view.getUint32(i, true) !== 0) return false;
+  return true;
+}
+
 function isZero(bytes: Uint8Array, at: number, length: number): boolean {
   for (let i = at; i < at + length; i++) if (bytes[i] !== 0) return false;
   return true;
@@ -249,12 +304,17 @@ function isZero(bytes: Uint8Array, at: number, length: number): boolean {
 
 /** Reads NUL-terminated strings at guest-virtual addresses from the file's loadable segments. */
 class SegmentReader {
+  /** Strings already read, by address: every test of a file shares its file name. */
+  private readonly cache = new Map<bigint, string>();
+
   constructor(
     private readonly elf: ElfFile,
     private readonly binary: string,
   ) {}
 
   string(address: bigint, what: () => string): string {
+    const cached = this.cache.get(address);
+    if (cached !== undefined) return cached;
     const segment = this.elf.segments.find(
       (s) => s.type === PT_LOAD && address >= s.vaddr && address < s.vaddr + BigInt(s.filesz),
     );
@@ -265,8 +325,10 @@ class SegmentReader {
     }
     const start = segment.offset + Number(address - segment.vaddr);
     const end = segment.offset + segment.filesz;
-    const nul = this.elf.bytes.subarray(start, end).indexOf(0);
-    if (nul < 0) throw new TestTableError(`${what()} at ${hex(address)} runs to the end of its segment without a terminating NUL`);
-    return utf8.decode(this.elf.bytes.subarray(start, start + nul));
+    const nul = this.elf.bytes.indexOf(0, start);
+    if (nul < 0 || nul >= end) throw new TestTableError(`${what()} at ${hex(address)} runs to the end of its segment without a terminating NUL`);
+    const text = utf8.decode(this.elf.bytes.subarray(start, nul));
+    this.cache.set(address, text);
+    return text;
   }
 }

@@ -32,6 +32,9 @@ export const REG_NAMES = [
   'rip', 'rflags',
 ] as const satisfies readonly (keyof Regs)[];
 
+/** Byte offset of each register in struct kvm_regs. */
+export const REG_OFFSET = Object.fromEntries(REG_NAMES.map((name, i) => [name, i * 8])) as Record<keyof Regs, number>;
+
 export function decodeRegs(view: DataView, offset = 0): Regs {
   const regs = {} as Regs;
   for (let i = 0; i < REG_NAMES.length; i++) {

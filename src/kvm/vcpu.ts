@@ -15,6 +15,7 @@ import { KvmIoctlError } from './errors.js';
 import * as libc from './libc.js';
 import {
   type CpuidEntry,
+  REG_OFFSET,
   decodeMsrs,
   decodeRegs,
   decodeSregs,
@@ -43,6 +44,9 @@ const BLOB_IOCTLS: Record<StateBlob, { get: IoctlName; set: IoctlName; size: num
   debugregs: { get: 'KVM_GET_DEBUGREGS', set: 'KVM_SET_DEBUGREGS', size: SIZEOF.kvm_debugregs },
 };
 
+/** The SysV integer argument registers, in order. */
+const ARG_REGS = ['rdi', 'rsi', 'rdx', 'rcx', 'r8', 'r9'] as const;
+
 /** Encoded CPUID tables, by the entries array they came from (the host's rarely changes). */
 const encodedCpuid = new WeakMap<readonly CpuidEntry[], Uint8Array>();
 
@@ -52,6 +56,10 @@ export class Vcpu {
   private readonly runAddress: bigint;
   private readonly runSize: number;
   private readonly regsBuf = new Uint8Array(SIZEOF.kvm_regs);
+  /** The sync area's kvm_regs, kvm_sregs and kvm_vcpu_events, as bytes. */
+  private readonly syncRegsBytes: Uint8Array;
+  private readonly syncSregsBytes: Uint8Array;
+  private readonly syncEventsBytes: Uint8Array;
   private readonly sregsBuf = new Uint8Array(SIZEOF.kvm_sregs);
   private closed = false;
 
@@ -62,7 +70,11 @@ export class Vcpu {
   ) {
     this.runSize = vm.kvm.vcpuMmapSize;
     this.runAddress = libc.mmap(this.runSize, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0);
-    this.run = new DataView(libc.view(this.runAddress, this.runSize));
+    const runBuffer = libc.view(this.runAddress, this.runSize);
+    this.run = new DataView(runBuffer);
+    this.syncRegsBytes = new Uint8Array(runBuffer, RUN.sync_regs, SIZEOF.kvm_regs);
+    this.syncSregsBytes = new Uint8Array(runBuffer, RUN.sync_sregs, SIZEOF.kvm_sregs);
+    this.syncEventsBytes = new Uint8Array(runBuffer, RUN.sync_events, SIZEOF.kvm_vcpu_events);
     // Ask KVM to copy the general registers and sregs into kvm_run on every
     // exit: reading them then costs no system call.
     this.run.setBigUint64(
@@ -104,6 +116,23 @@ export class Vcpu {
     this.markDirty(KVM_SYNC_X86_REGS);
   }
 
+  /**
+   * Stages the registers a function call starts with: all zero but rip,
+   * rsp, rflags and up to six SysV integer arguments (rdi, rsi, rdx, rcx,
+   * r8, r9). Writes kvm_run directly: this runs once per test.
+   */
+  stageEntry(rip: bigint, rsp: bigint, rflags: bigint, args: readonly bigint[]): void {
+    this.syncRegsBytes.fill(0);
+    const run = this.run;
+    run.setBigUint64(RUN.sync_regs + REG_OFFSET.rip, rip, true);
+    run.setBigUint64(RUN.sync_regs + REG_OFFSET.rsp, rsp, true);
+    run.setBigUint64(RUN.sync_regs + REG_OFFSET.rflags, rflags, true);
+    for (let i = 0; i < args.length && i < ARG_REGS.length; i++) {
+      run.setBigUint64(RUN.sync_regs + REG_OFFSET[ARG_REGS[i]!], BigInt.asUintN(64, args[i]!), true);
+    }
+    this.markDirty(KVM_SYNC_X86_REGS);
+  }
+
   /** Stages special registers in the sync area; KVM loads them on the next KVM_RUN. */
   stageSregs(sregs: Sregs): void {
     encodeSregs(sregs, this.run, RUN.sync_sregs);
@@ -111,18 +140,12 @@ export class Vcpu {
     this.stageCr8();
   }
 
-  /** Copies raw kvm_regs bytes into the sync area (the snapshot fast path). */
-  stageRawRegs(raw: Uint8Array): void {
-    new Uint8Array(this.run.buffer, RUN.sync_regs, SIZEOF.kvm_regs).set(raw);
-    this.markDirty(KVM_SYNC_X86_REGS);
-  }
-
   /**
    * Stages raw kvm_vcpu_events bytes unless the sync area already holds
    * them (the snapshot fast path). Returns whether anything was staged.
    */
   stageRawEvents(raw: Uint8Array): boolean {
-    return this.stageRawIfChanged(raw, RUN.sync_events, KVM_SYNC_X86_EVENTS);
+    return this.stageRawIfChanged(raw, this.syncEventsBytes, KVM_SYNC_X86_EVENTS);
   }
 
   /**
@@ -131,7 +154,7 @@ export class Vcpu {
    * worth skipping when nothing changed. Returns whether anything was staged.
    */
   stageRawSregs(raw: Uint8Array): boolean {
-    const staged = this.stageRawIfChanged(raw, RUN.sync_sregs, KVM_SYNC_X86_SREGS);
+    const staged = this.stageRawIfChanged(raw, this.syncSregsBytes, KVM_SYNC_X86_SREGS);
     this.stageCr8();
     return staged;
   }
@@ -146,8 +169,7 @@ export class Vcpu {
     this.run.setBigUint64(RUN_CR8, this.run.getBigUint64(RUN.sync_sregs + SREGS_CR8_OFFSET, true), true);
   }
 
-  private stageRawIfChanged(raw: Uint8Array, offset: number, bit: number): boolean {
-    const current = new Uint8Array(this.run.buffer, offset, raw.length);
+  private stageRawIfChanged(raw: Uint8Array, current: Uint8Array, bit: number): boolean {
     if (!this.hasRun || !equalBytes(current, raw)) {
       current.set(raw);
       this.markDirty(bit);
@@ -157,8 +179,9 @@ export class Vcpu {
   }
 
   private markDirty(bits: number): void {
-    const dirty = this.run.getBigUint64(RUN.kvm_dirty_regs, true);
-    this.run.setBigUint64(RUN.kvm_dirty_regs, dirty | BigInt(bits), true);
+    // The sync flags live in the low byte of the 64-bit kvm_dirty_regs.
+    const low = this.run.getUint32(RUN.kvm_dirty_regs, true);
+    this.run.setUint32(RUN.kvm_dirty_regs, low | bits, true);
   }
 
   getRegs(): Regs {

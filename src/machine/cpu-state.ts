@@ -1,7 +1,6 @@
 // The vCPU state a guest starts in: 64-bit long mode, ring 0, paging on,
 // interrupts off, SSE enabled, and XSAVE features where the CPU has them.
-import type { CpuidEntry, Regs, Segment, Sregs } from '../kvm/structs.js';
-import { zeroRegs } from '../kvm/structs.js';
+import type { CpuidEntry, Segment, Sregs } from '../kvm/structs.js';
 import { GDT_LIMIT, IDT_LIMIT, TSS_SIZE, TSS_TYPE_BUSY } from './descriptors.js';
 import { LAYOUT, SELECTOR } from './layout.js';
 
@@ -77,19 +76,6 @@ export function longModeSregs(base: Sregs, pml4: bigint, xsave: boolean): Sregs 
     cr8: 0n,
     efer: EFER_LME | EFER_LMA | EFER_NXE,
   };
-}
-
-/** Registers at entry: rip at the entry point, the stack holding a return address. */
-export function entryRegs(rip: bigint, rsp: bigint, args: readonly bigint[]): Regs {
-  const regs = zeroRegs();
-  regs.rip = rip;
-  regs.rsp = rsp;
-  regs.rflags = RFLAGS_RESERVED;
-  const argRegs = ['rdi', 'rsi', 'rdx', 'rcx', 'r8', 'r9'] as const;
-  args.forEach((value, i) => {
-    regs[argRegs[i]!] = BigInt.asUintN(64, value);
-  });
-  return regs;
 }
 
 export function cpuHasXsave(cpuid: readonly CpuidEntry[]): boolean {

@@ -5,10 +5,10 @@
 import type { GuestImage } from '../image/image.js';
 import { RUN } from '../kvm/constants.js';
 import type { Kvm } from '../kvm/kvm.js';
-import type { CpuidEntry, Regs, Sregs } from '../kvm/structs.js';
+import type { CpuidEntry, Sregs } from '../kvm/structs.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import type { Vm } from '../kvm/vm.js';
-import { cpuHasXsave, encodeXcr0, entryRegs, longModeSregs, xcr0For } from './cpu-state.js';
+import { cpuHasXsave, encodeXcr0, longModeSregs, RFLAGS_RESERVED, xcr0For } from './cpu-state.js';
 import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
 import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
 import { GuestMemory, type MemorySlot, ScratchMemory } from './memory.js';
@@ -22,6 +22,9 @@ export interface MachineOptions {
   /** Log dirty pages in every slot (snapshot restore needs it). */
   logDirty?: boolean;
 }
+
+/** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
+const ENTRY_RSP = LAYOUT.stackTop - 8n;
 
 /** Largest memory slot kvmtest creates; bigger regions are split. */
 const MAX_SLOT_BYTES = 1n << 30n;
@@ -88,6 +91,9 @@ export class Machine {
       vcpu.stageSregs(sregs);
       if (xsave) vcpu.setBlob('xcrs', encodeXcr0(xcr0For(cpuid)));
       const machine = new Machine(vm, memory, vcpu, sregs, placement, options.image);
+      // The return address every entry function returns through, written
+      // once: a snapshot keeps it, and restores it if a test overwrites it.
+      memory.writeU64(ENTRY_RSP, LAYOUT.returnStub);
       machine.setEntry(options.image.entry, []);
       return machine;
     } catch (err) {
@@ -98,18 +104,12 @@ export class Machine {
   }
 
   /**
-   * Points the vCPU at `entry` with the SysV argument registers set and a
-   * return address to the return stub on the stack. Stages the registers in
-   * kvm_run (no system call); KVM loads them on the next KVM_RUN.
+   * Points the vCPU at `entry` with the SysV argument registers set, and the
+   * stack holding the return address to the return stub. Stages the
+   * registers in kvm_run (no system call); KVM loads them on the next KVM_RUN.
    */
   setEntry(entry: bigint, args: readonly bigint[]): void {
-    this.vcpu.stageRegs(this.entryRegs(entry, args));
-  }
-
-  entryRegs(entry: bigint, args: readonly bigint[]): Regs {
-    const rsp = LAYOUT.stackTop - 8n;
-    this.memory.writeU64(rsp, LAYOUT.returnStub);
-    return entryRegs(entry, rsp, args);
+    this.vcpu.stageEntry(entry, ENTRY_RSP, RFLAGS_RESERVED, args);
   }
 
   /**

@@ -21,8 +21,11 @@ export class MemorySlot {
   readonly pages: number;
   private readonly bitmapAddress: bigint;
   private readonly bitmapBytes: number;
-  /** Dirty-page bitmap words, filled by fetchDirtyPages(). */
-  readonly dirtyBitmap: BigUint64Array | null;
+  /**
+   * Dirty-page bitmap, filled by fetchDirtyPages(): bit i of word w is page
+   * w * 32 + i. 32-bit words keep the scan in plain numbers (no BigInts).
+   */
+  readonly dirtyBitmap: Uint32Array | null;
 
   constructor(
     readonly slot: number,
@@ -38,7 +41,7 @@ export class MemorySlot {
       // KVM writes the bitmap through a raw pointer: keep it off the JS heap.
       const mapped = roundUp(this.bitmapBytes, PAGE_SIZE);
       this.bitmapAddress = libc.mmap(mapped, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
-      this.dirtyBitmap = new BigUint64Array(libc.view(this.bitmapAddress, this.bitmapBytes));
+      this.dirtyBitmap = new Uint32Array(libc.view(this.bitmapAddress, this.bitmapBytes));
     } else {
       this.bitmapAddress = 0n;
       this.dirtyBitmap = null;
@@ -54,7 +57,7 @@ export class MemorySlot {
   }
 
   /** KVM_GET_DIRTY_LOG into dirtyBitmap (and clear KVM's log). */
-  fetchDirtyPages(vm: Vm, request: Uint8Array): BigUint64Array {
+  fetchDirtyPages(vm: Vm, request: Uint8Array): Uint32Array {
     if (!this.dirtyBitmap) throw new Error(`memory slot "${this.options.name}" does not log dirty pages`);
     vm.getDirtyLog(this.slot, this.bitmapAddress, request);
     return this.dirtyBitmap;
@@ -136,7 +139,7 @@ export class GuestMemory implements PhysAccess {
     new DataView(bytes.buffer, bytes.byteOffset, 8).setBigUint64(0, value, true);
   }
 
-  fetchDirtyPages(slot: MemorySlot): BigUint64Array {
+  fetchDirtyPages(slot: MemorySlot): Uint32Array {
     return slot.fetchDirtyPages(this.vm, this.dirtyLogRequest);
   }
 

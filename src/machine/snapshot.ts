@@ -115,10 +115,10 @@ export class Snapshot {
       const bitmap = machine.memory.fetchDirtyPages(slot);
       for (let word = 0; word < bitmap.length; word++) {
         let bits = bitmap[word]!;
-        if (bits === 0n) continue;
-        for (let bit = 0; bits !== 0n; bit++, bits >>= 1n) {
-          if ((bits & 1n) === 0n) continue;
-          const page = word * 64 + bit;
+        while (bits !== 0) {
+          const bit = 31 - Math.clz32(bits);
+          bits ^= 1 << bit;
+          const page = word * 32 + bit;
           const offset = page * PAGE_SIZE;
           const pristine = pages.get(page);
           if (pristine) slot.bytes.set(pristine, offset);

@@ -3,7 +3,7 @@
 // matrices. The order is the report's order: binaries as given, tests by
 // name within a binary, the same from run to run.
 import { readFileSync } from 'node:fs';
-import { parseElf } from '../image/elf.js';
+import { type ElfFile, parseElf } from '../image/elf.js';
 import { readTestTable } from '../image/test-table.js';
 import type { TestCase } from './types.js';
 
@@ -23,9 +23,21 @@ export interface Selection {
 /** A test binary that cannot be used (exit status 2). */
 export class BinaryError extends Error {}
 
+/** A test binary as read from disk: its parsed ELF and its tests, by name. */
+export interface TestBinary {
+  path: string;
+  elf: ElfFile;
+  tests: TestCase[];
+}
+
 /** Every test of every binary, in report order. Throws BinaryError for an unusable binary. */
 export function discoverTests(binaries: readonly string[]): TestCase[] {
-  const tests: TestCase[] = [];
+  return readBinaries(binaries).flatMap((b) => b.tests);
+}
+
+/** Reads and parses each binary once (given twice, it counts once). */
+export function readBinaries(binaries: readonly string[]): TestBinary[] {
+  const read: TestBinary[] = [];
   for (const binary of new Set(binaries)) {
     let bytes: Uint8Array;
     try {
@@ -36,13 +48,14 @@ export function discoverTests(binaries: readonly string[]): TestCase[] {
       throw new BinaryError(`cannot read test binary ${binary}: ${why}`);
     }
     try {
-      const found = readTestTable(parseElf(bytes, binary), binary);
-      tests.push(...found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+      const elf = parseElf(bytes, binary);
+      const tests = readTestTable(elf, binary).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      read.push({ path: binary, elf, tests });
     } catch (err) {
       throw new BinaryError((err as Error).message);
     }
   }
-  return tests;
+  return read;
 }
 
 /** The tests to report: those matching the filters, then this shard's slice. */

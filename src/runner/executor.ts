@@ -68,7 +68,7 @@ export class BinaryExecutor {
   }
 
   run(test: TestCase): TestResult {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const timeoutMs = test.timeoutMs > 0 ? test.timeoutMs : this.options.defaultTimeoutMs;
     let slot: CachedMachine | undefined;
     let machine: Machine;
@@ -99,7 +99,7 @@ export class BinaryExecutor {
       const stop = runUntilStop({ machine, io, mmio, console, timer: this.timer, timeoutMs });
       if (DISCARD_AFTER.has(stop.outcome)) discard = true;
       // No register dumps: a test's result does not carry them.
-      return judge(test, { ...stop, output: console.text(), durationMs: Number(process.hrtime.bigint() - started) / 1e6 });
+      return judge(test, { ...stop, output: console.text(), durationMs: performance.now() - started });
     } finally {
       if (discard) {
         if (slot) this.forget(test);
@@ -110,7 +110,7 @@ export class BinaryExecutor {
 
   /** Devices for a test's configured ports, built once per distinct configuration. */
   private busesFor(test: TestCase, doorbellPhys: bigint): Buses {
-    const key = `${doorbellPhys}:${[...test.ioports].map(([port, value]) => `${port}=${value}`).join(',')}`;
+    const key = `${doorbellPhys}:${portsKey(test)}`;
     let buses = this.buses.get(key);
     if (!buses) {
       const console = new ConsoleBuffer();
@@ -149,6 +149,19 @@ export class BinaryExecutor {
   }
 }
 
+// Cache keys, computed once per test: building them per run would cost more
+// than the lookups they serve.
+const ramKeys = new WeakMap<TestCase, string>();
+const portKeys = new WeakMap<TestCase, string>();
+
 function ramKey(test: TestCase): string {
-  return test.ram.map(([from, to]) => `${from}-${to}`).join(',');
+  let key = ramKeys.get(test);
+  if (key === undefined) ramKeys.set(test, (key = test.ram.map(([from, to]) => `${from}-${to}`).join(',')));
+  return key;
+}
+
+function portsKey(test: TestCase): string {
+  let key = portKeys.get(test);
+  if (key === undefined) portKeys.set(test, (key = [...test.ioports].map(([port, value]) => `${port}=${value}`).join(',')));
+  return key;
 }

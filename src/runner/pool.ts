@@ -16,8 +16,13 @@ import { hostFailure } from './verdict.js';
 
 export interface PoolOptions {
   jobs: number;
-  /** Most tests per batch (default 64). */
+  /** Most tests per batch (default 128). */
   maxBatch?: number;
+  /**
+   * Batches sent to a worker ahead of its results (default 2): the next one
+   * waits in its pipe, so the worker never idles through a round trip.
+   */
+  inFlight?: number;
   isolation: Isolation;
   defaultTimeoutMs: number;
   /** Called once per finished test, in completion order, with its index in `tests`. */
@@ -29,7 +34,8 @@ export interface PoolOptions {
 /** A worker or binary problem that makes the whole run impossible (exit status 2). */
 export class PoolError extends Error {}
 
-const MAX_BATCH = 64;
+const MAX_BATCH = 128;
+const IN_FLIGHT = 2;
 /** How long past its timeout a silent test may run before its worker is killed. */
 const WATCHDOG_GRACE_MS = 10_000;
 const WATCHDOG_INTERVAL_MS = 500;
@@ -49,7 +55,8 @@ interface Worker {
   child: ChildProcess;
   progress: Int32Array;
   unmapProgress(): void;
-  batch: Batch | undefined;
+  /** Batches sent and not yet answered, oldest (the one running) first. */
+  batches: Batch[];
   stderr: string;
   heartbeat: number;
   heartbeatAt: number;
@@ -95,10 +102,19 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
       return { id: nextBatchId++, binary, indices };
     };
 
-    const idle = (w: Worker) => {
-      const batch = takeBatch();
-      w.batch = batch;
-      if (batch) {
+    const busy = () => [...workers].some((x) => x.batches.length > 0);
+
+    /** Tops up a worker's batches in flight; ends the run when nobody has work left. */
+    const feed = (w: Worker) => {
+      while (w.batches.length < (options.inFlight ?? IN_FLIGHT)) {
+        const batch = takeBatch();
+        if (!batch) break;
+        if (w.batches.length === 0) {
+          // The watchdog counts silence from when a worker had work again.
+          w.heartbeat = w.progress[PROGRESS.heartbeat]!;
+          w.heartbeatAt = Date.now();
+        }
+        w.batches.push(batch);
         const message: RunBatchMessage = {
           type: 'run',
           batch: batch.id,
@@ -107,12 +123,9 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
           defaultTimeoutMs: options.defaultTimeoutMs,
           records: BigUint64Array.from(batch.indices, (i) => tests[i]!.record),
         };
-        w.heartbeat = w.progress[PROGRESS.heartbeat]!;
-        w.heartbeatAt = Date.now();
         w.child.send(message);
-      } else if ([...workers].every((x) => !x.batch)) {
-        finish();
       }
+      if (!busy()) finish();
     };
 
     const spawn = () => {
@@ -128,7 +141,7 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
         child,
         progress: new Int32Array(mapping.buffer),
         unmapProgress: mapping.unmap,
-        batch: undefined,
+        batches: [],
         stderr: '',
         heartbeat: 0,
         heartbeatAt: Date.now(),
@@ -143,18 +156,19 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
       child.on('message', (message: FromWorker) => {
         if (message.type === 'ready') {
           w.ready = true;
-          return idle(w);
+          return feed(w);
         }
         if (message.type === 'fatal') {
           failure ??= new PoolError(message.message);
-          w.batch = undefined;
-          return idle(w);
+          w.batches.length = 0;
+          return feed(w);
         }
-        const batch = w.batch!;
+        // A worker answers its batches in the order it got them.
+        const batch = w.batches.shift()!;
         batch.indices.forEach((index, i) => {
           options.onResult(index, message.others.get(i) ?? plainPass(tests[index]!, message.durations[i]!));
         });
-        idle(w);
+        feed(w);
       });
       child.on('error', (err) => {
         failure ??= new PoolError(`cannot start a worker process: ${err.message}`);
@@ -165,36 +179,42 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
         const running = w.progress[PROGRESS.index]!;
         const runningBatch = w.progress[PROGRESS.batch]!;
         w.unmapProgress();
-        const batch = w.batch;
         const how = w.killedByWatchdog ?? (signal ? `was killed by signal ${signal}` : `exited with status ${code}`);
-        if (batch) {
-          const crashed = runningBatch === batch.id ? running : -1;
-          if (crashed >= 0 && crashed < batch.indices.length) {
-            const index = batch.indices[crashed]!;
-            options.onResult(index, workerDied(tests[index]!, how, w.stderr));
-            // The others in the batch go back to the front of the queue.
-            queue.putBack(batch.indices.filter((_, i) => i !== crashed));
-          } else {
-            // Died while loading the binary or sending results: nothing to
-            // blame a test for. Run the batch again, but not forever.
-            queue.putBack(batch.indices);
-            if (++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
-              failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how}:\n${w.stderr}`);
+        if (w.batches.length > 0) {
+          // Every unanswered batch goes back to the queue, but for the one
+          // test the progress record shows running: that test failed.
+          let blamed = false;
+          for (const batch of [...w.batches].reverse()) {
+            const crashed = runningBatch === batch.id ? running : -1;
+            if (crashed >= 0 && crashed < batch.indices.length) {
+              const index = batch.indices[crashed]!;
+              options.onResult(index, workerDied(tests[index]!, how, w.stderr));
+              queue.putBack(batch.indices.filter((_, i) => i !== crashed));
+              blamed = true;
+            } else {
+              queue.putBack(batch.indices);
             }
+          }
+          w.batches.length = 0;
+          // Died while loading the binary or sending results: nothing to
+          // blame a test for. Run its batches again, but not forever.
+          if (!blamed && ++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
+            failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how}:\n${w.stderr}`);
           }
         } else if (!w.ready) {
           failure ??= new PoolError(`a worker process ${how} before running any test:\n${w.stderr}`);
         }
         // An idle worker that died lost nothing: a new one is started if work is left.
         if (!failure && queue.length > 0) spawn();
-        else if ([...workers].every((x) => !x.batch)) finish();
+        else if (!busy()) finish();
       });
     };
 
     const watchdog = setInterval(() => {
       const now = Date.now();
       for (const w of workers) {
-        if (!w.batch || w.killedByWatchdog) continue;
+        const batch = w.batches[0];
+        if (!batch || w.killedByWatchdog) continue;
         const beat = w.progress[PROGRESS.heartbeat]!;
         if (beat !== w.heartbeat) {
           w.heartbeat = beat;
@@ -202,7 +222,7 @@ export async function runInWorkers(tests: readonly TestCase[], options: PoolOpti
           continue;
         }
         const running = w.progress[PROGRESS.index]!;
-        const test = tests[w.batch.indices[Math.max(0, running)]!]!;
+        const test = tests[batch.indices[Math.min(batch.indices.length - 1, Math.max(0, running))]!]!;
         const limit = (test.timeoutMs || options.defaultTimeoutMs) + WATCHDOG_GRACE_MS;
         if (now - w.heartbeatAt > limit) {
           w.killedByWatchdog = `stopped responding for ${Math.round((now - w.heartbeatAt) / 1000)} s (its timeout could not stop the guest) and was killed`;

@@ -1,20 +1,19 @@
 // Checks, before the report starts, what would otherwise make every test of
 // a binary fail: an image that cannot be placed in guest memory, or a binary
 // without the SDK's runtime entry. Such a binary is a usage error (exit 2).
-import { readFileSync } from 'node:fs';
-import { loadImage } from '../image/image.js';
+import { imageFromElf } from '../image/image.js';
 import type { Kvm } from '../kvm/kvm.js';
 import { DEFAULT_STACK_SIZE } from '../machine/layout.js';
 import { maxPhysBits } from '../machine/machine.js';
 import { placeMachine } from '../machine/placement.js';
-import { BinaryError } from './discover.js';
+import { BinaryError, type TestBinary } from './discover.js';
 import { ENTRY_SYMBOL } from './executor.js';
 
-export function preflight(binaries: readonly string[], kvm: Kvm): void {
+export function preflight(binaries: readonly TestBinary[], kvm: Kvm): void {
   const physBits = maxPhysBits(kvm.supportedCpuid());
-  for (const binary of new Set(binaries)) {
+  for (const { path: binary, elf } of binaries) {
     try {
-      const image = loadImage({ elfBytes: readFileSync(binary), name: binary });
+      const image = imageFromElf(elf);
       if (!image.symbols.byName(ENTRY_SYMBOL)) {
         const why = image.symbols.size === 0 ? 'it has no symbol table (was it stripped?); ' : '';
         throw new Error(`${binary} has no ${ENTRY_SYMBOL} function: ${why}link test binaries with \`kvmtest cc\`, which adds the kvmtest runtime, and do not strip them`);

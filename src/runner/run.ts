@@ -64,6 +64,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     // With --bail, one test per batch: a batch's results arrive together, so
     // bigger batches would run (and report) tests past the N-th failure.
     maxBatch: options.bail === undefined ? undefined : 1,
+    inFlight: options.bail === undefined ? undefined : 1,
     isolation: options.isolation ?? 'snapshot',
     defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     onResult(index, result) {

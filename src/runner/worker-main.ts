@@ -5,7 +5,7 @@
 // test killed it.
 import { readFileSync } from 'node:fs';
 import { loadImage } from '../image/image.js';
-import { readTestTable } from '../image/test-table.js';
+import { testRecordReader } from '../image/test-table.js';
 import { mapSharedFile } from '../kvm/libc.js';
 import { getKvm, getRunTimer } from '../run-guest.js';
 import { BinaryExecutor, type Isolation } from './executor.js';
@@ -15,8 +15,8 @@ import { hostFailure } from './verdict.js';
 
 interface LoadedBinary {
   executor: BinaryExecutor;
-  /** The binary's tests by the address of their record. */
-  tests: Map<bigint, TestCase>;
+  /** Reads a test by the address of its record (the runner already checked the whole table). */
+  test(record: bigint): TestCase;
 }
 
 const binaries = new Map<string, LoadedBinary>();
@@ -33,9 +33,17 @@ function load(binary: string, isolation: Isolation, defaultTimeoutMs: number): L
   let loaded = binaries.get(key);
   if (!loaded) {
     const image = loadImage({ elfBytes: readFileSync(binary), name: binary });
-    const tests = new Map(readTestTable(image.elf!, binary).map((t) => [t.record, t]));
+    const read = testRecordReader(image.elf!, binary);
+    const tests = new Map<bigint, TestCase>();
     const executor = new BinaryExecutor(getKvm(), getRunTimer(), image, { isolation, defaultTimeoutMs });
-    loaded = { executor, tests };
+    loaded = {
+      executor,
+      test: (record) => {
+        let test = tests.get(record);
+        if (!test) tests.set(record, (test = read(record)));
+        return test;
+      },
+    };
     binaries.set(key, loaded);
   }
   return loaded;
@@ -52,11 +60,7 @@ function runBatch(message: RunBatchMessage): void {
   try {
     const loaded = load(message.binary, message.isolation, message.defaultTimeoutMs);
     executor = loaded.executor;
-    tests = Array.from(message.records, (record) => {
-      const test = loaded.tests.get(record);
-      if (!test) throw new Error(`${message.binary} changed during the run: it no longer has the test table the runner read`);
-      return test;
-    });
+    tests = Array.from(message.records, (record) => loaded.test(record));
   } catch (err) {
     send({ type: 'fatal', batch: message.batch, message: (err as Error).message });
     return;

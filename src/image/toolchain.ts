@@ -4,9 +4,9 @@
 // flags and kvmtest's linker script. The user's own flags come after ours,
 // so they can override them.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export class ToolchainError extends Error {
@@ -262,6 +262,8 @@ export function compileTests(args: readonly string[], options: CompileOptions = 
   if (parsed.output === undefined) {
     throw new ToolchainError('no output file: give one with -o, e.g. `kvmtest cc -o tests.elf tests.c`');
   }
+  // Like a build tool, make the output's directory (build/ in a fresh clone).
+  mkdirSync(dirname(resolve(cwd, parsed.output)), { recursive: true });
 
   // The runtime is compiled apart from the user's files so that their flags
   // (-O0, -mavx, --allow-simd) never reach it; in a fresh directory, so that

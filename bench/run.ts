@@ -41,6 +41,20 @@ function cReference(iterations: number): number {
   return Number(run(join(out, 'c-reference'), [String(iterations)], 'the C reference').trim());
 }
 
+/**
+ * Throughput of `count` C reference processes at once against one: how well
+ * this host's KVM itself scales over CPUs, the ceiling for --jobs.
+ */
+function cReferenceScaling(count: number, iterations: number): number {
+  const binary = join(out, 'c-reference');
+  const together = Array.from({ length: count }, () => `${binary} ${iterations} >/dev/null &`).join(' ');
+  const start = process.hrtime.bigint();
+  run('sh', ['-c', `${together} wait`], 'the C reference, in parallel');
+  const parallel = Number(process.hrtime.bigint() - start) / 1e6;
+  const single = (cReference(iterations) * iterations) / 1e3;
+  return (single * count) / parallel;
+}
+
 /** Microseconds per runGuest() of a guest that only returns. */
 function runGuestCost(iterations: number): number {
   const options = { image: { flat: Uint8Array.of(0xc3), loadAddress: 0x200000 } };
@@ -116,6 +130,7 @@ function main(): void {
   const cPerTest: number[] = [];
   const speedup: number[] = [];
   const parallel: number[] = [];
+  const hostScaling: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const c = cReference(300);
     const one = marginal(small, large, LARGE, ['--isolation', 'snapshot', '--jobs', '1']);
@@ -126,6 +141,7 @@ function main(): void {
     vm.push(fresh);
     speedup.push(c / one);
     parallel.push(one / many);
+    hostScaling.push(cReferenceScaling(cpus, 300));
   }
   console.log(`2. per test, through the full CLI (marginal cost: (run of ${LARGE} tests - run of ${SMALL}) / ${LARGE - SMALL})`);
   console.log(`   --isolation snapshot --jobs 1      ${median(snapshot).toFixed(0).padStart(6)} us`);
@@ -134,6 +150,7 @@ function main(): void {
   console.log(`   C reference / snapshot             ${median(speedup).toFixed(1).padStart(6)}x  (target >= 10x)\n`);
   console.log(`3. throughput, --jobs ${cpus} against --jobs 1 (snapshot isolation)`);
   console.log(`   speed-up                           ${median(parallel).toFixed(2).padStart(6)}x  (target >= 1.7x on 2 CPUs)`);
+  console.log(`   for scale: ${cpus} C references at once    ${median(hostScaling).toFixed(2).padStart(6)}x  (how this host's KVM itself scales)`);
 }
 
 main();

@@ -49,12 +49,6 @@ export function encodeRegs(regs: Regs, view: DataView, offset = 0): void {
   }
 }
 
-export function zeroRegs(): Regs {
-  const regs = {} as Regs;
-  for (const name of REG_NAMES) regs[name] = 0n;
-  return regs;
-}
-
 /** struct kvm_segment: a segment register's hidden part. */
 export interface Segment {
   base: bigint;

@@ -110,12 +110,6 @@ export class Vcpu {
     return decodeSregs(this.run, RUN.sync_sregs);
   }
 
-  /** Stages registers in the sync area; KVM loads them on the next KVM_RUN. */
-  stageRegs(regs: Regs): void {
-    encodeRegs(regs, this.run, RUN.sync_regs);
-    this.markDirty(KVM_SYNC_X86_REGS);
-  }
-
   /**
    * Stages the registers a function call starts with: all zero but rip,
    * rsp, rflags and up to six SysV integer arguments (rdi, rsi, rdx, rcx,
@@ -202,19 +196,6 @@ export class Vcpu {
   setSregs(sregs: Sregs): void {
     encodeSregs(sregs, new DataView(this.sregsBuf.buffer));
     this.ioctl('KVM_SET_SREGS', this.sregsBuf);
-  }
-
-  /** Raw kvm_regs / kvm_sregs bytes, for snapshots. */
-  getRawRegs(): Uint8Array {
-    const buf = new Uint8Array(SIZEOF.kvm_regs);
-    this.ioctl('KVM_GET_REGS', buf);
-    return buf;
-  }
-
-  getRawSregs(): Uint8Array {
-    const buf = new Uint8Array(SIZEOF.kvm_sregs);
-    this.ioctl('KVM_GET_SREGS', buf);
-    return buf;
   }
 
   setCpuid(entries: readonly CpuidEntry[]): void {

@@ -6,6 +6,7 @@
 import type { IoBus, MmioBus } from '../devices/bus.js';
 import { ConsoleBuffer } from '../devices/console.js';
 import type { GuestImage } from '../image/image.js';
+import { RUNTIME_ENTRY } from '../image/test-table.js';
 import type { Kvm } from '../kvm/kvm.js';
 import { Machine } from '../machine/machine.js';
 import { PlacementError } from '../machine/placement.js';
@@ -19,9 +20,6 @@ import { hostFailure, judge } from './verdict.js';
 
 export type Isolation = 'snapshot' | 'vm';
 export const ISOLATION_MODES: readonly Isolation[] = ['snapshot', 'vm'];
-
-/** The runtime function every test binary provides: kvmtest_entry(fn, record). */
-export const ENTRY_SYMBOL = 'kvmtest_entry';
 
 export interface ExecutorOptions {
   isolation: Isolation;
@@ -61,9 +59,9 @@ export class BinaryExecutor {
     private readonly image: GuestImage,
     private readonly options: ExecutorOptions,
   ) {
-    const symbol = image.symbols.byName(ENTRY_SYMBOL);
+    const symbol = image.symbols.byName(RUNTIME_ENTRY);
     // preflight.ts explains this to users before a run; this is the last guard.
-    if (!symbol) throw new Error(`${image.source} has no ${ENTRY_SYMBOL} function`);
+    if (!symbol) throw new Error(`${image.source} has no ${RUNTIME_ENTRY} function`);
     this.entry = symbol.value;
   }
 

@@ -2,21 +2,21 @@
 // a binary fail: an image that cannot be placed in guest memory, or a binary
 // without the SDK's runtime entry. Such a binary is a usage error (exit 2).
 import { imageFromElf } from '../image/image.js';
+import { RUNTIME_ENTRY } from '../image/test-table.js';
 import type { Kvm } from '../kvm/kvm.js';
 import { DEFAULT_STACK_SIZE } from '../machine/layout.js';
 import { maxPhysBits } from '../machine/machine.js';
 import { placeMachine } from '../machine/placement.js';
 import { BinaryError, type TestBinary } from './discover.js';
-import { ENTRY_SYMBOL } from './executor.js';
 
 export function preflight(binaries: readonly TestBinary[], kvm: Kvm): void {
   const physBits = maxPhysBits(kvm.supportedCpuid());
   for (const { path: binary, elf } of binaries) {
     try {
       const image = imageFromElf(elf);
-      if (!image.symbols.byName(ENTRY_SYMBOL)) {
+      if (!image.symbols.byName(RUNTIME_ENTRY)) {
         const why = image.symbols.size === 0 ? 'it has no symbol table (was it stripped?); ' : '';
-        throw new Error(`${binary} has no ${ENTRY_SYMBOL} function: ${why}link test binaries with \`kvmtest cc\`, which adds the kvmtest runtime, and do not strip them`);
+        throw new Error(`${binary} has no ${RUNTIME_ENTRY} function: ${why}link test binaries with \`kvmtest cc\`, which adds the kvmtest runtime, and do not strip them`);
       }
       placeMachine(image, [], DEFAULT_STACK_SIZE, physBits);
     } catch (err) {

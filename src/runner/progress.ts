@@ -12,19 +12,23 @@ export interface ProgressCounts {
 }
 
 export class ProgressLine {
-  private readonly started = Date.now();
+  private readonly started: number;
   private shown = false;
   private lastDraw = 0;
 
   constructor(
-    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly stream: Pick<NodeJS.WriteStream, 'write' | 'isTTY'> = process.stderr,
     private readonly enabled = stream.isTTY === true && !process.env.CI,
-  ) {}
+    /** The clock, in milliseconds (tests pass their own). */
+    private readonly now: () => number = Date.now,
+  ) {
+    this.started = now();
+  }
 
   /** Redraws the line if it is time to (cheap to call after every result). */
   update(counts: ProgressCounts): void {
     if (!this.enabled) return;
-    const now = Date.now();
+    const now = this.now();
     if (now - this.started < SHOW_AFTER_MS || now - this.lastDraw < REDRAW_EVERY_MS) return;
     this.lastDraw = now;
     const seconds = ((now - this.started) / 1000).toFixed(1);

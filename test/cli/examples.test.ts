@@ -1,6 +1,7 @@
 // The example suite, the way a user first meets kvmtest: `npm start` builds
-// examples/*.c with `kvmtest cc` and runs them with `kvmtest run`. Every
-// example passes (or is ignored on purpose), and the exit status is 0.
+// examples/*.c and examples/*.S with `kvmtest cc` and runs them with
+// `kvmtest run`. Every example passes (or is ignored on purpose), and the
+// exit status is 0.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { test } from 'node:test';
 import { guestTest } from '../helpers/kvm.js';
 import { describeRun, lines, ROOT, runCommand } from './helpers.js';
 
-/** The KVMTEST declarations in examples/*.c: [name, ignored]. */
+/** The tests declared in examples/: KVMTEST(...) in C, kvmtest_record in assembly. [name, ignored]. */
 function declaredExamples(): Array<[string, boolean]> {
   const dir = join(ROOT, 'examples');
   const found: Array<[string, boolean]> = [];
@@ -18,12 +19,18 @@ function declaredExamples(): Array<[string, boolean]> {
       found.push([match[1]!, /\.ignore\s*=\s*true/.test(match[2]!)]);
     }
   }
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.S'))) {
+    const source = readFileSync(join(dir, file), 'utf8');
+    for (const match of source.matchAll(/^kvmtest_record (\w+),(.*)$/gm)) {
+      found.push([match[1]!, /ignore=1/.test(match[2]!)]);
+    }
+  }
   return found.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 test('npm start: builds and runs the examples; all pass, exit status 0', guestTest(), async () => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  assert.match(pkg.scripts['start'] ?? '', /kvmtest\.js cc .*examples\/\*\.c.*kvmtest\.js run /, 'the start script builds and runs the examples');
+  assert.match(pkg.scripts['start'] ?? '', /kvmtest\.js cc .*examples\/\*\.c examples\/\*\.S.*kvmtest\.js run /, 'the start script builds and runs the examples');
 
   const result = await runCommand('npm', ['run', '--silent', 'start'], { cwd: ROOT });
   assert.equal(result.status, 0, describeRun(result));

@@ -20,7 +20,7 @@ const out = join(root, 'bench', 'out');
 const cli = join(root, 'bin', 'kvmtest.js');
 const ROUNDS = 5;
 const SMALL = 200;
-const LARGE = 5200;
+const LARGE = 20200;
 const LARGE_VM = 1200;
 
 function median(values: number[]): number {

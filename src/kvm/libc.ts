@@ -14,7 +14,6 @@ const mmapRaw = libc.func(
   'void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)',
 );
 const munmapRaw = libc.func('int munmap(void *addr, size_t length)');
-const madviseRaw = libc.func('int madvise(void *addr, size_t length, int advice)');
 const strerrorRaw = libc.func('const char *strerror(int errnum)');
 const syscallRaw = libc.func('long syscall(long number)');
 const timerCreateRaw = libc.func('int timer_create(int clockid, void *sevp, void *timerid)');
@@ -31,7 +30,6 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
-export const MADV_DONTNEED = 4;
 export const EINTR = 4;
 export const EAGAIN = 11;
 export const CLOCK_MONOTONIC = 1;
@@ -102,9 +100,6 @@ export function munmap(addr: bigint, length: number): void {
   if (munmapRaw(addr, length) !== 0) throw new SysError('munmap', errno());
 }
 
-export function madvise(addr: bigint, length: number, advice: number): void {
-  if (madviseRaw(addr, length, advice) !== 0) throw new SysError('madvise', errno());
-}
 
 /** An ArrayBuffer over native memory; valid only while the mapping lives. */
 export function view(addr: bigint, length: number): ArrayBuffer {

@@ -12,7 +12,7 @@ import { cpuHasXsave, encodeXcr0, longModeSregs, RFLAGS_RESERVED, xcr0For } from
 import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
 import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
 import { GuestMemory, type MemorySlot, ScratchMemory } from './memory.js';
-import { PageTableBuilder, readVirtual, translate } from './paging.js';
+import { PageTableBuilder } from './paging.js';
 import { type Placement, PlacementError, placeMachine, type RamRange } from './placement.js';
 
 export interface MachineOptions {
@@ -32,7 +32,6 @@ const MAX_SLOT_BYTES = 1n << 30n;
 export class Machine {
   readonly memory: GuestMemory;
   readonly vcpu: Vcpu;
-  readonly cr3: bigint;
   /** The special registers a guest starts with (long mode, engine tables). */
   readonly initialSregs: Sregs;
   readonly placement: Placement;
@@ -56,7 +55,6 @@ export class Machine {
     this.memory = memory;
     this.vcpu = vcpu;
     this.initialSregs = initialSregs;
-    this.cr3 = initialSregs.cr3;
     this.placement = placement;
     this.image = image;
   }
@@ -127,16 +125,6 @@ export class Machine {
     } finally {
       run.setUint8(RUN.immediate_exit, 0);
     }
-  }
-
-  /** Guest-virtual to guest-physical through the given (or the engine's) page tables. */
-  translate(virt: bigint, cr3 = this.cr3): bigint | undefined {
-    return translate(this.memory, cr3, virt);
-  }
-
-  /** Reads guest-virtual memory; returns fewer bytes if it runs into an unmapped page. */
-  readVirtual(virt: bigint, length: number, cr3 = this.cr3): Uint8Array {
-    return readVirtual(this.memory, cr3, virt, length);
   }
 
   get slots(): readonly MemorySlot[] {

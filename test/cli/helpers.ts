@@ -1,6 +1,7 @@
 // Shared by the command-line tests: runs `node bin/kvmtest.js ...` as a
 // subprocess (as a user would) and builds fixture binaries from
 // test/cli/fixtures with `kvmtest cc` into a temporary directory.
+import type { JsonReport } from '../../src/report/json.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,27 +94,8 @@ export async function buildFixtures<K extends string>(
   return Object.fromEntries(names.map((name, i) => [name, paths[i]!])) as Record<K, string>;
 }
 
-/** The JSON reporter's document (src/report/json.ts). */
-export interface JsonReport {
-  tests: Array<{
-    name: string;
-    binary: string;
-    status: 'passed' | 'failed' | 'ignored';
-    outcome: string | null;
-    durationMs: number;
-    output: string;
-    message: string | null;
-    fault?: {
-      vector: number;
-      name: string;
-      errorCode: number | null;
-      rip: string;
-      cr2: string | null;
-      location: string;
-    };
-  }>;
-  summary: { passed: number; failed: number; ignored: number; durationMs: number };
-}
+/** The JSON reporter's document, as src/report/json.ts writes it. */
+export type { JsonReport } from '../../src/report/json.js';
 
 /** `kvmtest run --reporter json ARGS...`: the exit status and the parsed report. */
 export async function runJson(args: readonly string[]): Promise<{ result: CommandResult; report: JsonReport }> {

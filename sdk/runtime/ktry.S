@@ -7,8 +7,9 @@
  *    them (only RFLAGS' arithmetic flags change), so the engine reports the
  *    fault as if the stub were not there;
  *  - one: it records the fault in kt_last_fault, rewrites the frame so that
- *    iretq resumes at ktry's landing pad, on ktry's stack, with the RFLAGS
- *    ktry was called with, and ktry returns the vector.
+ *    iretq resumes at ktry's landing pad, on ktry's stack, with the CS, SS
+ *    and RFLAGS ktry was called with (so an exception raised in ring 3
+ *    returns to ktry's own privilege level), and ktry returns the vector.
  * Frames are chained through kt_try_current, so ktry nests.
  */
 
@@ -25,14 +26,18 @@
 #define F_FN 64
 #define F_ARG 72
 #define F_RESULT 80
-#define F_SIZE 88
+#define F_CS 88
+#define F_SS 96
+#define F_SIZE 104
 
 /* The stub's uniform frame: vector, error code, then the CPU's frame. */
 #define X_VECTOR 0
 #define X_ERROR 8
 #define X_RIP 16
+#define X_CS 24
 #define X_RFLAGS 32
 #define X_RSP 40
+#define X_SS 48
 
     .text
 
@@ -52,6 +57,10 @@ ktry:
     pushfq
     pop %rax
     mov %rax, F_RFLAGS(%rsp)
+    mov %cs, %eax
+    mov %rax, F_CS(%rsp)
+    mov %ss, %eax
+    mov %rax, F_SS(%rsp)
     mov kt_try_current(%rip), %rax
     mov %rax, F_PREV(%rsp)
     /* The outermost ktry loads the runtime's IDT (entry.c). */
@@ -104,6 +113,10 @@ kt_caught:
     mov %rax, X_RIP(%rsp)
     mov F_RFLAGS(%rcx), %rax
     mov %rax, X_RFLAGS(%rsp)
+    mov F_CS(%rcx), %rax
+    mov %rax, X_CS(%rsp)
+    mov F_SS(%rcx), %rax
+    mov %rax, X_SS(%rsp)
     mov %rcx, X_RSP(%rsp)
     add $16, %rsp
     iretq

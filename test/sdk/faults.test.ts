@@ -101,3 +101,12 @@ describe('exceptions nobody catches', guestTest(), () => {
     assert.equal(result.fault?.errorCode, 0);
   });
 });
+
+describe('ktry and privilege levels', guestTest(), () => {
+  test('an exception raised in ring 3 returns to ktry in ring 0', async () => {
+    const binary = new TestBinary(buildFixtures('faults.elf', ['faults.c']));
+    const result = await binary.run('catches_fault_in_ring3');
+    assert.equal(result.outcome, 'returned', describeResult(result));
+    assert.equal(result.output, 'back in ring 0\n');
+  });
+});

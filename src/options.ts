@@ -1,7 +1,7 @@
 // Checks and normalizes the options users give (runGuest, test records, the
 // CLI), with messages that say which option is wrong and what would be right.
 import { hex } from './devices/device.js';
-import { EXIT_PORT, HYPERCALL_PORT, SERIAL_BASE, SERIAL_PORTS } from './devices/ports.js';
+import { enginePortAt } from './devices/ports.js';
 
 export class OptionError extends Error {
   constructor(message: string) {
@@ -14,14 +14,6 @@ export type IoPortSpec =
   | Readonly<Record<number, number>>
   | ReadonlyMap<number, number>
   | ReadonlyArray<readonly [number, number]>;
-
-/** Ports the engine's own devices use; a test cannot configure them. */
-function reservedPortOwner(port: number): string | undefined {
-  if (port >= SERIAL_BASE && port < SERIAL_BASE + SERIAL_PORTS) return 'the serial console (COM1, 0x3f8-0x3ff)';
-  if (port === EXIT_PORT) return 'the exit port';
-  if (port === HYPERCALL_PORT) return 'the hypercall port';
-  return undefined;
-}
 
 export function normalizeIoPorts(spec: IoPortSpec): Map<number, number> {
   const entries: Array<readonly [number, number]> = spec instanceof Map
@@ -37,7 +29,7 @@ export function normalizeIoPorts(spec: IoPortSpec): Map<number, number> {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
       throw new OptionError(`ioports: the value for port ${hex(port)} must be an integer from 0 to 0xffffffff (got ${String(value)})`);
     }
-    const owner = reservedPortOwner(port);
+    const owner = enginePortAt(port)?.owner;
     if (owner) throw new OptionError(`ioports: port ${hex(port)} belongs to ${owner} and cannot be configured`);
     if (ports.has(port)) throw new OptionError(`ioports: port ${hex(port)} is configured twice`);
     ports.set(port, value);

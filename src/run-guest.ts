@@ -3,11 +3,11 @@
 import { IoBus, MmioBus } from './devices/bus.js';
 import { ConsoleBuffer } from './devices/console.js';
 import { ConfiguredPort } from './devices/configured-port.js';
-import type { Stop } from './devices/device.js';
-import { Doorbell } from './devices/doorbell.js';
+import type { PortDevice, Stop } from './devices/device.js';
+import { DoorbellPort } from './devices/doorbell.js';
 import { ExitPort } from './devices/exit-port.js';
 import { HypercallPort } from './devices/hypercall.js';
-import { EXIT_PORT, HYPERCALL_PORT, SERIAL_BASE, SERIAL_PORTS } from './devices/ports.js';
+import { ENGINE_PORTS, type EnginePortRole } from './devices/ports.js';
 import { SerialConsole } from './devices/serial.js';
 import { type GuestImage, type ImageSpec, loadImage, resolveEntry } from './image/image.js';
 import { Kvm } from './kvm/kvm.js';
@@ -76,7 +76,7 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
   try {
     machine.setEntry(entry, args);
     const console = new ConsoleBuffer();
-    const { io, mmio } = standardBuses(console, ioports, machine.placement.doorbellPhys);
+    const { io, mmio } = standardBuses(console, ioports);
     const timer = getRunTimer();
     const stop = runUntilStop({ machine, io, mmio, console, timer, timeoutMs });
     timer.stop();
@@ -86,19 +86,18 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
   }
 }
 
-/** The devices every machine has, plus the test's configured ports. */
-export function standardBuses(
-  console: ConsoleBuffer,
-  ioports: ReadonlyMap<number, number>,
-  doorbellPhys: bigint,
-): { io: IoBus; mmio: MmioBus } {
-  const io = new IoBus()
-    .register(new SerialConsole(console), SERIAL_BASE, SERIAL_PORTS)
-    .register(new ExitPort(), EXIT_PORT)
-    .register(new HypercallPort(), HYPERCALL_PORT);
+/** The devices every machine has (the engine's ports), plus the test's configured ports. */
+export function standardBuses(console: ConsoleBuffer, ioports: ReadonlyMap<number, number>): { io: IoBus; mmio: MmioBus } {
+  const devices: Record<EnginePortRole, PortDevice> = {
+    serial: new SerialConsole(console),
+    exit: new ExitPort(),
+    hypercall: new HypercallPort(),
+    doorbell: new DoorbellPort(),
+  };
+  const io = new IoBus();
+  for (const { role, first, count } of ENGINE_PORTS) io.register(devices[role], first, count);
   for (const [port, value] of ioports) io.register(new ConfiguredPort(port, value), port);
-  const mmio = new MmioBus().register(new Doorbell(doorbellPhys), doorbellPhys, 0x1000n);
-  return { io, mmio };
+  return { io, mmio: new MmioBus() };
 }
 
 export function toResult(stop: Stop, machine: Machine, console: ConsoleBuffer, started: bigint): GuestResult {

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { KvmUnavailableError } from '../kvm/errors.js';
 import { Kvm, KVM_DEVICE, REQUIRED_CAPS } from '../kvm/kvm.js';
 import { vectorName } from '../machine/descriptors.js';
+import { snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { GuestResult } from '../result.js';
 import { runGuestSync } from '../run-guest.js';
 
@@ -113,8 +114,10 @@ export async function doctorCommand(out: NodeJS.WritableStream = process.stdout)
   const snapshot = [
     kvm.checkExtension('KVM_CAP_XSAVE') ? 'XSAVE state' : 'FPU state (no XSAVE)',
     'dirty-page logging',
+    'MSR write traps',
   ];
-  line('snapshots', `ok: ${snapshot.join(', ')}`);
+  const unsupported = snapshotUnsupportedReason(kvm);
+  line('snapshots', unsupported ? `OFF: ${unsupported}; every test gets a fresh VM (slower)` : `ok: ${snapshot.join(', ')}`);
   kvm.close();
 
   out.write('\ninstruction groups, each probed with a one-instruction guest:\n');

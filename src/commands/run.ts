@@ -7,6 +7,7 @@ import { BinaryError, readBinaries, selectTests, type Selection } from '../runne
 import type { Isolation } from '../runner/executor.js';
 import { PoolError } from '../runner/pool.js';
 import { preflight } from '../runner/preflight.js';
+import { snapshotUnsupportedReason } from '../machine/snapshot.js';
 import { ProgressLine } from '../runner/progress.js';
 import { runTests } from '../runner/run.js';
 import type { TestCase } from '../runner/types.js';
@@ -32,6 +33,8 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     const kvm = Kvm.open();
     try {
       preflight(binaries, kvm);
+      const unsupported = (options.isolation ?? 'snapshot') === 'snapshot' ? snapshotUnsupportedReason(kvm) : undefined;
+      if (unsupported) process.stderr.write(`kvmtest: snapshot isolation is off: ${unsupported}; every test gets a fresh VM instead\n`);
     } finally {
       kvm.close();
     }

@@ -33,6 +33,16 @@ export class ConsoleBuffer {
     }
   }
 
+  /** Bytes it will still keep. */
+  get room(): number {
+    return Math.max(0, this.limit - this.length);
+  }
+
+  /** Notes output that was not kept (the text then says it was cut). */
+  drop(count: number): void {
+    if (count > 0) this.truncated = true;
+  }
+
   /** Empties the buffer for reuse by the next run. */
   clear(): void {
     this.chunks.length = 0;

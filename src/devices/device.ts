@@ -14,6 +14,13 @@ export interface Stop {
   error?: ErrorInfo;
   /** Registers to report instead of the vCPU's (an exception frame's view). */
   regs?: RegisterDump;
+  /**
+   * True when KVM has nothing left to finish for the exit that stopped the
+   * run (the engine's own doorbell `out`). Any other stop made during a port
+   * or MMIO exit leaves the access for KVM to complete before the machine
+   * is reused (Machine.completePendingExit).
+   */
+  settled?: boolean;
 }
 
 export function isStop(value: unknown): value is Stop {
@@ -26,14 +33,24 @@ export type AccessSize = 1 | 2 | 4 | 8;
 export interface GuestAccess {
   /** Registers at this exit. */
   regs(): Regs;
+  /** rip at this exit (cheaper than regs().rip). */
+  rip(): bigint;
   /** Special registers at this exit. */
   sregs(): Sregs;
+  /** cr3 at this exit (cheaper than sregs().cr3). */
+  cr3(): bigint;
+  /** The guest-physical address of a guest-virtual one through the guest's current page tables. */
+  translate(address: bigint): bigint | undefined;
   /** Reads guest-virtual memory through the guest's current page tables; may return fewer bytes. */
   readVirtual(address: bigint, length: number): Uint8Array;
   /** A NUL-terminated string at a guest-virtual address (at most `max` bytes), or undefined if unreadable. */
   readCString(address: bigint, max?: number): string | undefined;
   /** Appends to the guest's console output. */
   print(bytes: Uint8Array): void;
+  /** How many more bytes the console keeps this run (what print() would take). */
+  consoleRoom(): number;
+  /** Records that `count` bytes of output were dropped for lack of room. */
+  dropOutput(count: number): void;
   /** An address as "symbol+0x12 (0x...)" when the image has symbols. */
   describe(address: bigint): string;
 }

@@ -1,27 +1,63 @@
-// The engine's doorbell: its stubs store one byte into an MMIO page to say
-// "the entry function returned" or "exception N arrived" without touching a
-// register. For an exception, the CPU's frame on the exception stack tells
-// where the guest was (rip, rsp, rflags) and the error code.
-import { hex, type GuestAccess, type MmioDevice, type Stop } from './device.js';
-import { DOORBELL } from '../machine/layout.js';
-import { VECTOR_DESCRIPTIONS, VECTORS_WITH_ERROR_CODE, vectorName } from '../machine/descriptors.js';
+// The engine's doorbell: its return stub and exception stubs do a one-byte
+// `out` to the doorbell port, and the address of that `out` says what
+// happened ("the entry function returned" or "exception N arrived"), so no
+// register or memory is touched. For an exception, the CPU's frame on the
+// exception stack tells where the guest was (rip, rsp, rflags) and the
+// error code. Any other use of the port is the test's doing and is reported
+// as such: it must never pass for a return or an exception.
+import { hex, type AccessSize, type GuestAccess, type PortDevice, type Stop } from './device.js';
+import { DOORBELL_OUT_LENGTH, stubAt, VECTOR_DESCRIPTIONS, VECTORS_WITH_ERROR_CODE, vectorName } from '../machine/descriptors.js';
+import { ENGINE_CR3 } from '../machine/layout.js';
 import type { FaultInfo } from '../result.js';
 
 const PF = 14;
 const GP = 13;
 const DF = 8;
+const CR3_ADDRESS = 0x000f_ffff_ffff_f000n;
 
-export class Doorbell implements MmioDevice {
-  readonly name = 'the engine doorbell';
+export class DoorbellPort implements PortDevice {
+  readonly name = "the engine's doorbell port";
 
-  constructor(private readonly base: bigint) {}
-
-  write(address: bigint, _size: number, value: bigint, guest: GuestAccess): Stop {
-    const offset = Number(address - this.base);
-    if (offset === DOORBELL.returned) return { outcome: 'returned' };
-    if (offset === DOORBELL.exception) return exceptionStop(Number(value & 0xffn), guest);
-    return { outcome: 'error', error: { kind: 'host' }, message: `unexpected write at doorbell offset ${hex(offset)}` };
+  write(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop {
+    const rip = guest.rip();
+    // KVM reports rip at the `out` (hardware exits) or just past it (when
+    // its emulator ran the instruction).
+    const at = stubAt(rip) ? rip : rip - BigInt(DOORBELL_OUT_LENGTH);
+    const signal = size === 1 ? stubAt(at) : undefined;
+    if (!signal) return notTheEngine(port, size, value, rip, guest);
+    const remapped = remappedStub(at, guest);
+    if (remapped) return remapped;
+    if (signal.kind === 'returned') return { outcome: 'returned', settled: true };
+    return { ...exceptionStop(signal.vector, guest), settled: true };
   }
+}
+
+/**
+ * With page tables of the test's own loaded, the stub's virtual address
+ * must still lead to the engine's stub: otherwise the code that rang is not
+ * the engine's, and its signal means nothing.
+ */
+function remappedStub(stub: bigint, guest: GuestAccess): Stop | undefined {
+  if ((guest.cr3() & CR3_ADDRESS) === ENGINE_CR3) return undefined;
+  const phys = guest.translate(stub);
+  if (phys === stub) return undefined;
+  return {
+    outcome: 'error',
+    error: { kind: 'host' },
+    message:
+      `the doorbell rang from ${hex(stub)}, but the page tables loaded (cr3 ${hex(guest.cr3())}) map that address ` +
+      `to ${phys === undefined ? 'nothing' : `physical ${hex(phys)}`}, not to the engine's stubs: ` +
+      "page tables of a test's own must map the engine's area (0x1000-0x9000) at virtual = physical",
+  };
+}
+
+function notTheEngine(port: number, size: AccessSize, value: number, rip: bigint, guest: GuestAccess): Stop {
+  return {
+    outcome: 'unexpected-io',
+    message:
+      `unexpected ${size * 8}-bit write (out) of ${hex(value)} to port ${hex(port)} at ${guest.describe(rip)}: ` +
+      "the port is the engine's doorbell, which only the engine's own stubs may use",
+  };
 }
 
 function exceptionStop(vector: number, guest: GuestAccess): Stop {

@@ -5,6 +5,7 @@
 import type { AssertionInfo } from '../result.js';
 import { type AccessSize, type GuestAccess, hex, type PortDevice, type Stop } from './device.js';
 import { HYPERCALL } from './ports.js';
+import { isCanonical } from '../machine/paging.js';
 
 /** Largest single console write accepted; larger ones are cut (and say so). */
 const MAX_WRITE = 1 << 20;
@@ -13,6 +14,7 @@ const utf8 = new TextEncoder();
 export const REPORT_SIZE = 64;
 const REPORT_KIND = { assert: 1, assertEq: 2, panic: 3 } as const;
 const MAX_STRING = 4096;
+const MAX_ADDRESS = (1n << 64n) - 1n;
 
 export class HypercallPort implements PortDevice {
   readonly name = 'the hypercall port';
@@ -33,7 +35,19 @@ export class HypercallPort implements PortDevice {
   }
 
   private write_(pointer: bigint, length: bigint, guest: GuestAccess): Stop | void {
-    const wanted = length > BigInt(MAX_WRITE) ? MAX_WRITE : Number(length);
+    if (length === 0n) return;
+    const end = pointer + length - 1n;
+    if (!isCanonical(pointer) || end > MAX_ADDRESS || !isCanonical(end)) {
+      return {
+        outcome: 'error',
+        error: { kind: 'host' },
+        message: `write hypercall: the buffer at ${hex(pointer)} (${length} bytes) is not at canonical addresses`,
+      };
+    }
+    // Read no more than the console will keep: a guest repeating a large
+    // write (rep outsl to this port) then costs next to nothing.
+    const kept = Math.min(guest.consoleRoom(), MAX_WRITE);
+    const wanted = length > BigInt(kept) ? kept : Number(length);
     const bytes = guest.readVirtual(pointer, wanted);
     if (bytes.length < wanted) {
       return {
@@ -43,8 +57,10 @@ export class HypercallPort implements PortDevice {
       };
     }
     guest.print(bytes);
-    if (length > BigInt(MAX_WRITE)) {
+    if (length > BigInt(MAX_WRITE) && wanted === MAX_WRITE) {
       guest.print(utf8.encode(`\n[kvmtest: a write of ${length} bytes was cut to its first ${MAX_WRITE}]\n`));
+    } else if (length > BigInt(wanted)) {
+      guest.dropOutput(Number(length - BigInt(wanted)));
     }
   }
 }

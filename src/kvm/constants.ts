@@ -32,6 +32,8 @@ export const SIZEOF = {
   kvm_xcrs: 392,
   kvm_msr_list: 4,
   kvm_enable_cap: 104,
+  kvm_msr_filter: 392,
+  kvm_msr_filter_range: 24,
 } as const;
 
 export const IOCTL = {
@@ -64,6 +66,7 @@ export const IOCTL = {
   KVM_GET_XCRS: ior(0xa6, SIZEOF.kvm_xcrs),
   KVM_SET_XCRS: iow(0xa7, SIZEOF.kvm_xcrs),
   KVM_CLEAR_DIRTY_LOG: iowr(0xc0, SIZEOF.kvm_clear_dirty_log),
+  KVM_X86_SET_MSR_FILTER: iow(0xc6, SIZEOF.kvm_msr_filter),
 } as const;
 
 export type IoctlName = keyof typeof IOCTL;
@@ -82,6 +85,8 @@ export const CAP = {
   KVM_CAP_IMMEDIATE_EXIT: 136,
   KVM_CAP_SYNC_REGS: 74,
   KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: 168,
+  KVM_CAP_X86_USER_SPACE_MSR: 188,
+  KVM_CAP_X86_MSR_FILTER: 189,
 } as const;
 
 export type CapName = keyof typeof CAP;
@@ -127,6 +132,14 @@ export const KVM_SYNC_X86_REGS = 1;
 export const KVM_SYNC_X86_SREGS = 2;
 export const KVM_SYNC_X86_EVENTS = 4;
 
+/** KVM_CAP_X86_USER_SPACE_MSR: exit to user space on MSR accesses the filter denies. */
+export const KVM_MSR_EXIT_REASON_FILTER = 4;
+/** struct kvm_msr_filter_range flags, and the filter's default action. */
+export const KVM_MSR_FILTER_WRITE = 2;
+export const KVM_MSR_FILTER_DEFAULT_ALLOW = 0;
+export const KVM_MSR_FILTER_MAX_RANGES = 16;
+export const KVM_MSR_FILTER_MAX_BITMAP_SIZE = 0x600;
+
 export const KVM_MEM_LOG_DIRTY_PAGES = 1;
 export const KVM_MEM_READONLY = 2;
 
@@ -142,6 +155,10 @@ export const RUN = {
   exit_reason: 8,
   /** Start of the per-exit-reason union. */
   exit: 32,
+  /** KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR: the union's msr member. */
+  msr_error: 32,
+  msr_index: 44,
+  msr_data: 48,
   kvm_valid_regs: 288,
   kvm_dirty_regs: 296,
   /** struct kvm_sync_regs: regs (144), sregs (312), events (64). */

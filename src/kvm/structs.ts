@@ -102,6 +102,8 @@ const CR_NAMES = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as cons
 const BITMAP_OFFSET = CR_OFFSET + CR_NAMES.length * 8; // 280
 /** Where cr8 sits in struct kvm_sregs. */
 export const SREGS_CR8_OFFSET = CR_OFFSET + CR_NAMES.indexOf('cr8') * 8; // 256
+/** Where cr3 sits in struct kvm_sregs. */
+export const SREGS_CR3_OFFSET = CR_OFFSET + CR_NAMES.indexOf('cr3') * 8; // 240
 
 function decodeSegment(view: DataView, at: number): Segment {
   return {

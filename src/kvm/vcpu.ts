@@ -2,8 +2,10 @@
 // access (ioctls, or the kvm_run sync area that saves a syscall per access),
 // and the opaque state blobs a snapshot saves and restores.
 import {
+  EXIT,
   IOCTL,
   type IoctlName,
+  KVM_EXIT_IO_IN,
   KVM_SYNC_X86_EVENTS,
   KVM_SYNC_X86_REGS,
   KVM_SYNC_X86_SREGS,
@@ -24,6 +26,7 @@ import {
   encodeRegs,
   encodeSregs,
   type Regs,
+  SREGS_CR3_OFFSET,
   SREGS_CR8_OFFSET,
   type Sregs,
 } from './structs.js';
@@ -93,6 +96,48 @@ export class Vcpu {
     throw new KvmIoctlError('KVM_RUN', code);
   }
 
+  /**
+   * Lets KVM finish what it still owes the last exit without running the
+   * guest: KVM_RUN with immediate_exit set, as api.rst prescribes before
+   * saving a vCPU's state. An access KVM split in fragments (16 bytes to
+   * MMIO, or across pages) exits once per fragment, so each further port or
+   * MMIO exit is answered (reads with zeros) until KVM returns EINTR, its
+   * sign that nothing is left. Returns false if KVM still wants more after
+   * `maxRounds`, or exits for another reason: the vCPU is then not to be
+   * trusted with another run.
+   */
+  settlePendingExit(maxRounds = 32): boolean {
+    this.run.setUint8(RUN.immediate_exit, 1);
+    try {
+      for (let round = 0; round < maxRounds; round++) {
+        if (this.enter() === RUN_INTERRUPTED) return true;
+        const reason = this.exitReason;
+        if (reason === EXIT.KVM_EXIT_IO) this.zeroPortReadData();
+        else if (reason === EXIT.KVM_EXIT_MMIO) this.zeroMmioReadData();
+        else return false;
+      }
+      return false;
+    } finally {
+      this.run.setUint8(RUN.immediate_exit, 0);
+    }
+  }
+
+  private zeroPortReadData(): void {
+    const run = this.run;
+    if (run.getUint8(RUN.exit) !== KVM_EXIT_IO_IN) return;
+    const size = run.getUint8(RUN.exit + 1);
+    const count = run.getUint32(RUN.exit + 4, true);
+    const offset = Number(run.getBigUint64(RUN.exit + 8, true));
+    const end = Math.min(offset + size * count, run.byteLength);
+    for (let at = offset; at < end; at++) run.setUint8(at, 0);
+  }
+
+  private zeroMmioReadData(): void {
+    const run = this.run;
+    if (run.getUint8(RUN.exit + 20) !== 0) return; // a write: nothing to answer
+    run.setBigUint64(RUN.exit + 8, 0n, true);
+  }
+
   /** False until the first KVM_RUN: before it, the sync area holds nothing KVM wrote. */
   private hasRun = false;
 
@@ -105,9 +150,40 @@ export class Vcpu {
     return decodeRegs(this.run, RUN.sync_regs);
   }
 
+  /** A KVM_EXIT_X86_WRMSR or RDMSR exit: the MSR and (for a write) the value. */
+  msrExit(): { index: number; data: bigint } {
+    return { index: this.run.getUint32(RUN.msr_index, true), data: this.run.getBigUint64(RUN.msr_data, true) };
+  }
+
+  /** Answers an MSR exit: 0 lets the access complete, 1 makes KVM inject #GP. */
+  setMsrExitError(error: 0 | 1): void {
+    this.run.setUint8(RUN.msr_error, error);
+  }
+
+  /** The sync area's kvm_vcpu_events, copied. */
+  syncedEvents(): Uint8Array {
+    return this.syncEventsBytes.slice();
+  }
+
+  /** Stages every general register in the sync area; KVM loads them on the next KVM_RUN. */
+  stageRegs(regs: Regs): void {
+    encodeRegs(regs, this.run, RUN.sync_regs);
+    this.markDirty(KVM_SYNC_X86_REGS);
+  }
+
   /** The special registers as of the last exit (from the kvm_run sync area). */
   syncedSregs(): Sregs {
     return decodeSregs(this.run, RUN.sync_sregs);
+  }
+
+  /** rip as of the last exit, without decoding the other registers. */
+  syncedRip(): bigint {
+    return this.run.getBigUint64(RUN.sync_regs + REG_OFFSET.rip, true);
+  }
+
+  /** cr3 as of the last exit, without decoding the other special registers. */
+  syncedCr3(): bigint {
+    return this.run.getBigUint64(RUN.sync_sregs + SREGS_CR3_OFFSET, true);
   }
 
   /**

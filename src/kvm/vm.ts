@@ -1,11 +1,20 @@
 // A KVM virtual machine file descriptor: memory slots, dirty-page logs and
 // vCPU creation. Closing the VM closes its vCPUs.
-import { IOCTL, SIZEOF } from './constants.js';
+import { CAP, type CapName, IOCTL, KVM_MSR_FILTER_DEFAULT_ALLOW, KVM_MSR_FILTER_MAX_BITMAP_SIZE, KVM_MSR_FILTER_MAX_RANGES, SIZEOF } from './constants.js';
 import { KvmIoctlError } from './errors.js';
 import type { Kvm } from './kvm.js';
 import * as libc from './libc.js';
 import { encodeMemoryRegion, type MemoryRegion } from './structs.js';
 import { Vcpu } from './vcpu.js';
+
+/** One range of an MSR filter: `count` MSRs from `base`, one bit each in `bitmap`. */
+export interface MsrFilterRange {
+  /** KVM_MSR_FILTER_READ and/or KVM_MSR_FILTER_WRITE: which accesses the bitmap decides. */
+  flags: number;
+  base: number;
+  count: number;
+  bitmap: Uint8Array;
+}
 
 export class Vm {
   private readonly vcpus: Vcpu[] = [];
@@ -37,6 +46,53 @@ export class Vm {
     view.setBigUint64(8, bitmapAddress, true);
     if (libc.ioctlBuffer(this.fd, IOCTL.KVM_GET_DIRTY_LOG, request) !== 0) {
       throw new KvmIoctlError('KVM_GET_DIRTY_LOG', libc.errno(), `slot ${slot}`);
+    }
+  }
+
+  /** KVM_ENABLE_CAP on the VM, with its first argument. */
+  enableCap(cap: CapName, arg0: number | bigint = 0): void {
+    const buf = new Uint8Array(SIZEOF.kvm_enable_cap);
+    const view = new DataView(buf.buffer);
+    view.setUint32(0, CAP[cap], true);
+    view.setBigUint64(8, BigInt(arg0), true);
+    if (libc.ioctlBuffer(this.fd, IOCTL.KVM_ENABLE_CAP, buf) !== 0) throw new KvmIoctlError('KVM_ENABLE_CAP', libc.errno(), cap);
+  }
+
+  /**
+   * KVM_X86_SET_MSR_FILTER with the default action "allow" and the given
+   * ranges (no ranges: filtering off). In each range's bitmap a 1 allows
+   * the access and a 0 denies it.
+   */
+  setMsrFilter(ranges: readonly MsrFilterRange[]): void {
+    if (ranges.length > KVM_MSR_FILTER_MAX_RANGES) throw new Error(`internal: an MSR filter takes at most ${KVM_MSR_FILTER_MAX_RANGES} ranges`);
+    // KVM reads the bitmaps through pointers inside the struct: they must be
+    // native memory for the duration of the call (KVM copies them).
+    const bitmapBytes = ranges.reduce((sum, r) => sum + r.bitmap.length, 0);
+    const mapped = Math.max(4096, Math.ceil(bitmapBytes / 4096) * 4096);
+    const native = libc.mmap(mapped, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
+    try {
+      const bitmaps = new Uint8Array(libc.view(native, mapped));
+      const filter = new Uint8Array(SIZEOF.kvm_msr_filter);
+      const view = new DataView(filter.buffer);
+      view.setUint32(0, KVM_MSR_FILTER_DEFAULT_ALLOW, true);
+      let offset = 0;
+      ranges.forEach((range, i) => {
+        if (range.bitmap.length > KVM_MSR_FILTER_MAX_BITMAP_SIZE || range.count > range.bitmap.length * 8) {
+          throw new Error(`internal: MSR filter range at 0x${range.base.toString(16)} has a bad bitmap`);
+        }
+        bitmaps.set(range.bitmap, offset);
+        const at = 8 + i * SIZEOF.kvm_msr_filter_range;
+        view.setUint32(at, range.flags, true);
+        view.setUint32(at + 4, range.count, true);
+        view.setUint32(at + 8, range.base, true);
+        view.setBigUint64(at + 16, native + BigInt(offset), true);
+        offset += range.bitmap.length;
+      });
+      if (libc.ioctlBuffer(this.fd, IOCTL.KVM_X86_SET_MSR_FILTER, filter) !== 0) {
+        throw new KvmIoctlError('KVM_X86_SET_MSR_FILTER', libc.errno(), `${ranges.length} ranges`);
+      }
+    } finally {
+      libc.munmap(native, mapped);
     }
   }
 

@@ -1,9 +1,11 @@
 // The engine's GDT, TSS, IDT and the machine code of its stubs. Every one of
-// the 256 IDT vectors lands in a stub that rings the doorbell with its vector
-// number and touches no register, so the host sees the guest's registers as
-// they were when the exception hit. Exceptions run on their own stack (IST1),
-// so a guest with a broken stack still gets its fault reported.
-import { DOORBELL, LAYOUT, SELECTOR, STUB_SIZE } from './layout.js';
+// the 256 IDT vectors lands in a stub that rings the doorbell and touches no
+// register and no memory, so the host sees the guest's registers as they
+// were when the exception hit; the stub's address says which vector it was.
+// Exceptions run on their own stack (IST1), so a guest with a broken stack
+// still gets its fault reported.
+import { DOORBELL_PORT } from '../devices/ports.js';
+import { LAYOUT, SELECTOR, STUB_SIZE } from './layout.js';
 
 /** Flat 64-bit ring-0 code segment: L=1, P=1, DPL=0, type execute/read. */
 const GDT_CODE64 = 0x00af9b000000ffffn;
@@ -69,30 +71,45 @@ export function stubAddress(vector: number): bigint {
 }
 
 /**
- * `mov byte [abs32], imm8` then `hlt; jmp .-1`. The store is the exit: the
- * doorbell page has no memory behind it, so KVM reports it as an MMIO write
- * carrying imm8. The loop after it only matters if a host resumed the guest.
+ * `out %al, $DOORBELL_PORT` then `hlt; jmp .-1`. The `out` is the exit: port
+ * I/O reads al and writes nothing, and unlike a memory access it does not
+ * depend on the page tables loaded at the time. The loop after it only
+ * matters if a host resumed the guest.
  */
-function doorbellStore(address: bigint, value: number): number[] {
-  const a = Number(address);
-  return [
-    0xc6, 0x04, 0x25, a & 0xff, (a >> 8) & 0xff, (a >> 16) & 0xff, (a >>> 24) & 0xff, value,
-    0xf4, 0xeb, 0xfd,
-  ];
-}
+const DOORBELL_STUB = [0xe6, DOORBELL_PORT, 0xf4, 0xeb, 0xfd];
+/** Bytes of the `out` that starts every stub. */
+export const DOORBELL_OUT_LENGTH = 2;
+const STUBS_END = LAYOUT.stubs + BigInt(IDT_ENTRIES * STUB_SIZE);
 
 /** The 256 exception stubs, STUB_SIZE bytes apart. */
 export function buildStubs(): Uint8Array {
   const code = new Uint8Array(IDT_ENTRIES * STUB_SIZE).fill(0xcc);
-  for (let vector = 0; vector < IDT_ENTRIES; vector++) {
-    code.set(doorbellStore(LAYOUT.doorbell + BigInt(DOORBELL.exception), vector), vector * STUB_SIZE);
-  }
+  for (let vector = 0; vector < IDT_ENTRIES; vector++) code.set(DOORBELL_STUB, vector * STUB_SIZE);
   return code;
 }
 
 /** Where an entry function returns to. */
 export function buildReturnStub(): Uint8Array {
-  return Uint8Array.from(doorbellStore(LAYOUT.doorbell + BigInt(DOORBELL.returned), 0));
+  return Uint8Array.from(DOORBELL_STUB);
+}
+
+/** What a stub's doorbell says: the entry function returned, or exception `vector` arrived. */
+export type StubSignal = { kind: 'returned' } | { kind: 'exception'; vector: number };
+
+/** The stub whose doorbell `out` starts at `address`, if there is one. */
+export function stubAt(address: bigint): StubSignal | undefined {
+  if (address === LAYOUT.returnStub) return { kind: 'returned' };
+  const offset = address - LAYOUT.stubs;
+  if (address < LAYOUT.stubs || address >= STUBS_END || offset % BigInt(STUB_SIZE) !== 0n) return undefined;
+  return { kind: 'exception', vector: Number(offset / BigInt(STUB_SIZE)) };
+}
+
+/** True for an address inside the engine's stub code. */
+export function inEngineStubs(address: bigint): boolean {
+  return (
+    (address >= LAYOUT.stubs && address < STUBS_END) ||
+    (address >= LAYOUT.returnStub && address < LAYOUT.returnStub + BigInt(STUB_SIZE))
+  );
 }
 
 /** Vectors for which the CPU pushes an error code. */

@@ -11,10 +11,13 @@
 //   0x05000  exception stack (IST1), 16 KiB, up to 0x09000
 //   0x09000  free; the default stack grows down from 0x80000 over it, with a
 //            one-page unmapped guard below the stack so overflow faults
-//   0x80000  page-table pool, up to the doorbell
-//   0xff000  doorbell page (virtual): mapped to the last page of the
-//            guest-physical address space, which no memory slot backs, so
-//            every write to it exits to the host as MMIO (devices/doorbell.ts)
+//   0x80000  page-table pool (the PML4 first), up to 0x100000
+//
+// The engine's stubs tell the host what happened with port I/O, not with
+// memory accesses (see descriptors.ts), so reporting a return or an
+// exception needs nothing but these pages mapped at virtual = physical:
+// page tables of a test's own that identity-map the first megabyte keep it
+// working.
 
 export const LAYOUT = {
   engineStart: 0x1000n,
@@ -29,29 +32,18 @@ export const LAYOUT = {
   /** Lowest address the stack may reach, guard page included. */
   stackFloor: 0x9000n,
   pageTables: 0x80000n,
-  /** The doorbell's virtual address (its physical one: doorbellPhys()). */
-  doorbell: 0xff000n,
+  pageTablesEnd: 0x100000n,
   /** The engine reserves [0, engineEnd): images and RAM ranges must stay clear of it. */
   engineEnd: 0x100000n,
 } as const;
 
+/** CR3 at entry: the engine's PML4, the first page of the pool. */
+export const ENGINE_CR3 = LAYOUT.pageTables;
+
 export const DEFAULT_STACK_SIZE = 64 * 1024;
 export const MAX_STACK_SIZE = Number(LAYOUT.stackTop - LAYOUT.stackFloor) - 4096;
 export const STUB_SIZE = 16;
-export const PAGE_TABLE_POOL_PAGES = Number((LAYOUT.doorbell - LAYOUT.pageTables) / 4096n);
-
-/** The doorbell's guest-physical page: the last one the CPU can address. */
-export function doorbellPhys(maxPhysBits: number): bigint {
-  return (1n << BigInt(maxPhysBits)) - 0x1000n;
-}
-
-/** Doorbell offsets: a byte written at doorbell+offset says what happened. */
-export const DOORBELL = {
-  /** The entry function returned to the return stub. */
-  returned: 0x0,
-  /** An exception reached an engine stub; the byte written is the vector. */
-  exception: 0x8,
-} as const;
+export const PAGE_TABLE_POOL_PAGES = Number((LAYOUT.pageTablesEnd - LAYOUT.pageTables) / 4096n);
 
 /** Selectors in the engine's GDT. */
 export const SELECTOR = {

@@ -3,11 +3,11 @@
 // code in long mode. It owns every KVM resource it creates and releases them
 // all in close().
 import type { GuestImage } from '../image/image.js';
-import { RUN } from '../kvm/constants.js';
+import { KVM_MSR_EXIT_REASON_FILTER } from '../kvm/constants.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry, Sregs } from '../kvm/structs.js';
 import type { Vcpu } from '../kvm/vcpu.js';
-import type { Vm } from '../kvm/vm.js';
+import type { MsrFilterRange, Vm } from '../kvm/vm.js';
 import { cpuHasXsave, encodeXcr0, longModeSregs, RFLAGS_RESERVED, xcr0For } from './cpu-state.js';
 import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
 import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
@@ -38,11 +38,17 @@ export class Machine {
   readonly image: GuestImage;
   private closed = false;
   /**
-   * Set when a run stopped in the middle of a guest read from a port or
-   * MMIO: KVM would finish that instruction on the next KVM_RUN, over the
-   * registers staged for the next test. See completePendingIo().
+   * Set when a run stopped in the middle of a port or MMIO exit: KVM would
+   * finish that access on the next KVM_RUN, over the state staged for the
+   * next test (a read's value into its registers, the next fragment of a
+   * split access, the rest of the instruction). See completePendingExit().
    */
-  ioPending = false;
+  exitPending = false;
+  /**
+   * The first MSR outside the trap's allowed set that the guest wrote (see
+   * trapMsrWrites): the machine must not be reused after this run.
+   */
+  unrestoredMsrWrite: number | undefined;
 
   private constructor(
     private readonly vm: Vm,
@@ -111,20 +117,45 @@ export class Machine {
   }
 
   /**
-   * Lets KVM finish an interrupted port or MMIO read without running the
-   * guest (KVM_RUN with immediate_exit, as api.rst prescribes), so that it
-   * cannot later overwrite the state a snapshot restores.
+   * Lets KVM finish an interrupted port or MMIO access without running the
+   * guest, so that it cannot later act on the state a snapshot restores.
+   * Returns false when KVM would not settle: the machine must not be reused.
    */
-  completePendingIo(): void {
-    if (!this.ioPending) return;
-    this.ioPending = false;
-    const run = this.vcpu.run;
-    run.setUint8(RUN.immediate_exit, 1);
-    try {
-      this.vcpu.enter();
-    } finally {
-      run.setUint8(RUN.immediate_exit, 0);
-    }
+  completePendingExit(): boolean {
+    if (!this.exitPending) return true;
+    this.exitPending = false;
+    return this.vcpu.settlePendingExit();
+  }
+
+  /**
+   * Makes guest writes to MSRs outside the ranges' allowed bits exit to the
+   * host (msr-trap.ts), where letTrappedMsrWriteThrough() handles them.
+   */
+  trapMsrWrites(ranges: readonly MsrFilterRange[]): void {
+    // User-space exits must be on before the filter, or KVM injects #GP instead.
+    this.vm.enableCap('KVM_CAP_X86_USER_SPACE_MSR', KVM_MSR_EXIT_REASON_FILTER);
+    this.vm.setMsrFilter(ranges);
+  }
+
+  /**
+   * A trapped WRMSR: the guest must see exactly what an untrapped write
+   * does (success or #GP, with KVM's own checks), so the write is not
+   * emulated here. Filtering is switched off, the exit completed without
+   * running the guest, and the registers and pending events put back as
+   * they were at the WRMSR, which the guest then executes again, for real.
+   * The machine remembers the MSR, so that it is not reused. Returns false
+   * if KVM would not settle the exit.
+   */
+  letTrappedMsrWriteThrough(): boolean {
+    this.unrestoredMsrWrite ??= this.vcpu.msrExit().index;
+    const regs = this.vcpu.syncedRegs();
+    const events = this.vcpu.syncedEvents();
+    this.vm.setMsrFilter([]);
+    this.vcpu.setMsrExitError(0);
+    if (!this.vcpu.settlePendingExit()) return false;
+    this.vcpu.stageRegs(regs);
+    this.vcpu.stageRawEvents(events);
+    return true;
   }
 
   get slots(): readonly MemorySlot[] {

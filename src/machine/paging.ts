@@ -135,10 +135,22 @@ function indexAt(virt: bigint, level: number): bigint {
 }
 
 /**
+ * True for a canonical address in 4-level paging: bits 63 to 47 all equal.
+ * The CPU faults on any other; the page walk would silently ignore the top
+ * bits and alias a canonical address, so callers must not walk them.
+ */
+export function isCanonical(virt: bigint): boolean {
+  const top = virt >> 47n;
+  return top === 0n || top === 0x1ffffn;
+}
+
+/**
  * Translates a guest-virtual address through the tables at `cr3`, as the CPU
- * would in 4-level paging. Returns undefined when the address is not mapped.
+ * would in 4-level paging. Returns undefined when the address is not mapped
+ * (or not canonical).
  */
 export function translate(memory: PhysAccess, cr3: bigint, virt: bigint): bigint | undefined {
+  if (!isCanonical(virt)) return undefined;
   let table = cr3 & ADDR_MASK;
   for (let level = 4; level >= 1; level--) {
     const entry = memory.readU64(table + indexAt(virt, level) * 8n);

@@ -4,7 +4,7 @@
 // engine's own pages. Pure computation: it checks every collision and says
 // which two things collide, before any VM exists.
 import type { GuestImage } from '../image/image.js';
-import { doorbellPhys, HIGHER_HALF_BASE, HIGHER_HALF_PHYS, LAYOUT } from './layout.js';
+import { HIGHER_HALF_BASE, HIGHER_HALF_PHYS, LAYOUT } from './layout.js';
 import { pageCeil, pageFloor } from './memory.js';
 
 export type RamRange = readonly [bigint | number, bigint | number];
@@ -29,8 +29,6 @@ export interface Mapping {
 
 export interface Placement {
   regions: PhysRegion[];
-  /** Guest-physical address of the doorbell page (MMIO, no memory). */
-  doorbellPhys: bigint;
   mappings: Mapping[];
   /** Bytes to copy into guest-physical memory at load. */
   contents: Array<{ phys: bigint; data: Uint8Array }>;
@@ -68,9 +66,7 @@ export function placeMachine(
   stackSize: number,
   maxPhysBits: number,
 ): Placement {
-  const doorbell = doorbellPhys(maxPhysBits);
-  // Memory must stay below the doorbell's page.
-  const physLimit = doorbell;
+  const physLimit = 1n << BigInt(maxPhysBits);
   const regions: PhysRegion[] = [];
   const mappings: Mapping[] = [];
   const contents: Placement['contents'] = [];
@@ -83,8 +79,7 @@ export function placeMachine(
     { name: 'exception stubs', virt: LAYOUT.stubs, phys: LAYOUT.stubs, size: LAYOUT.istStackBottom - LAYOUT.stubs, writable: false, executable: true },
     { name: 'exception stack', virt: LAYOUT.istStackBottom, phys: LAYOUT.istStackBottom, size: LAYOUT.istStackTop - LAYOUT.istStackBottom, writable: true, executable: false },
     { name: 'stack', virt: stackBottom, phys: stackBottom, size: BigInt(stackSize), writable: true, executable: false },
-    { name: 'page tables', virt: LAYOUT.pageTables, phys: LAYOUT.pageTables, size: LAYOUT.doorbell - LAYOUT.pageTables, writable: true, executable: false },
-    { name: 'doorbell', virt: LAYOUT.doorbell, phys: doorbell, size: 0x1000n, writable: true, executable: false },
+    { name: 'page tables', virt: LAYOUT.pageTables, phys: LAYOUT.pageTables, size: LAYOUT.pageTablesEnd - LAYOUT.pageTables, writable: true, executable: false },
   );
 
   // Image segments: page ranges, merged where they share or touch pages.
@@ -110,7 +105,7 @@ export function placeMachine(
     if (physEnd > physLimit) {
       throw new PlacementError(
         `${image.source}: the segment at ${hex(seg.vaddr)} would load at physical ${hex(physStart)}, beyond this CPU's ` +
-          `${maxPhysBits}-bit physical address space (less its last page, which kvmtest uses)`,
+          `${maxPhysBits}-bit physical address space`,
       );
     }
     imagePages.push({ phys: physStart, end: physEnd });
@@ -149,7 +144,7 @@ export function placeMachine(
       throw new PlacementError(`${name} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
     }
     if (to > physLimit || to > LOW_HALF_END) {
-      throw new PlacementError(`${name} ends beyond this CPU's ${maxPhysBits}-bit physical address space (less its last page, which kvmtest uses)`);
+      throw new PlacementError(`${name} ends beyond this CPU's ${maxPhysBits}-bit physical address space`);
     }
     regions.push({ name, phys: from, size: to - from, kind: 'ram' });
     mappings.push({ name, virt: from, phys: from, size: to - from, writable: true, executable: true });
@@ -165,7 +160,7 @@ export function placeMachine(
       throw new PlacementError(`${what}${cur.name} overlaps ${prev.name}`);
     }
   }
-  return { regions: mergeNearby(regions), doorbellPhys: doorbell, mappings, contents, stackBottom };
+  return { regions: mergeNearby(regions), mappings, contents, stackBottom };
 }
 
 /** Regions closer than this share one memory slot; the gap costs nothing (it is never touched). */

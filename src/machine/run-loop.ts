@@ -8,8 +8,10 @@ import { EXIT, EXIT_NAMES, INTERNAL_ERROR, KVM_EXIT_IO_OUT, RUN } from '../kvm/c
 import type { Regs, Sregs } from '../kvm/structs.js';
 import { RUN_INTERRUPTED } from '../kvm/vcpu.js';
 import type { ConsoleBuffer } from '../devices/console.js';
+import { inEngineStubs } from './descriptors.js';
+import { ENGINE_CR3, LAYOUT } from './layout.js';
 import type { Machine } from './machine.js';
-import { readVirtual } from './paging.js';
+import { readVirtual, translate } from './paging.js';
 import type { RunTimer } from './timeout.js';
 
 export interface RunContext {
@@ -31,12 +33,17 @@ export function runUntilStop(ctx: RunContext): Stop {
   try {
     for (;;) {
       if (machine.vcpu.enter() === RUN_INTERRUPTED) {
-        if (timer.expired()) return timeoutStop(ctx, guest);
+        // After EINTR the sync area may be stale: ask KVM for the registers.
+        if (timer.expired()) return timeoutStop(ctx, guest, machine.vcpu.getRegs());
         continue;
       }
       guest.newExit();
       const stop = handleExit(ctx, guest);
       if (stop) return stop;
+      // A guest that exits back to back spends its time here rather than in
+      // KVM_RUN, so the timer's signal rarely interrupts KVM_RUN: check the
+      // deadline after every exit too.
+      if (timer.expired()) return unsettled(ctx, timeoutStop(ctx, guest, machine.vcpu.syncedRegs()));
     }
   } finally {
     timer.disarm();
@@ -52,12 +59,13 @@ function handleExit(ctx: RunContext, guest: ExitView): Stop | undefined {
     case EXIT.KVM_EXIT_MMIO:
       return handleMmio(ctx, guest);
     case EXIT.KVM_EXIT_HLT:
-      return { outcome: 'halted', message: `the guest executed HLT at ${guest.describe(guest.regs().rip - 1n)}` };
+      return haltStop(guest);
     case EXIT.KVM_EXIT_SHUTDOWN:
       return {
         outcome: 'triple-fault',
         message: 'triple fault: an exception could not be delivered, even as a double fault ' +
-          '(a broken IDT, GDT, TSS or exception stack?); the vCPU shut down\n' + registerDump(guest.regs(), guest.sregs()),
+          `(a broken IDT, GDT, TSS or exception stack?); the vCPU shut down${engineAreaHint(guest)}\n` +
+          registerDump(guest.regs(), guest.sregs()),
       };
     case EXIT.KVM_EXIT_INTERNAL_ERROR:
       return internalError(guest, run.getUint32(RUN.exit, true));
@@ -69,6 +77,13 @@ function handleExit(ctx: RunContext, guest: ExitView): Stop | undefined {
         message: `KVM could not enter the guest (hardware entry failure reason ${hex(code)}); the vCPU state is invalid`,
       };
     }
+    case EXIT.KVM_EXIT_X86_WRMSR:
+      if (ctx.machine.letTrappedMsrWriteThrough()) return undefined;
+      return {
+        outcome: 'error',
+        error: { kind: 'host' },
+        message: `KVM did not complete the guest's write to MSR ${hex(ctx.machine.unrestoredMsrWrite ?? 0)} at ${guest.describe(guest.rip())}`,
+      };
     case EXIT.KVM_EXIT_SYSTEM_EVENT: {
       const type = run.getUint32(RUN.exit, true);
       return {
@@ -94,13 +109,16 @@ function handleIo(ctx: RunContext, guest: ExitView): Stop | undefined {
   const port = run.getUint16(at + 2, true);
   const count = run.getUint32(at + 4, true);
   const dataOffset = Number(run.getBigUint64(at + 8, true));
-  // String I/O (rep outsb/insb) carries `count` items back to back.
+  // String I/O (rep outsb/insb) carries `count` items back to back. Each
+  // may cost a device real work (a hypercall copies up to a megabyte), so
+  // the deadline is checked between them.
   for (let i = 0; i < count; i++) {
+    if (i > 0 && ctx.timer.expired()) return unsettled(ctx, timeoutStop(ctx, guest, guest.regs()));
     const offset = dataOffset + i * size;
     if (direction === KVM_EXIT_IO_OUT) {
       const value = size === 1 ? run.getUint8(offset) : size === 2 ? run.getUint16(offset, true) : run.getUint32(offset, true);
       const stop = ctx.io.write(port, size, value, guest);
-      if (stop) return stop;
+      if (stop) return stop.settled ? stop : unsettled(ctx, stop);
     } else {
       const value = ctx.io.read(port, size, guest);
       if (isStop(value)) return stopInsideRead(ctx, guest, value);
@@ -121,7 +139,8 @@ function handleMmio(ctx: RunContext, guest: ExitView): Stop | undefined {
   if (isWrite) {
     let value = 0n;
     for (let i = length - 1; i >= 0; i--) value = (value << 8n) | BigInt(run.getUint8(at + 8 + i));
-    return ctx.mmio.write(address, length, value, guest) ?? undefined;
+    const stop = ctx.mmio.write(address, length, value, guest);
+    return stop ? unsettled(ctx, stop) : undefined;
   }
   const value = ctx.mmio.read(address, length, guest);
   if (isStop(value)) return stopInsideRead(ctx, guest, value);
@@ -129,10 +148,63 @@ function handleMmio(ctx: RunContext, guest: ExitView): Stop | undefined {
   return undefined;
 }
 
-/** A stop in the middle of a read: keep the registers as they are now, and flag the pending completion. */
+/**
+ * A stop during a port or MMIO exit: KVM still expects to finish the access
+ * on the next KVM_RUN (complete a read into the registers, send the next
+ * fragment of a split access, advance rip), which would act on whatever
+ * runs next. The machine finishes it before it is reused.
+ */
+function unsettled(ctx: RunContext, stop: Stop): Stop {
+  ctx.machine.exitPending = true;
+  return stop;
+}
+
+/** A stop in the middle of a read: keep the registers as they are now. */
 function stopInsideRead(ctx: RunContext, guest: ExitView, stop: Stop): Stop {
-  ctx.machine.ioPending = true;
-  return { regs: guest.regs(), ...stop };
+  return unsettled(ctx, { regs: guest.regs(), ...stop });
+}
+
+function haltStop(guest: ExitView): Stop {
+  const at = guest.rip() - 1n;
+  if (inEngineStubs(at)) {
+    // The stubs halt only after their doorbell, which ends the run first: the
+    // guest got here some other way (a jump into the stub), and the halt is
+    // not the test's own.
+    return {
+      outcome: 'error',
+      error: { kind: 'host' },
+      message: `the guest reached the HLT inside the engine's stub at ${hex(at)} without ringing its doorbell ` +
+        "(a jump into the engine's stubs?); it does not count as the test halting",
+    };
+  }
+  return { outcome: 'halted', message: `the guest executed HLT at ${guest.describe(at)}` };
+}
+
+/** The engine's pages that exception delivery and reporting go through. */
+const ENGINE_PAGES: ReadonlyArray<readonly [string, bigint, bigint]> = [
+  ['GDT and TSS', LAYOUT.gdt, LAYOUT.idt],
+  ['IDT', LAYOUT.idt, LAYOUT.stubs],
+  ['exception stubs', LAYOUT.stubs, LAYOUT.istStackBottom],
+  ['exception stack', LAYOUT.istStackBottom, LAYOUT.istStackTop],
+];
+
+/**
+ * When page tables of the test's own are loaded, says which engine page
+ * they fail to map at virtual = physical: a likely cause of a triple fault.
+ */
+function engineAreaHint(guest: ExitView): string {
+  const cr3 = guest.cr3();
+  if ((cr3 & ~0xfffn) === ENGINE_CR3) return '';
+  for (const [what, from, to] of ENGINE_PAGES) {
+    for (let page = from; page < to; page += 0x1000n) {
+      if (guest.translate(page) !== page) {
+        return `. The page tables loaded (cr3 ${hex(cr3)}) are not the engine's, and they do not map the engine's ` +
+          `${what} at ${hex(page)} to itself: exceptions are delivered through 0x1000-0x9000, so page tables of a ` +
+          "test's own must identity-map that area (or the test must install an IDT of its own)";
+      }
+    }
+  }
+  return '';
 }
 
 function internalError(guest: ExitView, suberror: number): Stop {
@@ -160,9 +232,7 @@ function internalError(guest: ExitView, suberror: number): Stop {
   };
 }
 
-function timeoutStop(ctx: RunContext, guest: ExitView): Stop {
-  // After EINTR the sync area may be stale: ask KVM for the registers.
-  const regs = ctx.machine.vcpu.getRegs();
+function timeoutStop(ctx: RunContext, guest: ExitView, regs: Regs): Stop {
   return {
     outcome: 'timeout',
     regs,
@@ -201,12 +271,24 @@ class ExitView implements GuestAccess {
     return (this.regsCache ??= this.ctx.machine.vcpu.syncedRegs());
   }
 
+  rip(): bigint {
+    return this.regsCache?.rip ?? this.ctx.machine.vcpu.syncedRip();
+  }
+
   sregs(): Sregs {
     return (this.sregsCache ??= this.ctx.machine.vcpu.syncedSregs());
   }
 
+  cr3(): bigint {
+    return this.sregsCache?.cr3 ?? this.ctx.machine.vcpu.syncedCr3();
+  }
+
+  translate(address: bigint): bigint | undefined {
+    return translate(this.ctx.machine.memory, this.cr3(), address);
+  }
+
   readVirtual(address: bigint, length: number): Uint8Array {
-    return readVirtual(this.ctx.machine.memory, this.sregs().cr3, address, length);
+    return readVirtual(this.ctx.machine.memory, this.cr3(), address, length);
   }
 
   readCString(address: bigint, max = 4096): string | undefined {
@@ -218,6 +300,14 @@ class ExitView implements GuestAccess {
 
   print(bytes: Uint8Array): void {
     this.ctx.console.push(bytes);
+  }
+
+  consoleRoom(): number {
+    return this.ctx.console.room;
+  }
+
+  dropOutput(count: number): void {
+    this.ctx.console.drop(count);
   }
 
   describe(address: bigint): string {

@@ -6,7 +6,9 @@
 import type { Kvm } from '../kvm/kvm.js';
 import { encodeMsrs, encodeSregs } from '../kvm/structs.js';
 import type { StateBlob } from '../kvm/vcpu.js';
+import type { MsrFilterRange } from '../kvm/vm.js';
 import { CR4_OSXSAVE } from './cpu-state.js';
+import { msrTrapRanges } from './msr-trap.js';
 import { LAYOUT } from './layout.js';
 import type { Machine } from './machine.js';
 import { PAGE_SIZE, type MemorySlot } from './memory.js';
@@ -31,17 +33,46 @@ function skipMsr(index: number): boolean {
 
 /**
  * Guest-writable MSRs that KVM_GET_MSR_INDEX_LIST leaves out (VMMs save them
- * by number): the MTRRs. Probed like the listed ones.
+ * by number): the MTRRs and the machine-check banks (MCi_CTL, STATUS, ADDR,
+ * MISC from 0x400, four per bank, as many banks as IA32_MCG_CAP says, and
+ * MCi_CTL2 from 0x280). Probed like the listed ones.
  */
-const UNLISTED_MSRS: readonly number[] = [
-  0x2ff, // IA32_MTRR_DEF_TYPE
-  ...Array.from({ length: 16 }, (_, i) => 0x200 + i), // IA32_MTRR_PHYSBASE0..PHYSMASK7
-  0x250, 0x258, 0x259, // fixed-range MTRRs: 64K, 16K
-  ...Array.from({ length: 8 }, (_, i) => 0x268 + i), // fixed-range MTRRs: 4K
-];
+function unlistedMsrs(machineCheckBanks: number): number[] {
+  return [
+    0x2ff, // IA32_MTRR_DEF_TYPE
+    ...Array.from({ length: 16 }, (_, i) => 0x200 + i), // IA32_MTRR_PHYSBASE0..PHYSMASK7
+    0x250, 0x258, 0x259, // fixed-range MTRRs: 64K, 16K
+    ...Array.from({ length: 8 }, (_, i) => 0x268 + i), // fixed-range MTRRs: 4K
+    ...Array.from({ length: 4 * machineCheckBanks }, (_, i) => 0x400 + i),
+    ...Array.from({ length: machineCheckBanks }, (_, i) => 0x280 + i),
+  ];
+}
 
-/** Per /dev/kvm handle: the MSR indices a snapshot saves and restores. */
-const restorableMsrs = new WeakMap<Kvm, number[]>();
+const IA32_MCG_CAP = 0x179;
+/** MSRs restored through the special registers rather than KVM_SET_MSRS. */
+const RESTORED_WITH_SREGS: readonly number[] = [0x1b, 0xc0000080]; // IA32_APIC_BASE, IA32_EFER
+
+interface MsrPlan {
+  /** The MSRs a snapshot saves and restores with KVM_SET_MSRS. */
+  restorable: number[];
+  /** The MSR filter that traps writes to every other MSR (msr-trap.ts). */
+  trap: MsrFilterRange[];
+}
+
+/** Per /dev/kvm handle: which MSRs a snapshot restores, and the trap for the rest. */
+const msrPlans = new WeakMap<Kvm, MsrPlan>();
+
+/**
+ * Why snapshots cannot be trusted on this KVM, or undefined when they can:
+ * without an MSR filter, a write to an MSR that no restore covers would go
+ * unnoticed.
+ */
+export function snapshotUnsupportedReason(kvm: Kvm): string | undefined {
+  const missing = (['KVM_CAP_X86_MSR_FILTER', 'KVM_CAP_X86_USER_SPACE_MSR'] as const).filter((cap) => !kvm.checkExtension(cap));
+  if (missing.length === 0) return undefined;
+  return `this KVM lacks ${missing.join(' and ')} (Linux 5.10 and later have them), without which a test's write to an ` +
+    'MSR that no snapshot restores would go unnoticed';
+}
 
 interface SlotSnapshot {
   slot: MemorySlot;
@@ -53,11 +84,13 @@ export interface RestoreStats {
   /** Pages copied back (or zeroed). */
   pagesRestored: number;
   /**
-   * True when the guest wrote to the engine's page tables. Restoring those
-   * from the host side could leave a shadow-paging KVM (like PVM) with
-   * stale shadow entries, so the caller should build a fresh machine.
+   * Why the machine cannot be trusted with another test, if it cannot: the
+   * caller builds a fresh one. Either the guest wrote to the engine's page
+   * tables (restoring them from the host side could leave a shadow-paging
+   * KVM, like PVM, with stale shadow entries), or KVM would not settle the
+   * access the last run stopped in.
    */
-  pageTablesTouched: boolean;
+  discard: string | undefined;
 }
 
 export class Snapshot {
@@ -90,17 +123,22 @@ export class Snapshot {
     const blobs = blobNames.map((name) => [name, vcpu.getBlob(name)] as const);
     const events = vcpu.getBlob('events');
 
-    let indices = restorableMsrs.get(kvm);
-    if (!indices) {
+    let plan = msrPlans.get(kvm);
+    if (!plan) {
       // Keep only MSRs KVM both reads and accepts back: the list names some
       // that this vCPU's CPUID does not offer. Probed one by one, once.
-      indices = [...new Set([...kvm.msrIndexList(), ...UNLISTED_MSRS])].filter((index) => {
+      const banks = Number((vcpu.getMsrs([IA32_MCG_CAP])[0]?.[1] ?? 0n) & 0xffn);
+      const listed = kvm.msrIndexList();
+      const restorable = [...new Set([...listed, ...unlistedMsrs(banks)])].filter((index) => {
         if (skipMsr(index)) return false;
         const read = vcpu.getMsrs([index]);
         return read.length === 1 && vcpu.setMsrs(encodeMsrs(read)) === 1;
       });
-      restorableMsrs.set(kvm, indices);
+      plan = { restorable, trap: msrTrapRanges(new Set([...restorable, ...RESTORED_WITH_SREGS]), listed) };
+      msrPlans.set(kvm, plan);
     }
+    const indices = plan.restorable;
+    machine.trapMsrWrites(plan.trap);
     const values = vcpu.getMsrs(indices);
     if (values.length !== indices.length) throw new Error('internal: KVM_GET_MSRS could not read every restorable MSR');
     return new Snapshot(slots, sregs, events, blobs, encodeMsrs(values), values.length);
@@ -108,7 +146,9 @@ export class Snapshot {
 
   /** Restores the captured state; returns what it did. */
   restore(machine: Machine): RestoreStats {
-    machine.completePendingIo();
+    if (!machine.completePendingExit()) {
+      return { pagesRestored: 0, discard: 'KVM did not finish the port or MMIO access the last test stopped in' };
+    }
     let pagesRestored = 0;
     let pageTablesTouched = false;
     for (const { slot, pages } of this.slots) {
@@ -125,7 +165,7 @@ export class Snapshot {
           else slot.bytes.fill(0, offset, offset + PAGE_SIZE);
           pagesRestored++;
           const phys = slot.guestPhys + BigInt(offset);
-          if (phys >= LAYOUT.pageTables && phys < LAYOUT.doorbell) pageTablesTouched = true;
+          if (phys >= LAYOUT.pageTables && phys < LAYOUT.pageTablesEnd) pageTablesTouched = true;
         }
       }
     }
@@ -137,7 +177,7 @@ export class Snapshot {
     if (written !== this.msrCount) {
       throw new Error(`internal: KVM_SET_MSRS restored ${written} of ${this.msrCount} MSRs`);
     }
-    return { pagesRestored, pageTablesTouched };
+    return { pagesRestored, discard: pageTablesTouched ? "the test wrote to the engine's page tables" : undefined };
   }
 }
 

@@ -11,7 +11,7 @@ import type { Kvm } from '../kvm/kvm.js';
 import { Machine } from '../machine/machine.js';
 import { PlacementError } from '../machine/placement.js';
 import { runUntilStop } from '../machine/run-loop.js';
-import { Snapshot } from '../machine/snapshot.js';
+import { Snapshot, snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { Outcome } from '../result.js';
 import { standardBuses } from '../run-guest.js';
@@ -52,6 +52,8 @@ export class BinaryExecutor {
   private readonly entry: bigint;
   private readonly machines = new Map<string, CachedMachine>();
   private readonly buses = new Map<string, Buses>();
+  /** Snapshot isolation, where this KVM can keep its guarantee (otherwise a fresh VM per test). */
+  private readonly snapshots: boolean;
 
   constructor(
     private readonly kvm: Kvm,
@@ -63,6 +65,7 @@ export class BinaryExecutor {
     // preflight.ts explains this to users before a run; this is the last guard.
     if (!symbol) throw new Error(`${image.source} has no ${RUNTIME_ENTRY} function`);
     this.entry = symbol.value;
+    this.snapshots = options.isolation === 'snapshot' && snapshotUnsupportedReason(kvm) === undefined;
   }
 
   run(test: TestCase): TestResult {
@@ -71,7 +74,7 @@ export class BinaryExecutor {
     let slot: CachedMachine | undefined;
     let machine: Machine;
     try {
-      slot = this.options.isolation === 'snapshot' ? this.machineFor(test) : undefined;
+      slot = this.snapshots ? this.machineFor(test) : undefined;
       machine = slot?.machine ?? Machine.create(this.kvm, { image: this.image, ram: test.ram });
     } catch (err) {
       // The test's own options (its RAM ranges) do not fit: that test fails, the others run.
@@ -83,8 +86,8 @@ export class BinaryExecutor {
       if (slot) {
         if (slot.used) {
           const stats = slot.snapshot.restore(machine);
-          if (stats.pageTablesTouched) {
-            // The guest edited the engine's page tables: start over (see RestoreStats).
+          if (stats.discard) {
+            // The last test left the machine unfit for reuse: start over (see RestoreStats).
             this.forget(test);
             return this.run(test);
           }
@@ -92,10 +95,11 @@ export class BinaryExecutor {
         slot.used = true;
       }
       machine.setEntry(this.entry, [test.fn, test.record]);
-      const { console, io, mmio } = this.busesFor(test, machine.placement.doorbellPhys);
+      const { console, io, mmio } = this.busesFor(test);
       console.clear();
       const stop = runUntilStop({ machine, io, mmio, console, timer: this.timer, timeoutMs });
-      if (DISCARD_AFTER.has(stop.outcome)) discard = true;
+      // A write to an MSR that no restore covers leaves state behind (msr-trap.ts).
+      if (DISCARD_AFTER.has(stop.outcome) || machine.unrestoredMsrWrite !== undefined) discard = true;
       // No register dumps: a test's result does not carry them.
       return judge(test, { ...stop, output: console.text(), durationMs: performance.now() - started });
     } finally {
@@ -107,12 +111,12 @@ export class BinaryExecutor {
   }
 
   /** Devices for a test's configured ports, built once per distinct configuration. */
-  private busesFor(test: TestCase, doorbellPhys: bigint): Buses {
-    const key = `${doorbellPhys}:${portsKey(test)}`;
+  private busesFor(test: TestCase): Buses {
+    const key = portsKey(test);
     let buses = this.buses.get(key);
     if (!buses) {
       const console = new ConsoleBuffer();
-      buses = { console, ...standardBuses(console, test.ioports, doorbellPhys) };
+      buses = { console, ...standardBuses(console, test.ioports) };
       if (this.buses.size >= BUS_CACHE_SIZE) this.buses.clear();
       this.buses.set(key, buses);
     }

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import {
   CAP, EXIT, INTERNAL_ERROR, IOCTL, KVM_API_VERSION, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEM_LOG_DIRTY_PAGES,
-  KVM_MEM_READONLY, KVM_SYNC_X86_EVENTS, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, RUN, SIZEOF,
+  KVM_MEM_READONLY, KVM_MSR_EXIT_REASON_FILTER, KVM_MSR_FILTER_DEFAULT_ALLOW, KVM_MSR_FILTER_MAX_BITMAP_SIZE,
+  KVM_MSR_FILTER_MAX_RANGES, KVM_MSR_FILTER_WRITE, KVM_SYNC_X86_EVENTS, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, RUN, SIZEOF,
 } from '../../src/kvm/constants.js';
 import { decodeRegs, decodeSregs } from '../../src/kvm/structs.js';
 import { IN_CI, toolchainUnavailableReason } from '../helpers/kvm.js';
@@ -29,6 +30,11 @@ const MACROS: Record<string, number> = {
   KVM_SYNC_X86_EVENTS,
   KVM_MEM_LOG_DIRTY_PAGES,
   KVM_MEM_READONLY,
+  KVM_MSR_EXIT_REASON_FILTER,
+  KVM_MSR_FILTER_WRITE,
+  KVM_MSR_FILTER_DEFAULT_ALLOW,
+  KVM_MSR_FILTER_MAX_RANGES,
+  KVM_MSR_FILTER_MAX_BITMAP_SIZE,
 };
 
 /** kvm_run offsets: RUN's names -> the C member designator. */
@@ -36,6 +42,9 @@ const RUN_MEMBERS: Record<keyof typeof RUN, string> = {
   immediate_exit: 'immediate_exit',
   exit_reason: 'exit_reason',
   exit: 'io', // the first member of the per-exit union
+  msr_error: 'msr.error',
+  msr_index: 'msr.index',
+  msr_data: 'msr.data',
   kvm_valid_regs: 'kvm_valid_regs',
   kvm_dirty_regs: 'kvm_dirty_regs',
   sync_regs: 's.regs.regs',

@@ -43,3 +43,14 @@ export function validateTimeout(ms: number, name: string): number {
   }
   return ms;
 }
+
+/** A memory limit in bytes: a positive whole number (bigint or a safe integer). */
+export function validateMemoryLimit(value: bigint | number, name: string): bigint {
+  if (typeof value === 'number' && !Number.isSafeInteger(value)) {
+    throw new OptionError(`${name} must be a whole number of bytes (got ${String(value)})`);
+  }
+  if (typeof value !== 'number' && typeof value !== 'bigint') throw new OptionError(`${name} must be a number of bytes (got ${String(value)})`);
+  const bytes = BigInt(value);
+  if (bytes < 1n << 20n) throw new OptionError(`${name} must be at least 1 MiB, what the engine itself takes (got ${bytes} bytes)`);
+  return bytes;
+}

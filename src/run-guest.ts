@@ -16,7 +16,7 @@ import type { RamRange } from './machine/placement.js';
 import { runUntilStop } from './machine/run-loop.js';
 import { RunTimer } from './machine/timeout.js';
 import type { GuestResult } from './result.js';
-import { type IoPortSpec, OptionError, normalizeIoPorts, validateTimeout } from './options.js';
+import { type IoPortSpec, OptionError, normalizeIoPorts, validateMemoryLimit, validateTimeout } from './options.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -35,9 +35,11 @@ export interface RunGuestOptions {
   timeoutMs?: number;
   /** Stack size in bytes (default 64 KiB). */
   stackSize?: number;
+  /** Most guest memory the machine may have, in bytes (default 16 GiB): larger RAM ranges or images are refused. */
+  maxGuestMemory?: bigint | number;
 }
 
-const KNOWN_OPTIONS = new Set(['image', 'entry', 'args', 'ioports', 'ram', 'timeoutMs', 'stackSize']);
+const KNOWN_OPTIONS = new Set(['image', 'entry', 'args', 'ioports', 'ram', 'timeoutMs', 'stackSize', 'maxGuestMemory']);
 
 let sharedKvm: Kvm | undefined;
 let sharedTimer: RunTimer | undefined;
@@ -72,7 +74,8 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
   const image = loadImage(options.image);
   const entry = resolveEntry(image, options.entry);
 
-  const machine = Machine.create(getKvm(), { image, ram: options.ram ?? [], stackSize: options.stackSize });
+  const maxGuestMemory = options.maxGuestMemory === undefined ? undefined : validateMemoryLimit(options.maxGuestMemory, 'maxGuestMemory');
+  const machine = Machine.create(getKvm(), { image, ram: options.ram ?? [], stackSize: options.stackSize, maxGuestMemory });
   try {
     machine.setEntry(entry, args);
     const console = new ConsoleBuffer();

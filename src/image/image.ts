@@ -1,8 +1,8 @@
 // A guest image: the bytes to place at guest-virtual addresses, where to
 // start, and the symbols that name addresses. Built from an ELF executable
 // or from a flat binary and its load address.
-import { readFileSync } from 'node:fs';
 import { type ElfFile, parseElf, PF_W, PF_X, PT_LOAD } from './elf.js';
+import { BinaryFileError, readBinaryFile } from './read-binary.js';
 import { SymbolTable } from './symbols.js';
 
 export interface ImageSegment {
@@ -45,9 +45,10 @@ export function loadImage(spec: ImageSpec): GuestImage {
   if ('elf' in spec) {
     let bytes: Uint8Array;
     try {
-      bytes = readFileSync(spec.elf);
+      bytes = readBinaryFile(spec.elf, `ELF image ${spec.elf}`);
     } catch (err) {
-      throw new ImageError(`cannot read ELF image ${spec.elf}: ${(err as Error).message}`);
+      if (err instanceof BinaryFileError) throw new ImageError(err.message);
+      throw err;
     }
     return imageFromElf(parseElf(bytes, spec.elf));
   }

@@ -2,7 +2,7 @@
 // (layout in docs/test-table.md and sdk/include/kvmtest/abi.h), checked and
 // turned into the TestCase objects the runner schedules. Pointers in records
 // are guest-virtual; they are read through the ELF's PT_LOAD segments.
-import { readFileSync } from 'node:fs';
+import { BinaryFileError, readBinaryFile } from './read-binary.js';
 import { hex } from '../devices/device.js';
 import { LAYOUT } from '../machine/layout.js';
 import { normalizeIoPorts, OptionError } from '../options.js';
@@ -19,6 +19,7 @@ export const SUPPORTED_TABLE_VERSIONS: readonly number[] = [1];
 export const RECORD_V1_SIZE = 336;
 
 const SHT_NOBITS = 8;
+const STRING_CACHE_SIZE = 256;
 const RECORD_ALIGN = 8;
 const MAX_IOPORTS = 16;
 const MAX_RAMS = 8;
@@ -59,9 +60,10 @@ export class TestTableError extends Error {
 export function loadTestTable(path: string): TestCase[] {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readBinaryFile(path, `test binary ${path}`);
   } catch (err) {
-    throw new TestTableError(`cannot read test binary ${path}: ${(err as Error).message}`);
+    if (err instanceof BinaryFileError) throw new TestTableError(err.message);
+    throw err;
   }
   return readTestTable(parseElf(bytes, path));
 }
@@ -304,7 +306,11 @@ function isZero(bytes: Uint8Array, at: number, length: number): boolean {
 
 /** Reads NUL-terminated strings at guest-virtual addresses from the file's loadable segments. */
 class SegmentReader {
-  /** Strings already read, by address: every test of a file shares its file name. */
+  /**
+   * Strings already read, by address: every test of a file shares its file
+   * name. Bounded, since a worker reads test after test for as long as it
+   * runs and each test's name is a string of its own.
+   */
   private readonly cache = new Map<bigint, string>();
 
   /** The file's bytes as a Buffer (no copy), for its fast native search and decoding. */
@@ -333,6 +339,7 @@ class SegmentReader {
     const nul = this.bytes.indexOf(0, start);
     if (nul < 0 || nul >= end) throw new TestTableError(`${what()} at ${hex(address)} runs to the end of its segment without a terminating NUL`);
     const text = this.bytes.toString('utf8', start, nul);
+    if (this.cache.size >= STRING_CACHE_SIZE) this.cache.clear();
     this.cache.set(address, text);
     return text;
   }

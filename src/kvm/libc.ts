@@ -14,6 +14,7 @@ const mmapRaw = libc.func(
   'void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)',
 );
 const munmapRaw = libc.func('int munmap(void *addr, size_t length)');
+const madviseRaw = libc.func('int madvise(void *addr, size_t length, int advice)');
 const strerrorRaw = libc.func('const char *strerror(int errnum)');
 const syscallRaw = libc.func('long syscall(long number)');
 const timerCreateRaw = libc.func('int timer_create(int clockid, void *sevp, void *timerid)');
@@ -98,6 +99,17 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
 
 export function munmap(addr: bigint, length: number): void {
   if (munmapRaw(addr, length) !== 0) throw new SysError('munmap', errno());
+}
+
+const MADV_DONTNEED = 4;
+
+/**
+ * Drops the pages of an anonymous private mapping: they read as zero
+ * afterwards and no longer take host memory. KVM follows (its MMU notifier
+ * unmaps them from the guest, which faults in fresh zero pages).
+ */
+export function discardPages(addr: bigint, length: number): void {
+  if (madviseRaw(addr, length, MADV_DONTNEED) !== 0) throw new SysError('madvise(MADV_DONTNEED)', errno());
 }
 
 

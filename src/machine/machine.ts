@@ -21,6 +21,8 @@ export interface MachineOptions {
   stackSize?: number;
   /** Log dirty pages in every slot (snapshot restore needs it). */
   logDirty?: boolean;
+  /** Most bytes of guest memory allowed (default DEFAULT_MAX_GUEST_MEMORY, placement.ts). */
+  maxGuestMemory?: bigint;
 }
 
 /** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
@@ -72,7 +74,17 @@ export class Machine {
       throw new PlacementError(`stackSize must be a multiple of 4096 between 4096 and ${MAX_STACK_SIZE} bytes (got ${stackSize})`);
     }
     const cpuid = kvm.supportedCpuid();
-    const placement = placeMachine(options.image, options.ram ?? [], stackSize, maxPhysBits(cpuid));
+    // Everything that can be refused is checked before the VM exists: the
+    // placement (sizes, overlaps, the address width, the memory limit) and
+    // the page tables (they must fit their pool).
+    const placement = placeMachine({
+      image: options.image,
+      ram: options.ram ?? [],
+      stackSize,
+      maxPhysBits: maxPhysBits(cpuid),
+      maxGuestMemory: options.maxGuestMemory,
+    });
+    const tables = pageTablesFor(placement);
     const vm = kvm.createVm();
     const memory = new GuestMemory(vm);
     try {
@@ -84,7 +96,6 @@ export class Machine {
       }
       for (const { phys, data } of placement.contents) memory.writePhys(phys, data);
       for (const { phys, data } of engineBytes()) memory.writePhys(phys, data);
-      const tables = pageTablesFor(placement);
       memory.writePhys(LAYOUT.pageTables, tables.bytes);
 
       const vcpu = vm.createVcpu(0);

@@ -26,6 +26,11 @@ export class MemorySlot {
    * w * 32 + i. 32-bit words keep the scan in plain numbers (no BigInts).
    */
   readonly dirtyBitmap: Uint32Array | null;
+  /**
+   * Pages the host wrote (the image, the engine's tables): every other page
+   * of a fresh slot is zero. A snapshot copies only these.
+   */
+  readonly hostWritten = new Set<number>();
 
   constructor(
     readonly slot: number,
@@ -54,6 +59,11 @@ export class MemorySlot {
 
   contains(phys: bigint): boolean {
     return phys >= this.guestPhys && phys < this.end;
+  }
+
+  /** Makes pages [first, first+count) zero and gives their host memory back. */
+  discardPages(first: number, count: number): void {
+    libc.discardPages(this.hostAddress + BigInt(first * PAGE_SIZE), count * PAGE_SIZE);
   }
 
   /** KVM_GET_DIRTY_LOG into dirtyBitmap (and clear KVM's log). */
@@ -125,6 +135,15 @@ export class GuestMemory implements PhysAccess {
     const target = this.physView(phys, data.length);
     if (!target) throw new Error(`internal: no guest memory at 0x${phys.toString(16)} (+${data.length})`);
     target.set(data);
+    this.noteHostWrite(phys, data.length);
+  }
+
+  private noteHostWrite(phys: bigint, length: number): void {
+    if (length === 0) return;
+    const slot = this.slotAt(phys)!;
+    const first = Number((phys - slot.guestPhys) / PAGE);
+    const last = Number((phys + BigInt(length) - 1n - slot.guestPhys) / PAGE);
+    for (let page = first; page <= last; page++) slot.hostWritten.add(page);
   }
 
   readU64(phys: bigint): bigint | undefined {
@@ -137,6 +156,7 @@ export class GuestMemory implements PhysAccess {
     const bytes = this.physView(phys, 8);
     if (!bytes) throw new Error(`internal: no guest memory at 0x${phys.toString(16)}`);
     new DataView(bytes.buffer, bytes.byteOffset, 8).setBigUint64(0, value, true);
+    this.noteHostWrite(phys, 8);
   }
 
   fetchDirtyPages(slot: MemorySlot): Uint32Array {

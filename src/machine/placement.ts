@@ -60,12 +60,20 @@ function physicalAddress(vaddr: bigint, lma: bigint | undefined, source: string)
   throw new PlacementError(`${source}: the segment at ${hex(vaddr)} is at a non-canonical address`);
 }
 
-export function placeMachine(
-  image: GuestImage,
-  ram: readonly RamRange[],
-  stackSize: number,
-  maxPhysBits: number,
-): Placement {
+/** Guest memory one machine may have unless told otherwise (RAM ranges, image and the engine's megabyte). */
+export const DEFAULT_MAX_GUEST_MEMORY = 16n << 30n;
+
+export interface PlacementInput {
+  image: GuestImage;
+  ram: readonly RamRange[];
+  stackSize: number;
+  /** The CPU's physical address width (MAXPHYADDR). */
+  maxPhysBits: number;
+  /** Most bytes of guest-physical memory the machine may have (default DEFAULT_MAX_GUEST_MEMORY). */
+  maxGuestMemory?: bigint;
+}
+
+export function placeMachine({ image, ram, stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY }: PlacementInput): Placement {
   const physLimit = 1n << BigInt(maxPhysBits);
   const regions: PhysRegion[] = [];
   const mappings: Mapping[] = [];
@@ -95,6 +103,13 @@ export function placeMachine(
       );
     }
     const physEnd = physStart + (virtEnd - virtStart);
+    if (virtStart < LAYOUT.engineEnd && physStart >= LAYOUT.engineEnd) {
+      throw new PlacementError(
+        `${image.source}: the segment at virtual ${hex(seg.vaddr)} (loaded at physical ${hex(phys)}) lies in the first ` +
+          `megabyte of virtual memory, which kvmtest reserves for its own tables and stacks (0x0-${hex(LAYOUT.engineEnd)}, ` +
+          'mapped at virtual = physical; page 0 stays unmapped so that null pointers fault): link the image at 0x100000 or above',
+      );
+    }
     if (physStart < LAYOUT.engineEnd) {
       throw new PlacementError(
         `${image.source}: the segment at ${hex(seg.vaddr)} would load at physical ${hex(physStart)}, inside the first ` +
@@ -160,7 +175,39 @@ export function placeMachine(
       throw new PlacementError(`${what}${cur.name} overlaps ${prev.name}`);
     }
   }
-  return { regions: mergeNearby(regions), mappings, contents, stackBottom };
+  const slots = mergeNearby(regions);
+  checkGuestMemory(slots, maxGuestMemory);
+  return { regions: slots, mappings, contents, stackBottom };
+}
+
+/**
+ * Refuses a machine bigger than the limit, before any memory slot exists:
+ * KVM's bookkeeping for a slot costs host kernel memory in proportion to
+ * its size (about 2 MiB per GiB) whether or not the guest touches it, and
+ * a guest that does touch it takes host RAM.
+ */
+function checkGuestMemory(slots: readonly PhysRegion[], limit: bigint): void {
+  const total = slots.reduce((sum, r) => sum + r.size, 0n);
+  if (total <= limit) return;
+  const biggest = [...slots].sort((a, b) => (a.size < b.size ? 1 : -1))[0]!;
+  throw new PlacementError(
+    `this machine would have ${formatBytes(total)} of guest memory (the largest part: ${biggest.name}, ${formatBytes(biggest.size)}), ` +
+      `more than the limit of ${formatBytes(limit)}. Each GiB costs the host kernel about 2 MiB even if the guest never ` +
+      'touches it; if this host can afford it, raise the limit with --max-guest-memory (maxGuestMemory in runGuest)',
+  );
+}
+
+/** "16 GiB", "1.5 TiB", "4 KiB". */
+export function formatBytes(bytes: bigint): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let unit = 0;
+  let value = Number(bytes);
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const shown = Number.isInteger(value) ? String(value) : value.toFixed(1);
+  return `${shown} ${units[unit]}`;
 }
 
 /** Regions closer than this share one memory slot; the gap costs nothing (it is never touched). */

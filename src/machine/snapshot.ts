@@ -107,7 +107,7 @@ export class Snapshot {
   static capture(machine: Machine): Snapshot {
     const slots = machine.slots.map((slot): SlotSnapshot => {
       if (!slot.dirtyBitmap) throw new Error(`internal: snapshot needs dirty logging on slot "${slot.options.name}"`);
-      return { slot, pages: nonZeroPages(slot.bytes) };
+      return { slot, pages: hostWrittenPages(slot) };
     });
     const sregs = new Uint8Array(312);
     encodeSregs(machine.initialSregs, new DataView(sregs.buffer));
@@ -153,21 +153,40 @@ export class Snapshot {
     let pageTablesTouched = false;
     for (const { slot, pages } of this.slots) {
       const bitmap = machine.memory.fetchDirtyPages(slot);
+      // Pages that were zero at load go back to zero; runs of them are given
+      // back to the host (madvise), so a test that filled a large RAM range
+      // leaves no resident memory behind and costs no memset.
+      let zeroRun = 0;
+      let zeroRunStart = 0;
+      const endZeroRun = () => {
+        if (zeroRun >= DISCARD_RUN_PAGES) slot.discardPages(zeroRunStart, zeroRun);
+        else if (zeroRun > 0) slot.bytes.fill(0, zeroRunStart * PAGE_SIZE, (zeroRunStart + zeroRun) * PAGE_SIZE);
+        zeroRun = 0;
+      };
       for (let word = 0; word < bitmap.length; word++) {
         let bits = bitmap[word]!;
+        if (bits === 0 && zeroRun > 0) endZeroRun();
         while (bits !== 0) {
-          const bit = 31 - Math.clz32(bits);
-          bits ^= 1 << bit;
+          const bit = 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
           const page = word * 32 + bit;
-          const offset = page * PAGE_SIZE;
-          const pristine = pages.get(page);
-          if (pristine) slot.bytes.set(pristine, offset);
-          else slot.bytes.fill(0, offset, offset + PAGE_SIZE);
           pagesRestored++;
-          const phys = slot.guestPhys + BigInt(offset);
+          const pristine = pages.get(page);
+          if (pristine) {
+            endZeroRun();
+            slot.bytes.set(pristine, page * PAGE_SIZE);
+          } else if (zeroRun > 0 && zeroRunStart + zeroRun === page) {
+            zeroRun++;
+          } else {
+            endZeroRun();
+            zeroRunStart = page;
+            zeroRun = 1;
+          }
+          const phys = slot.guestPhys + BigInt(page * PAGE_SIZE);
           if (phys >= LAYOUT.pageTables && phys < LAYOUT.pageTablesEnd) pageTablesTouched = true;
         }
       }
+      endZeroRun();
     }
     const vcpu = machine.vcpu;
     vcpu.stageRawSregs(this.sregs);
@@ -181,19 +200,15 @@ export class Snapshot {
   }
 }
 
-/** The pages of `bytes` that hold anything but zeros, copied. */
-function nonZeroPages(bytes: Uint8Array): Map<number, Uint8Array> {
+/** Runs of at least this many zero pages are discarded rather than zeroed. */
+const DISCARD_RUN_PAGES = 16;
+
+/**
+ * The pages the host wrote at load, copied: every other page of a fresh
+ * slot is zero, so the snapshot costs what was loaded, not the slot's size.
+ */
+function hostWrittenPages(slot: MemorySlot): Map<number, Uint8Array> {
   const pages = new Map<number, Uint8Array>();
-  const words = new BigUint64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
-  const wordsPerPage = PAGE_SIZE / 8;
-  for (let page = 0; page * wordsPerPage < words.length; page++) {
-    const start = page * wordsPerPage;
-    for (let i = start; i < start + wordsPerPage; i++) {
-      if (words[i] !== 0n) {
-        pages.set(page, bytes.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE));
-        break;
-      }
-    }
-  }
+  for (const page of slot.hostWritten) pages.set(page, slot.bytes.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE));
   return pages;
 }

@@ -2,8 +2,8 @@
 // (substring or exact), ignored tests, and a stable shard of the list for CI
 // matrices. The order is the report's order: binaries as given, tests by
 // name within a binary, the same from run to run.
-import { readFileSync } from 'node:fs';
 import { type ElfFile, parseElf } from '../image/elf.js';
+import { readBinaryFile } from '../image/read-binary.js';
 import { readTestTable } from '../image/test-table.js';
 import type { TestCase } from './types.js';
 
@@ -39,15 +39,8 @@ export function discoverTests(binaries: readonly string[]): TestCase[] {
 export function readBinaries(binaries: readonly string[]): TestBinary[] {
   const read: TestBinary[] = [];
   for (const binary of new Set(binaries)) {
-    let bytes: Uint8Array;
     try {
-      bytes = readFileSync(binary);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
-      throw new BinaryError(`cannot read test binary ${binary}: ${why}`);
-    }
-    try {
+      const bytes = readBinaryFile(binary, `test binary ${binary}`);
       const elf = parseElf(bytes, binary);
       const tests = readTestTable(elf, binary).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       read.push({ path: binary, elf, tests });

@@ -9,7 +9,7 @@ import { maxPhysBits } from '../machine/machine.js';
 import { placeMachine } from '../machine/placement.js';
 import { BinaryError, type TestBinary } from './discover.js';
 
-export function preflight(binaries: readonly TestBinary[], kvm: Kvm): void {
+export function preflight(binaries: readonly TestBinary[], kvm: Kvm, maxGuestMemory?: bigint): void {
   const physBits = maxPhysBits(kvm.supportedCpuid());
   for (const { path: binary, elf } of binaries) {
     try {
@@ -18,7 +18,7 @@ export function preflight(binaries: readonly TestBinary[], kvm: Kvm): void {
         const why = image.symbols.size === 0 ? 'it has no symbol table (was it stripped?); ' : '';
         throw new Error(`${binary} has no ${RUNTIME_ENTRY} function: ${why}link test binaries with \`kvmtest cc\`, which adds the kvmtest runtime, and do not strip them`);
       }
-      placeMachine(image, [], DEFAULT_STACK_SIZE, physBits);
+      placeMachine({ image, ram: [], stackSize: DEFAULT_STACK_SIZE, maxPhysBits: physBits, maxGuestMemory });
     } catch (err) {
       throw new BinaryError((err as Error).message);
     }

@@ -5,6 +5,7 @@
 // so they can override them.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cachedRuntime, headersUnder, objectsIn, runtimeKey, storeRuntime } from './runtime-cache.js';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,10 +93,12 @@ export function toolchainFlags(options: ToolchainOptions, paths: SdkPaths = sdkP
   return {
     runtime: [...BASE_FLAGS, GENERAL_REGS_ONLY, ...model, `-I${paths.include}`],
     user: [...BASE_FLAGS, ...(options.allowSimd ? [] : [GENERAL_REGS_ONLY]), ...model, `-I${paths.include}`],
+    // No -no-pie: -static already makes gcc and clang link a non-PIE
+    // executable, and clang warns that -no-pie is unused when the same
+    // command also compiles, which breaks -Werror builds.
     link: [
       '-static',
       '-nostdlib',
-      '-no-pie',
       // Debian's and Ubuntu's compilers ask for a build ID the script discards anyway.
       '-Wl,--build-id=none',
       // Assembly files without a .note.GNU-stack section would make ld warn.
@@ -134,6 +137,8 @@ export interface CompileResult {
 
 /** Our options, consumed before the rest goes to the compiler. */
 const OWN_OPTIONS = new Set(['--higher-half', '--allow-simd']);
+/** Options that build code for a mode other than x86-64 long mode. */
+const WRONG_MODE = /^(-m32|-m16|-mx32|-march=i[3-6]86)$/;
 /** Compiler options whose value is the next argument (so it is not a source file). */
 const OPTIONS_WITH_VALUE = new Set([
   '-o', '-I', '-D', '-U', '-include', '-imacros', '-isystem', '-iquote', '-idirafter', '-iprefix',
@@ -164,6 +169,7 @@ function parseArgs(args: readonly string[]): ParsedArgs {
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    rejectOtherTargets(arg, args[i + 1]);
     if (OWN_OPTIONS.has(arg)) {
       if (arg === '--higher-half') parsed.options.higherHalf = true;
       else parsed.options.allowSimd = true;
@@ -188,6 +194,18 @@ function parseArgs(args: readonly string[]): ParsedArgs {
   return parsed;
 }
 
+/** Refuses options that build code the runtime and the machine cannot run: 32-bit, another target. */
+function rejectOtherTargets(arg: string, next: string | undefined): void {
+  const target = arg === '-target' ? next : /^--?target=(.*)$/.exec(arg)?.[1];
+  const otherTarget = target !== undefined && !/^x86_64/.test(target);
+  if (!WRONG_MODE.test(arg) && !otherTarget) return;
+  const what = otherTarget ? `builds code for ${target}` : 'builds 32-bit or 16-bit code';
+  throw new ToolchainError(
+    `${arg === '-target' ? `-target ${next}` : arg} ${what}, but kvmtest runs tests in 64-bit long mode and links them ` +
+      'with its x86-64 runtime: remove it',
+  );
+}
+
 /** The compiler to run: $CC split into a command and its own arguments ("ccache gcc"), or cc. */
 interface Compiler {
   command: string[];
@@ -208,15 +226,16 @@ function noCompiler(cc: Compiler): ToolchainError {
 interface Run {
   status: number;
   stderr: string;
+  stdout?: string;
 }
 
-function run(cc: Compiler, args: string[], cwd: string, env: NodeJS.ProcessEnv): Run {
+function run(cc: Compiler, args: string[], cwd: string, env: NodeJS.ProcessEnv, captureStdout = false): Run {
   const [command, ...own] = cc.command;
   const result = spawnSync(command!, [...own, ...args], {
     cwd,
     env,
     encoding: 'utf8',
-    stdio: ['inherit', 'inherit', 'pipe'],
+    stdio: ['inherit', captureStdout ? 'pipe' : 'inherit', 'pipe'],
   });
   if (result.error) {
     if ((result.error as NodeJS.ErrnoException).code === 'ENOENT') throw noCompiler(cc);
@@ -224,7 +243,7 @@ function run(cc: Compiler, args: string[], cwd: string, env: NodeJS.ProcessEnv):
   }
   // Killed by a signal: report it as a shell would (128 + the signal number).
   const status = result.status ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
-  return { status, stderr: result.stderr ?? '' };
+  return { status, stderr: result.stderr ?? '', ...(captureStdout && { stdout: result.stdout ?? '' }) };
 }
 
 /**
@@ -266,35 +285,69 @@ export function compileTests(args: readonly string[], options: CompileOptions = 
   mkdirSync(dirname(resolve(cwd, parsed.output)), { recursive: true });
 
   // The runtime is compiled apart from the user's files so that their flags
-  // (-O0, -mavx, --allow-simd) never reach it; in a fresh directory, so that
-  // concurrent builds do not share objects.
-  const objects = mkdtempSync(join(tmpdir(), 'kvmtest-cc-'));
+  // (-O0, -mavx, --allow-simd) never reach it, once per compiler and flags
+  // (runtime-cache.ts); in a fresh directory, so that concurrent builds do
+  // not share objects.
+  const scratch = mkdtempSync(join(tmpdir(), 'kvmtest-cc-'));
   try {
-    const runtimeArgs = ['-c', ...flags.runtime, ...paths.runtimeSources];
-    commands.push([...cc.command, ...runtimeArgs]);
-    const runtime = run(cc, runtimeArgs, objects, env);
-    if (runtime.status !== 0) {
+    const runtime = runtimeObjects(cc, flags.runtime, paths, scratch, env, commands);
+    if ('failed' in runtime) {
       return {
-        status: runtime.status,
-        stderr: `${runtime.stderr}kvmtest cc: the kvmtest runtime (${paths.runtime}) failed to compile with ${cc.command.join(' ')}\n`,
+        status: runtime.failed.status,
+        stderr: `${runtime.failed.stderr}kvmtest cc: the kvmtest runtime (${paths.runtime}) failed to compile with ${cc.command.join(' ')}\n`,
         commands,
       };
     }
-    const runtimeObjects = readdirSync(objects)
-      .filter((f) => f.endsWith('.o'))
-      .sort()
-      .map((f) => join(objects, f));
     const linkArgs = [
       ...flags.user,
       ...flags.link,
       ...linkerScriptArgs(parsed.options, paths, parsed.ccArgs),
       ...parsed.ccArgs,
-      ...runtimeObjects,
+      ...runtime.objects,
     ];
     commands.push([...cc.command, ...linkArgs]);
     const link = run(cc, linkArgs, cwd, env);
     return { status: link.status, stderr: runtime.stderr + link.stderr, commands };
   } finally {
-    rmSync(objects, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+type RuntimeBuild = { objects: string[]; stderr: string } | { failed: Run };
+
+/**
+ * The runtime's object files for this compiler and these flags: from the
+ * cache when an earlier build made them, otherwise compiled in `scratch`
+ * and offered to the cache (only a build without warnings, so that a
+ * warning is never hidden by a later cached build). The key covers what
+ * changes the objects: the compiler's command and version, the flags, the
+ * SDK's sources and headers.
+ */
+function runtimeObjects(
+  cc: Compiler,
+  runtimeFlags: string[],
+  paths: SdkPaths,
+  scratch: string,
+  env: NodeJS.ProcessEnv,
+  commands: string[][],
+): RuntimeBuild {
+  const version = run(cc, ['--version'], scratch, env, true);
+  const key = version.status === 0
+    ? runtimeKey({
+        command: cc.command,
+        version: version.stdout ?? '',
+        flags: runtimeFlags,
+        files: [...paths.runtimeSources, ...headersUnder(paths.runtime), ...headersUnder(paths.include)],
+      })
+    : undefined;
+  const cached = key === undefined ? undefined : cachedRuntime(key, env);
+  if (cached) return { objects: cached, stderr: '' };
+  const build = join(scratch, 'runtime');
+  mkdirSync(build);
+  const args = ['-c', ...runtimeFlags, ...paths.runtimeSources];
+  commands.push([...cc.command, ...args]);
+  const result = run(cc, args, build, env);
+  if (result.status !== 0) return { failed: result };
+  const stored = key !== undefined && result.stderr === '' ? storeRuntime(key, build, env) : undefined;
+  return { objects: stored ?? objectsIn(build), stderr: result.stderr };
 }

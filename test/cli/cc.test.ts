@@ -115,3 +115,20 @@ describe('kvmtest cc', () => {
     assert.ok(!existsSync(output));
   });
 });
+
+describe('kvmtest cc queries for editors and build systems', () => {
+  test('--print-include-dir prints the directory that holds kvmtest.h', async () => {
+    const result = await kvmtest(['cc', '--print-include-dir']);
+    assert.equal(result.status, 0, describeRun(result));
+    const dir = result.stdout.trimEnd();
+    assert.ok(existsSync(join(dir, 'kvmtest.h')) && existsSync(join(dir, 'kvmtest', 'x86.h')), dir);
+  });
+
+  test('--print-cflags prints the flags kvmtest cc compiles test sources with', async () => {
+    const result = await kvmtest(['cc', '--print-cflags']);
+    assert.equal(result.status, 0, describeRun(result));
+    const flags = result.stdout.trimEnd().split(' ');
+    for (const flag of ['-ffreestanding', '-mgeneral-regs-only', '-mno-red-zone']) assert.ok(flags.includes(flag), flag);
+    assert.ok(flags.some((f) => f.startsWith('-I') && existsSync(join(f.slice(2), 'kvmtest.h'))));
+  });
+});

@@ -2,13 +2,18 @@
 // before running anything, and how a compiler failure comes back.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadTestTable } from '../../src/image/test-table.js';
 import { compileTests, sdkPaths, ToolchainError, toolchainFlags } from '../../src/image/toolchain.js';
 import { toolchainTest } from '../helpers/kvm.js';
 import { buildDir, FIXTURES } from './sdk-helpers.js';
+
+/** An environment with a cache of compiled runtimes of its own, empty: the runtime is compiled. */
+function uncached(extra: NodeJS.ProcessEnv = {}): { env: NodeJS.ProcessEnv } {
+  return { env: { ...process.env, ...extra, KVMTEST_CACHE_DIR: mkdtempSync(join(buildDir(), 'cache-')) } };
+}
 
 function source(name: string, text: string): string {
   const path = join(buildDir(), name);
@@ -42,14 +47,15 @@ describe('toolchainFlags', () => {
     for (const flag of ['-ffreestanding', '-fno-pic', '-fno-stack-protector', '-mno-red-zone', '-fno-asynchronous-unwind-tables']) {
       assert.ok(plain.user.includes(flag) && plain.runtime.includes(flag), flag);
     }
-    for (const flag of ['-static', '-nostdlib', '-no-pie']) assert.ok(plain.link.includes(flag), flag);
+    for (const flag of ['-static', '-nostdlib']) assert.ok(plain.link.includes(flag), flag);
+    assert.ok(!plain.link.includes('-no-pie'), '-static alone makes a non-PIE executable, and clang warns of an unused -no-pie');
   });
 });
 
 describe('compileTests', toolchainTest(), () => {
   test('builds a test binary; user flags come after ours and never reach the runtime', () => {
     const out = join(buildDir(), 'plain.elf');
-    const result = compileTests(['-O1', '-DKT_EXTRA=1', '-o', out, join(FIXTURES, 'multi-a.c')]);
+    const result = compileTests(['-O1', '-DKT_EXTRA=1', '-o', out, join(FIXTURES, 'multi-a.c')], uncached());
     assert.equal(result.status, 0, result.stderr);
     assert.equal(result.stderr, '');
     assert.equal(result.commands.length, 2);
@@ -61,13 +67,13 @@ describe('compileTests', toolchainTest(), () => {
 
   test('links with kvmtest.ld, kvmtest-higher-half.ld with --higher-half, or a -T script of the user', () => {
     const file = join(FIXTURES, 'multi-a.c');
-    const low = compileTests(['-o', join(buildDir(), 'low.elf'), file]);
+    const low = compileTests(['-o', join(buildDir(), 'low.elf'), file], uncached());
     assert.ok(low.commands[1]!.includes(sdkPaths().linkerScript));
-    const high = compileTests(['--higher-half', '-o', join(buildDir(), 'high.elf'), file]);
+    const high = compileTests(['--higher-half', '-o', join(buildDir(), 'high.elf'), file], uncached());
     assert.ok(high.commands[1]!.includes(sdkPaths().higherHalfLinkerScript));
     assert.ok(high.commands[0]!.includes('-mcmodel=kernel'));
     const script = source('own.ld', readFileSync(sdkPaths().linkerScript, 'utf8').replace('. = 0x200000;', '. = 0x400000;'));
-    const own = compileTests(['-T', script, '-o', join(buildDir(), 'own.elf'), file]);
+    const own = compileTests(['-T', script, '-o', join(buildDir(), 'own.elf'), file], uncached());
     assert.equal(own.status, 0, own.stderr);
     assert.equal(own.commands[1]!.filter((a) => a === '-T').length, 1);
     assert.equal(loadTestTable(join(buildDir(), 'own.elf'))[0]!.fn >> 20n, 0x4n);
@@ -143,8 +149,44 @@ describe('compileTests', toolchainTest(), () => {
 
   test('$CC may carry its own arguments', () => {
     const out = join(buildDir(), 'cc-args.elf');
-    const result = compileTests(['-o', out, join(FIXTURES, 'multi-a.c')], { env: { ...process.env, CC: 'cc -DFROM_CC=1' } });
+    const result = compileTests(['-o', out, join(FIXTURES, 'multi-a.c')], uncached({ CC: 'cc -DFROM_CC=1' }));
     assert.equal(result.status, 0, result.stderr);
     assert.equal(result.commands[1]![1], '-DFROM_CC=1');
   });
+});
+
+describe('the runtime cache', toolchainTest(), () => {
+  test('the runtime is compiled once per compiler and flags, then reused', () => {
+    const options = uncached();
+    const file = join(FIXTURES, 'multi-a.c');
+    const first = compileTests(['-o', join(buildDir(), 'cache-1.elf'), file], options);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(first.commands.length, 2, 'runtime, then link');
+    const second = compileTests(['-o', join(buildDir(), 'cache-2.elf'), file], options);
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal(second.commands.length, 1, 'link only: the runtime came from the cache');
+    assert.deepEqual(loadTestTable(join(buildDir(), 'cache-2.elf')).map((t) => t.name), ['alpha_first', 'alpha_second']);
+    const higherHalf = compileTests(['--higher-half', '-o', join(buildDir(), 'cache-3.elf'), file], options);
+    assert.equal(higherHalf.commands.length, 2, 'other flags, another runtime build');
+    assert.equal(readdirSync(join(options.env.KVMTEST_CACHE_DIR!, 'runtime')).length, 2);
+  });
+
+  test('a cache that cannot be written is not used, and the build still works', () => {
+    // Under a regular file, no directory can be made (ENOTDIR), not even by root.
+    const env = { ...process.env, KVMTEST_CACHE_DIR: join(source('not-a-directory', ''), 'cache') };
+    const result = compileTests(['-o', join(buildDir(), 'no-cache.elf'), join(FIXTURES, 'multi-a.c')], { env });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stderr, '');
+  });
+});
+
+describe('what kvmtest cc refuses', () => {
+  for (const args of [['-m32'], ['-mx32'], ['-m16'], ['--target=aarch64-linux-gnu'], ['-target', 'i686-linux-gnu']]) {
+    test(`${args.join(' ')}: code for another mode or target`, () => {
+      assert.throws(
+        () => compileTests([...args, '-o', join(buildDir(), 'wrong.elf'), join(FIXTURES, 'multi-a.c')]),
+        (err: unknown) => err instanceof ToolchainError && /runs tests in 64-bit long mode/.test(err.message) && err.message.startsWith(args.join(' ')),
+      );
+    });
+  }
 });

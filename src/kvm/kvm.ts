@@ -3,6 +3,7 @@
 import { CAP, type CapName, IOCTL, KVM_API_VERSION, SIZEOF } from './constants.js';
 import { KvmIoctlError, KvmUnavailableError } from './errors.js';
 import * as libc from './libc.js';
+import { explainNoAccess, hostAccessFacts } from './permission.js';
 import { type CpuidEntry, decodeCpuid2 } from './structs.js';
 import { Vm } from './vm.js';
 
@@ -140,11 +141,13 @@ function describeOpenError(path: string, err: unknown): Error {
     );
   }
   if (code === EACCES) {
-    return new KvmUnavailableError(
-      `no permission to open ${path} read-write. Add yourself to its group ` +
-        `(usually: sudo usermod -aG kvm $USER, then log in again), or check its mode with ls -l ${path}.`,
-      'permission',
-    );
+    let message: string;
+    try {
+      message = explainNoAccess(hostAccessFacts(path));
+    } catch {
+      message = `no permission to open ${path} read-write; check its owner, group and mode with ls -l ${path}`;
+    }
+    return new KvmUnavailableError(message, 'permission');
   }
   return new KvmUnavailableError(`cannot open ${path}: ${(err as Error).message}`, 'other');
 }

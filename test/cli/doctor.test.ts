@@ -1,7 +1,7 @@
 // `kvmtest doctor`, and what the commands do for a user who cannot open
 // /dev/kvm (run as an unprivileged user where this process is root).
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, statSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import { guestTest, isSoftwareKvm, kvmUnavailableReason, toolchainTest } from '../helpers/kvm.js';
 import { buildFixture, BIN, CAN_BUILD, describeRun, kvmtest, lines, runCommand, tempDir, type CommandResult } from './helpers.js';
@@ -83,6 +83,11 @@ describe('without access to /dev/kvm', () => {
     assert.equal(result.status, 2, describeRun(result));
     assert.equal(result.stdout, '');
     assert.match(result.stderr, /^kvmtest: no permission to open \/dev\/kvm read-write/);
+    // The message describes this host's device as it is.
+    const device = statSync('/dev/kvm');
+    const mode = (device.mode & 0o777).toString(8).padStart(4, '0');
+    assert.match(result.stderr, new RegExp(`: it belongs to \\S+:\\S+ with mode ${mode}`));
+    if (device.gid === 0 && (device.mode & 0o060) !== 0o060) assert.doesNotMatch(result.stderr, /join its group/);
     assert.ok(!result.stderr.includes('internal error'));
   });
 

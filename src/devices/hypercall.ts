@@ -90,12 +90,40 @@ function readReport(pointer: bigint, guest: GuestAccess): Stop {
   if (kindCode === REPORT_KIND.assertEq) {
     assertion.left = { expression: str(32) ?? '?', value: view.getBigUint64(48, true) };
     assertion.right = { expression: str(40) ?? '?', value: view.getBigUint64(56, true) };
+    // The record's "a == b" is the two texts pasted together, which misreads
+    // as soon as one holds an operator: `efer & EFER_SCE == EFER_SCE`.
+    assertion.expression = `${asOperand(assertion.left.expression)} == ${asOperand(assertion.right.expression)}`;
   }
   return {
     outcome: assertion.kind === 'panic' ? 'panicked' : 'assert-failed',
     assertion,
     message: formatAssertion(assertion),
   };
+}
+
+/**
+ * An expression's text as an operand of ==: in parentheses when an operator
+ * outside brackets and literals would otherwise bind differently.
+ */
+export function asOperand(text: string): string {
+  let depth = 0;
+  let quote = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    } else if ('([{'.includes(c)) {
+      depth++;
+    } else if (')]}'.includes(c)) {
+      depth--;
+    } else if (depth === 0 && i > 0 && '&|^+-*/%<>=!?:,'.includes(c) && !(c === '-' && text[i + 1] === '>') && !(c === '>' && text[i - 1] === '-')) {
+      return `(${text})`;
+    }
+  }
+  return text;
 }
 
 /** The failure message the user reads: what failed, where, with which values. */

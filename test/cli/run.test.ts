@@ -99,7 +99,7 @@ describe('kvmtest run: the default (pretty) report and exit status', () => {
       assert.ok(reason.join('\n').trim() !== '', `a reason for ${name}`);
       assert.ok(!reason.some((line) => line.startsWith('output of ')), `only ${name}'s output under its header:\n${block}`);
     }
-    assert.match(blocks.get('assertion_fails')!, /assertion failed at \S*failing\.c:\d+: 1 \+ 1 == 3/);
+    assert.match(blocks.get('assertion_fails')!, /assertion failed at \S*failing\.c:\d+: \(1 \+ 1\) == 3/);
     assert.match(blocks.get('should_panic_but_returns')!, /expected the test to panic \(should_panic\), but it returned/);
   });
 });

@@ -52,6 +52,13 @@ describe('kassert, kassert_eq and kpanic', guestTest(), () => {
     assert.equal(result.message, formatAssertion(result.assertion!));
   });
 
+  test('kassert_eq puts an operand with an operator in parentheses, so the expression reads as the source meant', async () => {
+    const result = await binary.run('assert_eq_with_operators');
+    assert.equal(result.assertion?.expression, '(efer & EFER_SCE) == EFER_SCE');
+    assert.equal(result.assertion?.left?.expression, 'efer & EFER_SCE');
+    assert.match(result.message ?? '', /^assertion failed at \S+checks\.c:\d+: \(efer & EFER_SCE\) == EFER_SCE$/m);
+  });
+
   test('kassert_eq sign-extends negative values', async () => {
     const result = await binary.run('assert_eq_negative');
     assert.equal(result.assertion?.left?.value, 0xffffffffffffffffn);

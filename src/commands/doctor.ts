@@ -48,6 +48,15 @@ export const PROBES: readonly Probe[] = [
   { group: 'vzeroupper', code: [0xc5, 0xf8, 0x77] },
   { group: 'rdtscp', code: [0x0f, 0x01, 0xf9] },
   { group: 'rdrand', code: [0x48, 0x0f, 0xc7, 0xf0] },
+  { group: 'clac, stac (SMAP)', code: [0x0f, 0x01, 0xca, 0x0f, 0x01, 0xcb, 0x0f, 0x01, 0xca] },
+  // invpcid type 2 (all contexts): the descriptor on the stack is not read.
+  { group: 'invpcid', code: [...SUB_RSP_16, 0xb8, 0x02, 0x00, 0x00, 0x00, 0x66, 0x0f, 0x38, 0x82, 0x04, 0x24, ...ADD_RSP_16] },
+  { group: 'clwb', code: [...SUB_RSP_16, 0x66, 0x0f, 0xae, 0x34, 0x24, ...ADD_RSP_16] },
+  { group: 'rdpru', code: [0x31, 0xc9, 0x0f, 0x01, 0xfd] },
+  { group: 'icebp (int1 -> #DB)', code: [0xf1], expect: 1 },
+  // Hypercall 0 does not exist: KVM answers -KVM_ENOSYS in rax and the guest goes on.
+  { group: 'vmcall (KVM hypercall)', code: [0x31, 0xc0, 0x0f, 0x01, 0xc1] },
+  { group: 'an undefined opcode (0f 04 -> #UD)', code: [0x0f, 0x04], expect: 6 },
 ];
 
 export interface ProbeResult {

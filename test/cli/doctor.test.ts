@@ -48,6 +48,9 @@ describe('kvmtest doctor', () => {
       assert.equal(groups.get(group), undefined, `${group} works`);
     }
     assert.ok(groups.has('int3 (-> #BP)'));
+    for (const group of ['clac, stac (SMAP)', 'invpcid', 'clwb', 'rdpru', 'icebp (int1 -> #DB)', 'vmcall (KVM hypercall)', 'an undefined opcode (0f 04 -> #UD)']) {
+      assert.ok(groups.has(group), `probes ${group}`);
+    }
     if (isSoftwareKvm()) {
       assert.match(groups.get('int3 (-> #BP)') ?? 'works', /emulation failure/);
       assert.match(doctor.stdout, /\d+ group\(s\) cannot run on this host/);

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { KvmUnavailableError } from '../kvm/errors.js';
 import { Kvm, KVM_DEVICE, REQUIRED_CAPS } from '../kvm/kvm.js';
 import { vectorName } from '../machine/descriptors.js';
+import { type CpuidLeafView, guestCpuid } from '../machine/guest-cpuid.js';
 import { snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { GuestResult } from '../result.js';
 import { runGuestSync } from '../run-guest.js';
@@ -90,6 +91,20 @@ function classify(probe: Probe, r: GuestResult): { works: boolean; why?: string 
   return { works: false, why: `${r.outcome}: ${r.message ?? ''}`.trim() };
 }
 
+const REGISTER_NAMES = ['eax', 'ebx', 'ecx', 'edx'] as const;
+
+/** Where the guest's CPUID differs from the table kvmtest installs (KVM's). */
+function describeCpuid(differences: readonly CpuidLeafView[]): string {
+  if (differences.length === 0) return 'ok: the guest sees the table KVM reports as supported';
+  const h = (n: number) => `0x${n.toString(16)}`;
+  const parts = differences.flatMap(({ leaf, table, guest }) =>
+    REGISTER_NAMES.flatMap((name, i) => (table[i] === guest[i] ? [] : [`leaf ${leaf} ${name} ${h(guest[i]!)} (KVM's table: ${h(table[i]!)})`])),
+  );
+  return `DIFFERS: the guest reads ${parts.join(', ')}. This KVM answers those leaves itself, whatever kvmtest ` +
+    'installs; kvmtest sets up XSAVE (CR4.OSXSAVE, XCR0) as the guest sees it, but features only the guest sees ' +
+    'may not work (the probes below say which instructions do)';
+}
+
 type Virtualization = { kind: 'hardware' | 'software' | 'unknown'; detail: string };
 
 function detectVirtualization(): Virtualization {
@@ -127,6 +142,7 @@ export async function doctorCommand(out: NodeJS.WritableStream = process.stdout)
   ];
   const unsupported = snapshotUnsupportedReason(kvm);
   line('snapshots', unsupported ? `OFF: ${unsupported}; every test gets a fresh VM (slower)` : `ok: ${snapshot.join(', ')}`);
+  line('cpuid', describeCpuid(guestCpuid(kvm).differences));
   kvm.close();
 
   out.write('\ninstruction groups, each probed with a one-instruction guest:\n');

@@ -11,6 +11,7 @@ import type { MsrFilterRange, Vm } from '../kvm/vm.js';
 import { cpuHasXsave, encodeXcr0, longModeSregs, RFLAGS_RESERVED, xcr0For } from './cpu-state.js';
 import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
 import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
+import { guestCpuid } from './guest-cpuid.js';
 import { GuestMemory, type MemorySlot, ScratchMemory } from './memory.js';
 import { PageTableBuilder } from './paging.js';
 import { type Placement, PlacementError, placeMachine, type RamRange } from './placement.js';
@@ -23,6 +24,8 @@ export interface MachineOptions {
   logDirty?: boolean;
   /** Most bytes of guest memory allowed (default DEFAULT_MAX_GUEST_MEMORY, placement.ts). */
   maxGuestMemory?: bigint;
+  /** The CPUID table to install (default: what the guest really sees, guest-cpuid.ts). */
+  cpuid?: readonly CpuidEntry[];
 }
 
 /** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
@@ -73,7 +76,7 @@ export class Machine {
     if (!Number.isInteger(stackSize) || stackSize < 4096 || stackSize % 4096 !== 0 || stackSize > MAX_STACK_SIZE) {
       throw new PlacementError(`stackSize must be a multiple of 4096 between 4096 and ${MAX_STACK_SIZE} bytes (got ${stackSize})`);
     }
-    const cpuid = kvm.supportedCpuid();
+    const cpuid = options.cpuid ?? guestCpuid(kvm).table;
     // Everything that can be refused is checked before the VM exists: the
     // placement (sizes, overlaps, the address width, the memory limit) and
     // the page tables (they must fit their pool).

@@ -31,6 +31,14 @@ describe('kvmtest doctor', () => {
     assert.match(doctor.stdout, /^\/dev\/kvm +ok: opens read-write/m);
   });
 
+  test("says whether the guest's CPUID is the table KVM reports", guestTest(), () => {
+    const cpuid = /^cpuid +(.+)$/m.exec(doctor.stdout);
+    assert.ok(cpuid, doctor.stdout);
+    // PVM answers leaves 1 and 7 from the host, whatever KVM_SET_CPUID2 installed.
+    if (isSoftwareKvm()) assert.match(cpuid[1]!, /^DIFFERS: the guest reads leaf 1 ecx 0x[0-9a-f]+ \(KVM's table: 0x[0-9a-f]+\)/);
+    else assert.match(cpuid[1]!, /^(ok: the guest sees the table KVM reports as supported|DIFFERS: )/);
+  });
+
   test('names the kind of KVM', guestTest(), () => {
     const kind = /^virtualization +(.+)$/m.exec(doctor.stdout);
     assert.ok(kind, doctor.stdout);

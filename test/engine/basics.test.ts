@@ -43,6 +43,15 @@ const SOURCES = {
   halt: `
     hlt
   `,
+  // CPUID.1:ECX as the guest sees it (r12) beside CR4 (r13).
+  xsaveState: `
+    mov $1, %eax
+    xor %ecx, %ecx
+    cpuid
+    mov %rcx, %r12
+    mov %cr4, %r13
+    ret
+  `,
   // A polled 16550 driver: wait for THRE in the line status register, send a byte.
   serial: `
     lea msg(%rip), %rsi
@@ -103,6 +112,16 @@ describe('the machine a guest starts in', () => {
     assert.equal(r.sregs.efer, efer);
     assert.equal(r.sregs.cr0 & (CR0_PE | CR0_PG), CR0_PE | CR0_PG);
     assert.equal(r.sregs.efer & (EFER_LME | EFER_LMA), EFER_LME | EFER_LMA);
+  });
+
+  test("XSAVE is set up as the guest's own CPUID shows it: CR4.OSXSAVE where CPUID.1:ECX.XSAVE, and CPUID.1:ECX.OSXSAVE agrees", guestTest(), async () => {
+    const r = await runGuest({ image: image(bin.xsaveState) });
+    assert.equal(r.outcome, 'returned', r.message);
+    const xsave = (r.regs.r12 >> 26n) & 1n;
+    const osxsaveBit = (r.regs.r12 >> 27n) & 1n;
+    const cr4Osxsave = (r.regs.r13 >> 18n) & 1n;
+    assert.equal(cr4Osxsave, xsave, `CR4.OSXSAVE (cr4 0x${r.regs.r13.toString(16)}) follows CPUID.1:ECX.XSAVE (ecx 0x${r.regs.r12.toString(16)})`);
+    assert.equal(osxsaveBit, cr4Osxsave, 'CPUID.1:ECX.OSXSAVE reflects CR4.OSXSAVE');
   });
 });
 

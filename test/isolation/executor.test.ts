@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { loadImage } from '../../src/image/image.js';
 import { readTestTable } from '../../src/image/test-table.js';
+import { guestCpuid } from '../../src/machine/guest-cpuid.js';
 import { Machine } from '../../src/machine/machine.js';
 import { getKvm, getRunTimer } from '../../src/run-guest.js';
 import { BinaryExecutor, ISOLATION_MODES, type Isolation } from '../../src/runner/executor.js';
@@ -30,6 +31,8 @@ before(() => {
   if (guestSkipReason()) return;
   grouped = buildState('grouped');
   outcomes = buildFixture('outcomes.elf', ['outcomes.c']);
+  // The CPUID probe builds machines of its own, once per process: not counted.
+  guestCpuid(getKvm());
   Machine.create = (...args: Parameters<typeof Machine.create>) => {
     machinesCreated++;
     return originalCreate.apply(Machine, args);

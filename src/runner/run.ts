@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { DEFAULT_TIMEOUT_MS } from '../run-guest.js';
 import { discoverTests, selectTests, type Selection } from './discover.js';
 import type { Isolation } from './executor.js';
+import { jobLimit } from './limits.js';
 import { runInWorkers } from './pool.js';
 import type { ProgressLine } from './progress.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
@@ -13,6 +14,7 @@ export interface RunOptions extends Selection {
   binaries: readonly string[];
   /** The selected tests, if the caller already discovered them (otherwise found from `binaries`). */
   tests?: readonly TestCase[];
+  /** Worker processes (default: the number of CPUs, within jobLimit()). */
   jobs?: number;
   isolation?: Isolation;
   timeoutMs?: number;
@@ -60,7 +62,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
 
   const bail = options.bail ?? Infinity;
   await runInWorkers(toRun.map((i) => tests[i]!), {
-    jobs: options.jobs ?? availableParallelism(),
+    jobs: options.jobs ?? Math.min(availableParallelism(), jobLimit().max),
     // With --bail, one test per batch: a batch's results arrive together, so
     // bigger batches would run (and report) tests past the N-th failure.
     maxBatch: options.bail === undefined ? undefined : 1,

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseXml, type XmlElement } from '../report/xml.js';
+import { jobLimit } from '../../src/runner/limits.js';
 import { guestTest, toolchainTest } from '../helpers/kvm.js';
 import { buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runJson, tempDir, type JsonReport } from './helpers.js';
 
@@ -167,6 +168,18 @@ describe('choosing tests', () => {
 });
 
 describe('running tests', () => {
+  test("--jobs up to this host's limit and --shard up to 1000000 are accepted", toolchainTest(), async () => {
+    const { max } = jobLimit();
+    const atLimit = await kvmtest(['run', '--list', '--jobs', String(max), bin.passing]);
+    assert.equal(atLimit.status, 0, describeRun(atLimit));
+    const beyond = await kvmtest(['run', '--list', '--jobs', String(max + 1), bin.passing]);
+    assert.equal(beyond.status, 2, describeRun(beyond));
+    assert.match(beyond.stderr, new RegExp(`--jobs must be at most ${max} on this host`));
+    const lastShard = await kvmtest(['run', '--list', '--shard', '1000000/1000000', bin.passing]);
+    assert.equal(lastShard.status, 0, describeRun(lastShard));
+    assert.equal(lines(lastShard.stdout).at(-1), '0 tests');
+  });
+
   test('--timeout MS is the timeout of tests that set none', guestTest(), async () => {
     const started = Date.now();
     const { result, report } = await runJson(['--timeout', '200', bin.spin]);

@@ -39,14 +39,14 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     const file = options.output ? await openOutput(options.output) : undefined;
     const out = file ?? process.stdout;
     const reporter = createReporter(options.reporter, out);
-    const { summary, notRun } = await runTests({
+    const { summary } = await runTests({
       ...options,
       tests,
       reporters: [reporter],
       progress: new ProgressLine(),
     });
     if (file) await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    if (notRun > 0) process.stderr.write(`kvmtest: stopped after ${summary.failed} failure(s) (--bail); ${notRun} test(s) not run\n`);
+    if (summary.notRun > 0) process.stderr.write(`kvmtest: stopped after ${summary.failed} failure(s) (--bail); ${summary.notRun} test(s) not run\n`);
     return summary.failed > 0 ? 1 : 0;
   } catch (err) {
     if (err instanceof BinaryError || err instanceof KvmUnavailableError || err instanceof PoolError || err instanceof OutputError) {

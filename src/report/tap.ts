@@ -3,7 +3,7 @@
 // YAML block (indented "  ---" ... "  ...") under each failure.
 import type { FaultInfo } from '../result.js';
 import type { Reporter, TestResult } from '../runner/types.js';
-import { writeAndFlush, type ReportOutput } from './output.js';
+import { write, writeAndFlush, type ReportOutput } from './output.js';
 import { failureReason, hex, normalizeNewlines, oneLine, qualifiedName, spansBinaries } from './text.js';
 
 // ---- YAML scalars -----------------------------------------------------------
@@ -135,15 +135,15 @@ export function tapReporter(out: ReportOutput): Reporter {
     onRunStart({ tests, binaries }) {
       qualify = spansBinaries([...binaries, ...tests.map((t) => t.binary)]);
       planned = tests.length;
-      out.write(`${header()}1..${tests.length}\n`);
+      return write(out, `${header()}1..${tests.length}\n`);
     },
 
     onTestResult(result) {
       count += 1;
-      out.write(header() + testPoint(result, count, qualify));
+      return write(out, header() + testPoint(result, count, qualify));
     },
 
-    async onRunEnd(_results, summary) {
+    async onRunEnd(summary) {
       // Without a known test list up front, the plan goes last (the spec allows either).
       let text = header() + (planned === undefined ? `1..${count}\n` : '');
       // Fewer results than planned: the run stopped early (--bail), which TAP says with "Bail out!".

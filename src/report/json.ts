@@ -6,7 +6,8 @@
 // absent values are null: "outcome" is null for ignored tests (they did not
 // run), "message" is null when there is none. Hardware values are "0x..."
 // strings, so there is no bigint and no precision loss. "output" is the
-// guest's console text exactly as written (line ends untouched).
+// guest's console text exactly as written (line ends untouched). A run that
+// stopped early (a signal, a worker problem) says so in the summary.
 import type { FaultInfo, Outcome } from '../result.js';
 import type { Reporter, RunSummary, TestResult, TestStatus } from '../runner/types.js';
 import { write, writeAndFlush, type ReportOutput } from './output.js';
@@ -38,6 +39,12 @@ export interface JsonSummary {
   failed: number;
   ignored: number;
   durationMs: number;
+  /** Present, and true, only when the run stopped before its end (not for --bail). */
+  incomplete?: true;
+  /** Why it stopped ("interrupted by SIGINT", a worker problem); only with `incomplete`. */
+  incompleteReason?: string;
+  /** Selected tests without a result; only with `incomplete`. */
+  notRun?: number;
 }
 
 export interface JsonReport {
@@ -71,12 +78,18 @@ function jsonTest(result: TestResult): JsonTest {
 }
 
 function jsonSummary(summary: RunSummary): JsonSummary {
-  return {
+  const json: JsonSummary = {
     passed: summary.passed,
     failed: summary.failed,
     ignored: summary.ignored,
     durationMs: summary.durationMs,
   };
+  if (summary.incomplete !== undefined) {
+    json.incomplete = true;
+    json.incompleteReason = summary.incomplete;
+    json.notRun = summary.notRun;
+  }
+  return json;
 }
 
 /** The whole document in memory, for programs that hold their results anyway. */

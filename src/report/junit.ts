@@ -38,11 +38,12 @@ const ATTRIBUTE_ESCAPES: Record<string, string> = { ...TEXT_ESCAPES, '"': '&quot
 /** A pattern for the characters to replace: those with a name in `escapes`, and runs of forbidden ones. */
 function specialCharacters(escapes: Record<string, string>): RegExp {
   const named = Object.keys(escapes).map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return new RegExp(`[${named.join('')}]|${FORBIDDEN}`, 'gu');
+  return new RegExp(named.length > 0 ? `[${named.join('')}]|${FORBIDDEN}` : FORBIDDEN, 'gu');
 }
 
 const TEXT_SPECIAL = specialCharacters(TEXT_ESCAPES);
 const ATTRIBUTE_SPECIAL = specialCharacters(ATTRIBUTE_ESCAPES);
+const FORBIDDEN_ONLY = specialCharacters({});
 
 function escape(text: string, special: RegExp, escapes: Record<string, string>): string {
   return text.replace(special, (match) => escapes[match] ?? visibleRun(match));
@@ -107,9 +108,22 @@ function testcase(result: TestResult): string {
   return `${open}>\n${children.join('')}    </testcase>\n`;
 }
 
+/** What a run that stopped early says about itself: "interrupted by SIGINT; 3 of 10 tests did not run". */
+function incompleteNote(summary: RunSummary, reported: number): string | undefined {
+  if (summary.incomplete === undefined) return undefined;
+  return `${firstLine(summary.incomplete)}; ${summary.notRun} of ${reported + summary.notRun} tests did not run`;
+}
+
+/** A comment's text: no "--" inside, no "-" at the end, nothing XML forbids. */
+function xmlComment(text: string): string {
+  return `<!-- ${escape(text, FORBIDDEN_ONLY, {}).replace(/-(?=-|$)/g, '- ')} -->`;
+}
+
 function documentStart(total: Counts, summary: RunSummary): string {
+  const note = incompleteNote(summary, total.tests);
   return (
     '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    (note === undefined ? '' : `${xmlComment(`kvmtest: incomplete run: ${note}`)}\n`) +
     `<testsuites${attributes({ name: 'kvmtest', ...total, time: seconds(summary.durationMs, 3) })}>\n`
   );
 }
@@ -120,8 +134,11 @@ interface Suite {
   timeMs: number;
 }
 
-function suiteStart(binary: string, suite: Suite): string {
-  return `  <testsuite${attributes({ name: binary, ...suite.counts, time: seconds(suite.timeMs, 3) })}>\n`;
+function suiteStart(binary: string, suite: Suite, note: string | undefined): string {
+  const start = `  <testsuite${attributes({ name: binary, ...suite.counts, time: seconds(suite.timeMs, 3) })}>\n`;
+  // A property is what JUnit readers keep of a suite besides its test cases.
+  if (note === undefined) return start;
+  return `${start}    <properties>\n      <property${attributes({ name: 'kvmtest.incomplete', value: note })}/>\n    </properties>\n`;
 }
 
 const SUITE_END = '  </testsuite>\n';
@@ -131,6 +148,7 @@ const DOCUMENT_END = '</testsuites>\n';
 export function junitDocument(results: readonly TestResult[], summary: RunSummary): string {
   const total = emptyCounts();
   for (const result of results) count(total, result);
+  const note = incompleteNote(summary, total.tests);
   let text = documentStart(total, summary);
   for (const [binary, group] of groupByBinary(results)) {
     const suite: Suite = { counts: emptyCounts(), timeMs: 0 };
@@ -138,7 +156,7 @@ export function junitDocument(results: readonly TestResult[], summary: RunSummar
       count(suite.counts, result);
       suite.timeMs += result.durationMs;
     }
-    text += suiteStart(binary, suite) + group.map(testcase).join('') + SUITE_END;
+    text += suiteStart(binary, suite, note) + group.map(testcase).join('') + SUITE_END;
   }
   return text + DOCUMENT_END;
 }
@@ -169,9 +187,10 @@ export function junitReporter(out: ReportOutput): Reporter {
 
     async onRunEnd(summary) {
       try {
+        const note = incompleteNote(summary, total.tests);
         await write(out, documentStart(total, summary));
         for (const [binary, suite] of suites) {
-          await write(out, suiteStart(binary, suite));
+          await write(out, suiteStart(binary, suite, note));
           for (const range of suite.ranges) await spool.copyTo(out, range);
           await write(out, SUITE_END);
         }

@@ -5,7 +5,7 @@
 import type { Reporter, RunSummary, TestResult } from '../runner/types.js';
 import { colorEnabled, write, writeAndFlush, type ReportOutput } from './output.js';
 import { Spool, type SpoolRange } from './spool.js';
-import { failureReason, normalizeNewlines, oneLine, qualifiedName, seconds, spansBinaries } from './text.js';
+import { failureReason, firstLine, normalizeNewlines, oneLine, qualifiedName, seconds, spansBinaries } from './text.js';
 
 export interface PrettyOptions {
   /** Force color on or off; by default only for a TTY without NO_COLOR. */
@@ -116,7 +116,12 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
       try {
         const qualify = multipleBinaries || reportedBinaries.size > 1;
         await failureSection(qualify);
-        await writeAndFlush(out, '\n' + summaryLine(summary, summary.failed > 0 || failures.length > 0));
+        let text = '\n' + summaryLine(summary, summary.failed > 0 || failures.length > 0);
+        if (summary.incomplete !== undefined) {
+          const total = summary.passed + summary.failed + summary.ignored + summary.notRun;
+          text += `test run incomplete: ${firstLine(summary.incomplete)}; ${summary.notRun} of ${countTests(total)} did not run\n`;
+        }
+        await writeAndFlush(out, text);
       } finally {
         spool.close();
       }

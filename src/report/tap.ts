@@ -4,7 +4,7 @@
 import type { FaultInfo } from '../result.js';
 import type { Reporter, TestResult } from '../runner/types.js';
 import { write, writeAndFlush, type ReportOutput } from './output.js';
-import { failureReason, hex, normalizeNewlines, oneLine, qualifiedName, spansBinaries } from './text.js';
+import { failureReason, firstLine, hex, normalizeNewlines, oneLine, qualifiedName, spansBinaries } from './text.js';
 
 // ---- YAML scalars -----------------------------------------------------------
 // Guest text can hold any character, so each value is written in the one form
@@ -146,8 +146,13 @@ export function tapReporter(out: ReportOutput): Reporter {
     async onRunEnd(summary) {
       // Without a known test list up front, the plan goes last (the spec allows either).
       let text = header() + (planned === undefined ? `1..${count}\n` : '');
-      // Fewer results than planned: the run stopped early (--bail), which TAP says with "Bail out!".
-      if (planned !== undefined && count < planned) text += `Bail out! ${planned - count} of ${planned} tests not run\n`;
+      // Fewer results than planned: the run stopped early, which TAP says with "Bail out!".
+      const total = planned ?? count + summary.notRun;
+      if (summary.incomplete !== undefined) {
+        text += `Bail out! ${firstLine(summary.incomplete)}; ${total - count} of ${total} tests not run\n`;
+      } else if (count < total) {
+        text += `Bail out! ${total - count} of ${total} tests not run\n`;
+      }
       text += `# pass ${summary.passed}\n# fail ${summary.failed}\n# skip ${summary.ignored}\n`;
       text += `# duration_ms ${Number(summary.durationMs.toFixed(3))}\n`;
       await writeAndFlush(out, text);

@@ -4,7 +4,9 @@
 // (its progress file says which); the rest of its batch is run again by a
 // fresh worker. A watchdog kills a worker whose test overstays its timeout
 // by far (a guest stuck where the in-worker timer cannot stop it). A run can
-// be held back while its reporters are behind.
+// be held back (its reporters are behind) and stopped (its report cannot be
+// written): then every worker is killed, and the run ends once they are
+// all gone.
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,13 +45,18 @@ export interface PoolOptions {
 /** A run in worker processes, under way. */
 export interface WorkerRun {
   /**
-   * Resolves once every test has a result (but those --bail kept from
-   * running); rejects with a PoolError when the run cannot go on, after the
-   * workers still busy have finished their batches.
+   * Resolves once every test has a result, or the run was stopped (then
+   * some have none); rejects with a PoolError when the run cannot go on,
+   * after the workers still busy have finished their batches.
    */
   done: Promise<void>;
   /** Hands out work again after holdBack() said no. */
   resume(): void;
+  /**
+   * Stops at once: no more batches, every worker killed (tests running then
+   * get no result). `done` resolves once every worker has exited.
+   */
+  stop(): void;
 }
 
 /** A worker or binary problem that makes the whole run impossible (exit status 2). */
@@ -87,12 +94,13 @@ interface Worker {
 }
 
 export function startWorkers(tests: readonly TestCase[], options: PoolOptions): WorkerRun {
-  if (tests.length === 0) return { done: Promise.resolve(), resume() {} };
+  if (tests.length === 0) return { done: Promise.resolve(), resume() {}, stop() {} };
   const dir = mkdtempSync(join(tmpdir(), 'kvmtest-'));
   const queue = new WorkQueue(tests.length);
   let nextBatchId = 1;
   let deathsOutsideTests = 0;
   let failure: Error | undefined;
+  let stopping = false;
   /** Set when holdBack() refused a batch: resume() has something to do. */
   let heldBack = false;
   const workers = new Set<Worker>();
@@ -116,7 +124,7 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
   };
 
   const takeBatch = (): Batch | undefined => {
-    if (queue.length === 0 || failure || options.shouldStop?.()) return undefined;
+    if (queue.length === 0 || failure || stopping || options.shouldStop?.()) return undefined;
     if (options.holdBack?.(queue.peek())) {
       heldBack = true;
       return undefined;
@@ -136,6 +144,7 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
 
   /** Tops up a worker's batches in flight; ends the run when nobody has work left. */
   const feed = (w: Worker) => {
+    if (stopping) return;
     while (w.batches.length < (options.inFlight ?? IN_FLIGHT)) {
       const batch = takeBatch();
       if (!batch) break;
@@ -184,6 +193,7 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
       w.stderr = (w.stderr + chunk).slice(-STDERR_TAIL);
     });
     child.on('message', (message: FromWorker) => {
+      if (finished) return;
       if (message.type === 'ready') {
         w.ready = true;
         return feed(w);
@@ -205,6 +215,12 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
     });
     child.on('exit', (code, signal) => {
       workers.delete(w);
+      if (stopping) {
+        // Killed by stop(): what it was running has no result.
+        w.unmapProgress();
+        if (workers.size === 0) finish();
+        return;
+      }
       // Read the progress record before it goes away.
       const running = w.progress[PROGRESS.index]!;
       const runningBatch = w.progress[PROGRESS.batch]!;
@@ -229,10 +245,14 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
         // Died while loading the binary or sending results: nothing to
         // blame a test for. Run its batches again, but not forever.
         if (!blamed && ++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
-          failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how}:\n${w.stderr}`);
+          failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how}${stderrTail(w.stderr)}`);
         }
       } else if (!w.ready) {
-        failure ??= new PoolError(`a worker process ${how} before running any test:\n${w.stderr}`);
+        // Died while starting: it had no work, so nothing is lost. Start
+        // another, but not forever (workers that cannot start at all).
+        if (++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
+          failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how} while starting${stderrTail(w.stderr)}`);
+        }
       }
       // An idle worker that died lost nothing: a new one is started if work is left.
       if (!failure && queue.length > 0) spawn();
@@ -267,9 +287,15 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
   return {
     done,
     resume() {
-      if (!heldBack || finished) return;
+      if (!heldBack || finished || stopping) return;
       heldBack = false;
       for (const w of workers) if (w.ready) feed(w);
+    },
+    stop() {
+      if (finished || stopping) return;
+      stopping = true;
+      for (const w of workers) w.child.kill('SIGKILL');
+      if (workers.size === 0) finish();
     },
   };
 }
@@ -302,6 +328,11 @@ class WorkQueue {
     this.returned.push(...indices);
     this.returned.sort((a, b) => b - a);
   }
+}
+
+/** A worker's last words for a message, or nothing when it wrote none. */
+function stderrTail(stderr: string): string {
+  return stderr.trim() ? `; its standard error:\n${stderr.trim()}` : '';
 }
 
 function workerDied(test: TestCase, how: string, stderr: string): TestResult {

@@ -1,12 +1,15 @@
 // One test run: discover and select tests, run them in worker processes,
 // and feed the reporters results in a stable order (each result is passed on
-// as soon as every test before it has finished, then dropped).
+// as soon as every test before it has finished, then dropped). A run can be
+// stopped early (a worker problem, a report that cannot be written): the
+// reporters still get what finished, with a summary that says the run is
+// incomplete and why.
 import { availableParallelism } from 'node:os';
 import { DEFAULT_TIMEOUT_MS } from '../run-guest.js';
 import { discoverTests, selectTests, type Selection } from './discover.js';
 import type { Isolation } from './executor.js';
 import { jobLimit } from './limits.js';
-import { startWorkers, type WorkerRun } from './pool.js';
+import { PoolError, startWorkers, type WorkerRun } from './pool.js';
 import type { ProgressLine } from './progress.js';
 import { ReportQueue } from './report-queue.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
@@ -29,7 +32,12 @@ export interface RunOutcome {
   summary: RunSummary;
 }
 
-/** Runs the tests and resolves once every reporter has written its report. */
+/**
+ * Runs the tests and resolves once every reporter has written its report.
+ * A worker problem that stops the run (a PoolError) rejects, after the
+ * reporters have written what finished; so does a reporter that failed,
+ * without another word to them.
+ */
 export async function runTests(options: RunOptions): Promise<RunOutcome> {
   const started = process.hrtime.bigint();
   const tests = options.tests ?? selectTests(discoverTests(options.binaries), options);
@@ -37,9 +45,16 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
   const { reporters, progress } = options;
 
   let pool: WorkerRun | undefined;
+  let stoppedBecause: string | undefined;
+  const stop = (why: string) => {
+    stoppedBecause ??= why;
+    pool?.stop();
+  };
   const reports = new ReportQueue(tests.length, reporters, {
     beforeEvent: () => progress?.clear(),
     onRelief: () => pool?.resume(),
+    // Nothing more can be reported: running more tests would be wasted.
+    onError: () => stop('the report could not be written'),
   });
 
   for (const r of reporters) {
@@ -75,9 +90,15 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     // keep up), only the batch holding the earliest test unreported goes out.
     holdBack: (first) => reports.congested && toRun[first]! > reports.nextIndex,
   });
+  if (stoppedBecause !== undefined) pool.stop();
 
-  await pool.done;
-  // After --bail, some tests have no result: report the others, in order.
+  let poolError: unknown;
+  try {
+    await pool.done;
+  } catch (err) {
+    poolError = err;
+  }
+  // After --bail or a stop, some tests have no result: report the others, in order.
   await reports.finish();
   const reported = reports.counts;
   const summary: RunSummary = {
@@ -87,8 +108,11 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     durationMs: Number(process.hrtime.bigint() - started) / 1e6,
     notRun: tests.length - reported.delivered,
   };
+  const incomplete = stoppedBecause ?? (poolError instanceof PoolError ? poolError.message : undefined);
+  if (incomplete !== undefined) summary.incomplete = incomplete;
   progress?.clear();
   for (const r of reporters) await r.onRunEnd?.(summary);
+  if (poolError) throw poolError;
   return { summary };
 }
 

@@ -51,8 +51,14 @@ export interface RunSummary {
   ignored: number;
   /** Wall-clock time of the whole run. */
   durationMs: number;
-  /** Selected tests without a result: never started because of --bail. */
+  /** Selected tests without a result: never started (--bail, an interrupted run) or cut off while running. */
   notRun: number;
+  /**
+   * Set when the run stopped before its end for a reason other than --bail:
+   * why ("interrupted by SIGINT", a worker problem). The report then holds
+   * what finished.
+   */
+  incomplete?: string;
 }
 
 /**

@@ -3,7 +3,7 @@
 // --bail) and reporting them (--reporter, --output), and a report order
 // that does not depend on how the tests were scheduled.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseXml, type XmlElement } from '../report/xml.js';
@@ -314,5 +314,18 @@ describe('reporting', () => {
     assert.equal(prettyRun.stdout, '');
     assert.ok(existsSync(pretty));
     assert.match(readFileSync(pretty, 'utf8'), /^running 8 tests\n[\s\S]*\ntest result: ok\. 7 passed; 0 failed; 1 ignored; finished in \d+\.\d\ds\n$/);
+  });
+
+  test('--output FILE: the report replaces FILE whole, through a symbolic link the file it points to, and no temporary file stays', guestTest(), async () => {
+    const dir = mkdtempSync(join(tempDir(), 'output-'));
+    const file = join(dir, 'report.json');
+    writeFileSync(file, 'an older report\n');
+    const link = join(dir, 'latest.json');
+    symlinkSync('report.json', link);
+    const result = await kvmtest(['run', '--reporter', 'json', '--output', link, bin.passing]);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.ok(lstatSync(link).isSymbolicLink(), 'the link is still a link');
+    assertJsonSchema(JSON.parse(readFileSync(file, 'utf8')));
+    assert.deepEqual(readdirSync(dir).sort(), ['latest.json', 'report.json']);
   });
 });

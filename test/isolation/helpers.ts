@@ -149,6 +149,16 @@ export function holdsKvmVm(pid: number): boolean {
   }
 }
 
+/** A worker's progress file: [batch, index in batch (-1 between tests), heartbeat]; undefined if unreadable. */
+export function readProgress(path: string): Int32Array | undefined {
+  try {
+    const bytes = readFileSync(path);
+    return new Int32Array(bytes.buffer, bytes.byteOffset, 3);
+  } catch {
+    return undefined;
+  }
+}
+
 /** One variable of a process's environment, or undefined (not set, or the process is gone). */
 export function environOf(pid: number, name: string): string | undefined {
   try {

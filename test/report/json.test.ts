@@ -99,4 +99,22 @@ describe('JSON reporter', () => {
       }
     }
   });
+
+  test('a complete run has exactly the four summary keys; an incomplete one says why and how many did not run', async () => {
+    const complete = memorySink();
+    await drive(jsonReporter(complete), [passed('p')]);
+    assert.deepEqual(Object.keys(JSON.parse(complete.text).summary), ['passed', 'failed', 'ignored', 'durationMs']);
+
+    const cut = memorySink();
+    await drive(jsonReporter(cut), [passed('p')], { summary: { incomplete: 'interrupted by SIGINT', notRun: 3 } });
+    assert.deepEqual(JSON.parse(cut.text).summary, {
+      passed: 1,
+      failed: 0,
+      ignored: 0,
+      durationMs: 20,
+      incomplete: true,
+      incompleteReason: 'interrupted by SIGINT',
+      notRun: 3,
+    });
+  });
 });

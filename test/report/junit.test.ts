@@ -114,6 +114,9 @@ describe('JUnit reporter', () => {
     assert.throws(() => parseXml(`${head}<a><b></a>`));
     assert.throws(() => parseXml(`${head}<a x="1" x="2"/>`));
     assert.doesNotThrow(() => parseXml(`${head}<a x="&lt;&#10;"><b/>t&amp;t</a>`));
+    assert.throws(() => parseXml(`${head}<!-- a -- b --><a/>`));
+    assert.throws(() => parseXml(`${head}<!-- a --->\n<a/>`));
+    assert.doesNotThrow(() => parseXml(`${head}<!-- a - b -->\n<a><!-- c --></a>`));
   });
 
   test('test cases of one binary stay together even when results alternate between binaries', async () => {
@@ -133,5 +136,30 @@ describe('JUnit reporter', () => {
     await reporter.onRunStart?.({ tests: [], binaries: [BIN] });
     await reporter.onTestResult?.(passed('p', BIN, 'output\n'));
     assert.equal(sink.text, '');
+  });
+
+  test('an incomplete run: a comment at the top and a property in each suite, with the counts of what ran', async () => {
+    const xml = await report([passed('p'), pageFault('pf'), passed('q', OTHER_BIN)], {
+      summary: { incomplete: 'interrupted by SIGINT', notRun: 4 },
+    });
+    assert.match(xml, /^<\?xml [^\n]*\n<!-- kvmtest: incomplete run: interrupted by SIGINT; 4 of 7 tests did not run -->\n<testsuites /);
+    const root = parseXml(xml);
+    assert.deepEqual([root.attributes.tests, root.attributes.failures], ['3', '1']);
+    for (const suite of root.children) {
+      const properties = child(suite, 'properties')!;
+      assert.deepEqual(properties.children.map((p) => p.attributes), [
+        { name: 'kvmtest.incomplete', value: 'interrupted by SIGINT; 4 of 7 tests did not run' },
+      ]);
+    }
+    assert.deepEqual(
+      root.children.map((s) => s.children.filter((c) => c.name === 'testcase').length),
+      [2, 1],
+    );
+  });
+
+  test('a reason with "--" in it cannot end the comment early', async () => {
+    const xml = await report([], { summary: { incomplete: 'worker died -- twice-', notRun: 1 } });
+    assert.doesNotThrow(() => parseXml(xml));
+    assert.match(xml, /<!-- kvmtest: incomplete run: worker died - - twice-; 1 of 1 tests did not run -->/);
   });
 });

@@ -1,5 +1,6 @@
 // The kvmtest command line: parses arguments, then hands over to a command.
-// Exit status: 0 all passed, 1 a test failed, 2 a usage or environment error.
+// Exit status: 0 all passed, 1 a test failed, 2 a usage or environment error,
+// 128 + the signal's number when SIGINT or SIGTERM interrupted a run.
 import { readFileSync } from 'node:fs';
 import { ccCommand } from './commands/cc.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -41,7 +42,8 @@ run options:
   --shard I/N          run only the I-th of N slices of the tests (1 <= I <= N <= 1000000)
   --bail [N]           stop after N failures (default 1)
 
-exit status: 0 all tests passed, 1 some failed, 2 usage or environment error`;
+exit status: 0 all tests passed, 1 some failed, 2 usage or environment error
+(also a run that had to stop early), 130 or 143 after SIGINT or SIGTERM`;
 
 /** Runs the command line; resolves to the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {

@@ -10,6 +10,7 @@ import { preflight } from '../runner/preflight.js';
 import { ProgressLine } from '../runner/progress.js';
 import { type RunOutcome, runTests } from '../runner/run.js';
 import type { TestCase } from '../runner/types.js';
+import { catchInterrupts, type Interrupts, signalExitStatus } from './interrupts.js';
 
 export interface RunCommandOptions extends Selection {
   binaries: string[];
@@ -35,14 +36,20 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     } finally {
       kvm.close();
     }
-    // Opened only once the run can start: a usage error leaves an existing report alone.
-    const file = options.output ? await ReportFile.open(options.output) : undefined;
+    // From here on a signal stops the run and still leaves a report, and no temporary files.
+    const interrupts = catchInterrupts();
     try {
-      return await runAndReport(options, tests, file);
-    } catch (err) {
-      file?.discard();
-      // A report that cannot be written explains whatever else failed.
-      throw file?.error ?? err;
+      // Opened only once the run can start: a usage error leaves an existing report alone.
+      const file = options.output ? await ReportFile.open(options.output) : undefined;
+      try {
+        return await runAndReport(options, tests, file, interrupts);
+      } catch (err) {
+        file?.discard();
+        // A report that cannot be written explains whatever else failed.
+        throw file?.error ?? err;
+      }
+    } finally {
+      interrupts.dispose();
     }
   } catch (err) {
     if (err instanceof BinaryError || err instanceof KvmUnavailableError || err instanceof PoolError || err instanceof ReportFileError) {
@@ -54,11 +61,16 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
 }
 
 /** Runs the tests into the report (a file, or standard output); resolves to the exit status. */
-async function runAndReport(options: RunCommandOptions, tests: readonly TestCase[], file: ReportFile | undefined): Promise<number> {
+async function runAndReport(
+  options: RunCommandOptions,
+  tests: readonly TestCase[],
+  file: ReportFile | undefined,
+  interrupts: Interrupts,
+): Promise<number> {
   const reporter = createReporter(options.reporter, file?.stream ?? process.stdout);
   let outcome: RunOutcome | PoolError;
   try {
-    outcome = await runTests({ ...options, tests, reporters: [reporter], progress: new ProgressLine() });
+    outcome = await runTests({ ...options, tests, reporters: [reporter], progress: new ProgressLine(), signal: interrupts.signal });
   } catch (err) {
     // A worker problem that stopped the run: the report of what finished is written, and kept.
     if (!(err instanceof PoolError) || file?.error) throw err;
@@ -67,6 +79,12 @@ async function runAndReport(options: RunCommandOptions, tests: readonly TestCase
   await file?.commit();
   if (outcome instanceof PoolError) throw outcome;
   const { summary } = outcome;
+  if (interrupts.received) {
+    // The pretty report on standard output says so already; the others need a word on stderr.
+    const reportSaysIt = options.reporter === 'pretty' && file === undefined;
+    if (!reportSaysIt) process.stderr.write(`kvmtest: ${summary.incomplete ?? `interrupted by ${interrupts.received}`}; ${summary.notRun} test(s) not run\n`);
+    return signalExitStatus(interrupts.received);
+  }
   if (summary.notRun > 0) process.stderr.write(`kvmtest: stopped after ${summary.failed} failure(s) (--bail); ${summary.notRun} test(s) not run\n`);
   return summary.failed > 0 ? 1 : 0;
 }

@@ -41,7 +41,7 @@ export class ReportFile {
     readonly stream: WriteStream,
   ) {
     stream.on('error', (err) => this.fail(err));
-    // Also when the process exits without committing.
+    // Also when the process exits without committing (a second Ctrl-C).
     process.once('exit', this.cleanUp);
   }
 

@@ -4,16 +4,15 @@
 // (its progress file says which); the rest of its batch is run again by a
 // fresh worker. A watchdog kills a worker whose test overstays its timeout
 // by far (a guest stuck where the in-worker timer cannot stop it). A run can
-// be held back (its reporters are behind) and stopped (its report cannot be
-// written): then every worker is killed, and the run ends once they are
-// all gone.
+// be held back (its reporters are behind) and stopped (a signal): then every
+// worker is killed, and the run ends once they are all gone.
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mapSharedFile } from '../kvm/libc.js';
 import type { Isolation } from './executor.js';
-import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage } from './protocol.js';
+import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, RUNNER_PID_ENV } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure } from './verdict.js';
 
@@ -96,6 +95,9 @@ interface Worker {
 export function startWorkers(tests: readonly TestCase[], options: PoolOptions): WorkerRun {
   if (tests.length === 0) return { done: Promise.resolve(), resume() {}, stop() {} };
   const dir = mkdtempSync(join(tmpdir(), 'kvmtest-'));
+  // Also when the process exits without finishing the run (a second Ctrl-C).
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   const queue = new WorkQueue(tests.length);
   let nextBatchId = 1;
   let deathsOutsideTests = 0;
@@ -118,7 +120,8 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
       if (w.child.connected) w.child.send({ type: 'exit' });
       w.unmapProgress();
     }
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
+    process.off('exit', removeDir);
     if (failure) settle.reject(failure);
     else settle.resolve();
   };
@@ -173,7 +176,7 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
     const child = fork(WORKER_SCRIPT, [], {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      env: { ...process.env, [PROGRESS_FILE_ENV]: progressPath },
+      env: { ...process.env, [PROGRESS_FILE_ENV]: progressPath, [RUNNER_PID_ENV]: String(process.pid) },
     });
     const mapping = mapSharedFile(progressPath, PROGRESS_BYTES);
     const w: Worker = {

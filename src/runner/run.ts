@@ -1,9 +1,8 @@
 // One test run: discover and select tests, run them in worker processes,
 // and feed the reporters results in a stable order (each result is passed on
 // as soon as every test before it has finished, then dropped). A run can be
-// stopped early (a worker problem, a report that cannot be written): the
-// reporters still get what finished, with a summary that says the run is
-// incomplete and why.
+// stopped early (a signal, a worker problem): the reporters still get what
+// finished, with a summary that says the run is incomplete and why.
 import { availableParallelism } from 'node:os';
 import { DEFAULT_TIMEOUT_MS } from '../run-guest.js';
 import { discoverTests, selectTests, type Selection } from './discover.js';
@@ -26,6 +25,12 @@ export interface RunOptions extends Selection {
   bail?: number;
   reporters: readonly Reporter[];
   progress?: ProgressLine;
+  /**
+   * Aborting it stops the run at once: workers are killed, the tests they
+   * were running get no result, and the reporters write what finished, as
+   * incomplete. The reason (an Error's message, or a string) says why.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunOutcome {
@@ -42,7 +47,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
   const started = process.hrtime.bigint();
   const tests = options.tests ?? selectTests(discoverTests(options.binaries), options);
   const binaries = [...new Set(tests.map((t) => t.binary))];
-  const { reporters, progress } = options;
+  const { reporters, progress, signal } = options;
 
   let pool: WorkerRun | undefined;
   let stoppedBecause: string | undefined;
@@ -92,11 +97,17 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
   });
   if (stoppedBecause !== undefined) pool.stop();
 
+  const onAbort = () => stop(reasonText(signal!.reason));
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+
   let poolError: unknown;
   try {
     await pool.done;
   } catch (err) {
     poolError = err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
   // After --bail or a stop, some tests have no result: report the others, in order.
   await reports.finish();
@@ -114,6 +125,11 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
   for (const r of reporters) await r.onRunEnd?.(summary);
   if (poolError) throw poolError;
   return { summary };
+}
+
+function reasonText(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  return typeof reason === 'string' ? reason : 'the run was stopped';
 }
 
 function ignoredResult(test: TestCase): TestResult {

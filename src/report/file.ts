@@ -54,8 +54,9 @@ export class ReportFile {
     const target = inPlace ? undefined : existing ? realpathSync(path) : path;
     const written = target === undefined ? path : join(dirname(target), `.${basename(target)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
     return new Promise((resolve, reject) => {
-      // 'wx': a temporary file never replaces anything, whatever is lying around.
-      const stream = createWriteStream(written, { flags: inPlace ? 'w' : 'wx', flush: true });
+      // 'wx': a temporary file never replaces anything, whatever is lying
+      // around. Flushed to disk before the rename; a device cannot be (EINVAL).
+      const stream = createWriteStream(written, inPlace ? { flags: 'w' } : { flags: 'wx', flush: true });
       const failed = (err: Error) => reject(new ReportFileError(`cannot write the report to ${path}: ${reason(err)}`));
       stream.once('error', failed);
       stream.once('open', () => {
@@ -114,6 +115,8 @@ export class ReportFile {
   }
 
   private fail(err: unknown): void {
+    // A pipe whose reader went away (--output /dev/stdout | head) has what it wanted.
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
     this.failure ??= new ReportFileError(`cannot write the report to ${this.path}: ${reason(err)}`);
   }
 }

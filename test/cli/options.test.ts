@@ -9,7 +9,7 @@ import { before, describe, test } from 'node:test';
 import { parseXml, type XmlElement } from '../report/xml.js';
 import { jobLimit } from '../../src/runner/limits.js';
 import { guestTest, toolchainTest } from '../helpers/kvm.js';
-import { buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runJson, tempDir, type JsonReport } from './helpers.js';
+import { BIN, buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runCommand, runJson, tempDir, type JsonReport } from './helpers.js';
 
 const bin = { passing: '', failing: '', many: '', spin: '' };
 
@@ -327,5 +327,14 @@ describe('reporting', () => {
     assert.ok(lstatSync(link).isSymbolicLink(), 'the link is still a link');
     assertJsonSchema(JSON.parse(readFileSync(file, 'utf8')));
     assert.deepEqual(readdirSync(dir).sort(), ['latest.json', 'report.json']);
+  });
+
+  test('--output a device or a pipe: written in place', guestTest(), async () => {
+    const result = await kvmtest(['run', '--reporter', 'json', '--output', '/dev/null', bin.passing]);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.equal(result.stderr, '');
+    const piped = await runCommand('sh', ['-c', `"${process.execPath}" "${BIN}" run --reporter json --output /dev/stdout "${bin.passing}" | head -c 1`]);
+    assert.equal(piped.stdout, '{');
+    assert.equal(piped.stderr, '', 'a reader that went away is not an error');
   });
 });

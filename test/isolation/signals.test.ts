@@ -181,6 +181,8 @@ describe('signals', () => {
     const workers = new Set<number>();
     let killedAt = 0;
     const watcher: { done?: Promise<void> } = {};
+    // A killed runner leaves its workers' directory: in a TMPDIR of its own, removed with the scratch directory.
+    const env = { ...process.env, TMPDIR: mkdtempSync(join(scratchDir(), 'tmp-')) };
     // Not awaited yet: the run's output pipes stay open as long as a worker lives.
     const run = runCli(['--jobs', '2', '--filter', 'hold_', '--reporter', 'json', '--output', file, elf], (child) => {
       watcher.done = (async () => {
@@ -203,7 +205,7 @@ describe('signals', () => {
           await sleep(POLL_MS);
         }
       })();
-    });
+    }, { env });
     await watcher.done;
     assert.ok(killedAt > 0, `never saw both workers running a test (workers: ${[...workers].join(', ')})`);
     // A worker left alone would spin on for seconds; the parent-death signal ends it at once.

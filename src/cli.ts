@@ -1,10 +1,12 @@
 // The kvmtest command line: parses arguments, then hands over to a command.
-// Exit status: 0 all passed, 1 a test failed, 2 a usage or environment error.
+// Exit status: 0 all passed, 1 a test failed, 2 a usage or environment error,
+// 128 + the signal's number when SIGINT or SIGTERM interrupted a run.
 import { readFileSync } from 'node:fs';
 import { ccCommand } from './commands/cc.js';
 import { doctorCommand } from './commands/doctor.js';
 import { runCommand, type RunCommandOptions } from './commands/run.js';
 import { ISOLATION_MODES, type Isolation } from './runner/executor.js';
+import { jobLimit, MAX_SHARDS } from './runner/limits.js';
 import { REPORTER_NAMES } from './report/index.js';
 
 export const EXIT_OK = 0;
@@ -33,13 +35,15 @@ run options:
   --timeout MS         timeout for tests that set none (default 10000)
   --reporter NAME      pretty (default), tap, json or junit
   --output FILE        write the report to FILE instead of standard output
-  --jobs N             worker processes (default: the number of CPUs)
+  --jobs N             worker processes (default: the number of CPUs; at most
+                       4 per CPU and one per 256 MiB of memory)
   --isolation MODE     snapshot (default: reuse a VM, restore it between tests)
                        or vm (a fresh VM for every test)
-  --shard I/N          run only the I-th of N slices of the tests (1 <= I <= N)
+  --shard I/N          run only the I-th of N slices of the tests (1 <= I <= N <= 1000000)
   --bail [N]           stop after N failures (default 1)
 
-exit status: 0 all tests passed, 1 some failed, 2 usage or environment error`;
+exit status: 0 all tests passed, 1 some failed, 2 usage or environment error
+(also a run that had to stop early), 130 or 143 after SIGINT or SIGTERM`;
 
 /** Runs the command line; resolves to the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -131,9 +135,13 @@ export function parseRunArgs(args: readonly string[]): RunCommandOptions {
       case '--timeout':
         options.timeoutMs = positiveInteger(name, value());
         break;
-      case '--jobs':
-        options.jobs = positiveInteger(name, value());
+      case '--jobs': {
+        const jobs = positiveInteger(name, value());
+        const limit = jobLimit();
+        if (jobs > limit.max) throw new UsageError(`--jobs must be at most ${limit.max} on this host: ${limit.reason} (got "${jobs}")`);
+        options.jobs = jobs;
         break;
+      }
       case '--reporter': {
         const reporter = value();
         if (!(REPORTER_NAMES as readonly string[]).includes(reporter)) {
@@ -158,8 +166,8 @@ export function parseRunArgs(args: readonly string[]): RunCommandOptions {
         const match = /^(\d+)\/(\d+)$/.exec(text);
         const index = Number(match?.[1]);
         const count = Number(match?.[2]);
-        if (!match || count < 1 || index < 1 || index > count) {
-          throw new UsageError(`--shard must be I/N with 1 <= I <= N, such as 1/4 (got "${text}")`);
+        if (!match || count < 1 || index < 1 || index > count || count > MAX_SHARDS) {
+          throw new UsageError(`--shard must be I/N with 1 <= I <= N <= ${MAX_SHARDS}, such as 1/4 (got "${text}")`);
         }
         options.shard = { index, count };
         break;

@@ -22,6 +22,8 @@ const timerSettimeRaw = libc.func(
   'int timer_settime(intptr_t timerid, int flags, void *new_value, void *old_value)',
 );
 const timerDeleteRaw = libc.func('int timer_delete(intptr_t timerid)');
+const prctlRaw = libc.func('int prctl(int option, ...)');
+const getppidRaw = libc.func('int getppid(void)');
 
 export const O_RDWR = 0o2;
 export const O_CLOEXEC = 0o2000000;
@@ -35,6 +37,7 @@ export const EINTR = 4;
 export const EAGAIN = 11;
 export const CLOCK_MONOTONIC = 1;
 const SYS_GETTID = 186;
+const PR_SET_PDEATHSIG = 1;
 const MAP_FAILED = (1n << 64n) - 1n;
 
 /** A libc call failed; `errno` is the C errno value. */
@@ -138,6 +141,20 @@ export function timerSettime(timer: bigint, itimerspec: Uint8Array): void {
 
 export function timerDelete(timer: bigint): void {
   timerDeleteRaw(timer);
+}
+
+/**
+ * Asks the kernel to send this process `signal` when its parent dies (more
+ * exactly: when the thread that forked it ends). Only for processes forked
+ * from a long-lived thread, such as Node's main thread.
+ */
+export function setParentDeathSignal(signal: number): void {
+  if (prctlRaw(PR_SET_PDEATHSIG, 'unsigned long', signal) !== 0) throw new SysError('prctl(PR_SET_PDEATHSIG)', errno());
+}
+
+/** The parent's pid, asked of the kernel now (1, or a subreaper, once the parent died). */
+export function getppid(): number {
+  return getppidRaw() as number;
 }
 
 

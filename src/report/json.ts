@@ -1,13 +1,16 @@
-// One JSON document for machines, written when the run ends.
+// One JSON document for machines, written as results arrive: the opening
+// and each test as it comes, the summary at the end, so its memory does not
+// grow with the run (a document of gigabytes is never one string).
 // Shape: { tests: JsonTest[], summary: JsonSummary }. Every test has every
 // key except "fault" (present only when an exception ended the test);
 // absent values are null: "outcome" is null for ignored tests (they did not
 // run), "message" is null when there is none. Hardware values are "0x..."
 // strings, so there is no bigint and no precision loss. "output" is the
-// guest's console text exactly as written (line ends untouched).
+// guest's console text exactly as written (line ends untouched). A run that
+// stopped early (a signal, a worker problem) says so in the summary.
 import type { FaultInfo, Outcome } from '../result.js';
 import type { Reporter, RunSummary, TestResult, TestStatus } from '../runner/types.js';
-import { writeAndFlush, type ReportOutput } from './output.js';
+import { write, writeAndFlush, type ReportOutput } from './output.js';
 import { hex } from './text.js';
 
 export interface JsonFault {
@@ -36,6 +39,12 @@ export interface JsonSummary {
   failed: number;
   ignored: number;
   durationMs: number;
+  /** Present, and true, only when the run stopped before its end (not for --bail). */
+  incomplete?: true;
+  /** Why it stopped ("interrupted by SIGINT", a worker problem); only with `incomplete`. */
+  incompleteReason?: string;
+  /** Selected tests without a result; only with `incomplete`. */
+  notRun?: number;
 }
 
 export interface JsonReport {
@@ -68,22 +77,59 @@ function jsonTest(result: TestResult): JsonTest {
   return test;
 }
 
-export function jsonReport(results: readonly TestResult[], summary: RunSummary): JsonReport {
-  return {
-    tests: results.map(jsonTest),
-    summary: {
-      passed: summary.passed,
-      failed: summary.failed,
-      ignored: summary.ignored,
-      durationMs: summary.durationMs,
-    },
+function jsonSummary(summary: RunSummary): JsonSummary {
+  const json: JsonSummary = {
+    passed: summary.passed,
+    failed: summary.failed,
+    ignored: summary.ignored,
+    durationMs: summary.durationMs,
   };
+  if (summary.incomplete !== undefined) {
+    json.incomplete = true;
+    json.incompleteReason = summary.incomplete;
+    json.notRun = summary.notRun;
+  }
+  return json;
 }
 
+/** The whole document in memory, for programs that hold their results anyway. */
+export function jsonReport(results: readonly TestResult[], summary: RunSummary): JsonReport {
+  return { tests: results.map(jsonTest), summary: jsonSummary(summary) };
+}
+
+/** `value` as JSON.stringify(value, null, 2) would show it `depth` levels down. */
+function indented(value: unknown, depth: number): string {
+  // Raw line breaks in JSON text are only those between its lines.
+  return JSON.stringify(value, null, 2).replace(/\n/g, `\n${'  '.repeat(depth)}`);
+}
+
+/**
+ * Streams the text of JSON.stringify(jsonReport(...), null, 2) plus a final
+ * newline: the same bytes as building the document at the end would give.
+ */
 export function jsonReporter(out: ReportOutput): Reporter {
+  let started = false;
+  let count = 0;
+  // Written by whichever event comes first: a caller may skip onRunStart.
+  const opening = () => {
+    if (started) return '';
+    started = true;
+    return '{\n  "tests": [';
+  };
   return {
-    async onRunEnd(results, summary) {
-      await writeAndFlush(out, `${JSON.stringify(jsonReport(results, summary), null, 2)}\n`);
+    onRunStart() {
+      return write(out, opening());
+    },
+
+    onTestResult(result) {
+      const text = opening() + (count === 0 ? '\n    ' : ',\n    ') + indented(jsonTest(result), 2);
+      count += 1;
+      return write(out, text);
+    },
+
+    async onRunEnd(summary) {
+      const close = count === 0 ? ']' : '\n  ]';
+      await writeAndFlush(out, `${opening()}${close},\n  "summary": ${indented(jsonSummary(summary), 1)}\n}\n`);
     },
   };
 }

@@ -1,25 +1,33 @@
 // JUnit XML as Jenkins, GitLab and GitHub test-report actions read it: one
-// <testsuite> per binary, one <testcase> per test, written when the run ends.
+// <testsuite> per binary, one <testcase> per test. Test cases are spooled to
+// a scratch file as results arrive, so memory does not grow with the run.
 // Guest output can hold any byte; characters XML 1.0 forbids are shown as
 // \xNN (or \uNNNN) so the file always parses and the bytes stay visible.
 import type { Reporter, RunSummary, TestResult } from '../runner/types.js';
-import { writeAndFlush, type ReportOutput } from './output.js';
+import { write, writeAndFlush, type ReportOutput } from './output.js';
+import { Spool, type SpoolRange } from './spool.js';
 import { failureReason, firstLine, groupByBinary, normalizeNewlines, seconds } from './text.js';
 
-/** XML 1.0's Char production: anything else cannot appear, even as a reference. */
-function xmlAllowed(code: number): boolean {
-  return (
-    code === 0x09 ||
-    code === 0x0a ||
-    code === 0x0d ||
-    (code >= 0x20 && code <= 0xd7ff) ||
-    (code >= 0xe000 && code <= 0xfffd) ||
-    (code >= 0x10000 && code <= 0x10ffff)
-  );
+// What XML 1.0's Char production leaves out (anything else cannot appear,
+// even as a reference): C0 controls but tab and line breaks, lone
+// surrogates, U+FFFE and U+FFFF. Matched a run at a time, so that a guest
+// that prints a megabyte of NUL bytes costs one match, not a million.
+const FORBIDDEN = '[^\\t\\n\\r\\x20-\\ud7ff\\ue000-\\ufffd\\u{10000}-\\u{10ffff}]+';
+
+const shown = new Map<number, string>();
+function visible(code: number): string {
+  let text = shown.get(code);
+  if (text === undefined) {
+    text = code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+    shown.set(code, text);
+  }
+  return text;
 }
 
-function visible(code: number): string {
-  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+function visibleRun(run: string): string {
+  const parts: string[] = [];
+  for (const ch of run) parts.push(visible(ch.codePointAt(0)!));
+  return parts.join('');
 }
 
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
@@ -27,24 +35,26 @@ const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
 // spaces) unless written as references.
 const ATTRIBUTE_ESCAPES: Record<string, string> = { ...TEXT_ESCAPES, '"': '&quot;', '\n': '&#10;', '\t': '&#9;' };
 
-function escape(text: string, escapes: Record<string, string>): string {
-  let result = '';
-  for (const ch of text) {
-    const code = ch.codePointAt(0)!;
-    const named = escapes[ch];
-    if (named !== undefined) result += named;
-    else if (xmlAllowed(code)) result += ch;
-    else result += visible(code);
-  }
-  return result;
+/** A pattern for the characters to replace: those with a name in `escapes`, and runs of forbidden ones. */
+function specialCharacters(escapes: Record<string, string>): RegExp {
+  const named = Object.keys(escapes).map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return new RegExp(named.length > 0 ? `[${named.join('')}]|${FORBIDDEN}` : FORBIDDEN, 'gu');
+}
+
+const TEXT_SPECIAL = specialCharacters(TEXT_ESCAPES);
+const ATTRIBUTE_SPECIAL = specialCharacters(ATTRIBUTE_ESCAPES);
+const FORBIDDEN_ONLY = specialCharacters({});
+
+function escape(text: string, special: RegExp, escapes: Record<string, string>): string {
+  return text.replace(special, (match) => escapes[match] ?? visibleRun(match));
 }
 
 export function xmlText(text: string): string {
-  return escape(text, TEXT_ESCAPES);
+  return escape(text, TEXT_SPECIAL, TEXT_ESCAPES);
 }
 
 export function xmlAttribute(text: string): string {
-  return escape(text, ATTRIBUTE_ESCAPES);
+  return escape(text, ATTRIBUTE_SPECIAL, ATTRIBUTE_ESCAPES);
 }
 
 function attributes(values: Record<string, string | number>): string {
@@ -60,14 +70,15 @@ interface Counts {
   skipped: number;
 }
 
-function counts(results: readonly TestResult[]): Counts {
-  return {
-    tests: results.length,
-    failures: results.filter((r) => r.status === 'failed').length,
-    // Every unmet expectation is a <failure>; <error> is not used.
-    errors: 0,
-    skipped: results.filter((r) => r.status === 'ignored').length,
-  };
+function emptyCounts(): Counts {
+  // Every unmet expectation is a <failure>; <error> is not used.
+  return { tests: 0, failures: 0, errors: 0, skipped: 0 };
+}
+
+function count(counts: Counts, result: TestResult): void {
+  counts.tests += 1;
+  if (result.status === 'failed') counts.failures += 1;
+  if (result.status === 'ignored') counts.skipped += 1;
 }
 
 function failureText(result: TestResult): string {
@@ -76,49 +87,117 @@ function failureText(result: TestResult): string {
   return output === '' ? `${reason}\n` : `${reason}\n\noutput:\n${output}\n`;
 }
 
-function testcase(result: TestResult): string[] {
+/** One <testcase> element, as lines ending in "\n". */
+function testcase(result: TestResult): string {
   const open = `    <testcase${attributes({ name: result.name, classname: result.binary, time: seconds(result.durationMs, 3) })}`;
   const children: string[] = [];
   if (result.status === 'failed') {
     const reason = failureReason(result);
     const type = result.outcome ?? 'failed';
     children.push(
-      `      <failure${attributes({ message: firstLine(reason), type })}>${xmlText(failureText(result))}</failure>`,
+      `      <failure${attributes({ message: firstLine(reason), type })}>${xmlText(failureText(result))}</failure>\n`,
     );
   } else if (result.status === 'ignored') {
     const reason = result.message === undefined ? '' : firstLine(result.message);
-    children.push(`      <skipped${reason === '' ? '' : attributes({ message: reason })}/>`);
+    children.push(`      <skipped${reason === '' ? '' : attributes({ message: reason })}/>\n`);
   }
   if (result.output !== '') {
-    children.push(`      <system-out>${xmlText(normalizeNewlines(result.output))}</system-out>`);
+    children.push(`      <system-out>${xmlText(normalizeNewlines(result.output))}</system-out>\n`);
   }
-  if (children.length === 0) return [`${open}/>`];
-  return [`${open}>`, ...children, '    </testcase>'];
+  if (children.length === 0) return `${open}/>\n`;
+  return `${open}>\n${children.join('')}    </testcase>\n`;
 }
 
-function testsuite(binary: string, results: readonly TestResult[]): string[] {
-  const time = results.reduce((sum, r) => sum + r.durationMs, 0);
-  return [
-    `  <testsuite${attributes({ name: binary, ...counts(results), time: seconds(time, 3) })}>`,
-    ...results.flatMap(testcase),
-    '  </testsuite>',
-  ];
+/** What a run that stopped early says about itself: "interrupted by SIGINT; 3 of 10 tests did not run". */
+function incompleteNote(summary: RunSummary, reported: number): string | undefined {
+  if (summary.incomplete === undefined) return undefined;
+  return `${firstLine(summary.incomplete)}; ${summary.notRun} of ${reported + summary.notRun} tests did not run`;
 }
 
+/** A comment's text: no "--" inside, no "-" at the end, nothing XML forbids. */
+function xmlComment(text: string): string {
+  return `<!-- ${escape(text, FORBIDDEN_ONLY, {}).replace(/-(?=-|$)/g, '- ')} -->`;
+}
+
+function documentStart(total: Counts, summary: RunSummary): string {
+  const note = incompleteNote(summary, total.tests);
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    (note === undefined ? '' : `${xmlComment(`kvmtest: incomplete run: ${note}`)}\n`) +
+    `<testsuites${attributes({ name: 'kvmtest', ...total, time: seconds(summary.durationMs, 3) })}>\n`
+  );
+}
+
+/** Per binary: the counts and total time of its tests (the <testsuite> start tag's attributes). */
+interface Suite {
+  counts: Counts;
+  timeMs: number;
+}
+
+function suiteStart(binary: string, suite: Suite, note: string | undefined): string {
+  const start = `  <testsuite${attributes({ name: binary, ...suite.counts, time: seconds(suite.timeMs, 3) })}>\n`;
+  // A property is what JUnit readers keep of a suite besides its test cases.
+  if (note === undefined) return start;
+  return `${start}    <properties>\n      <property${attributes({ name: 'kvmtest.incomplete', value: note })}/>\n    </properties>\n`;
+}
+
+const SUITE_END = '  </testsuite>\n';
+const DOCUMENT_END = '</testsuites>\n';
+
+/** The whole document in memory, for programs that hold their results anyway. */
 export function junitDocument(results: readonly TestResult[], summary: RunSummary): string {
-  const lines = [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites${attributes({ name: 'kvmtest', ...counts(results), time: seconds(summary.durationMs, 3) })}>`,
-  ];
-  for (const [binary, group] of groupByBinary(results)) lines.push(...testsuite(binary, group));
-  lines.push('</testsuites>');
-  return `${lines.join('\n')}\n`;
+  const total = emptyCounts();
+  for (const result of results) count(total, result);
+  const note = incompleteNote(summary, total.tests);
+  let text = documentStart(total, summary);
+  for (const [binary, group] of groupByBinary(results)) {
+    const suite: Suite = { counts: emptyCounts(), timeMs: 0 };
+    for (const result of group) {
+      count(suite.counts, result);
+      suite.timeMs += result.durationMs;
+    }
+    text += suiteStart(binary, suite, note) + group.map(testcase).join('') + SUITE_END;
+  }
+  return text + DOCUMENT_END;
 }
 
+/**
+ * Streams the same document as junitDocument: each <testcase> goes to a
+ * spool file as its result arrives, and at the end the file is assembled
+ * from the spool under start tags whose counts are known by then.
+ */
 export function junitReporter(out: ReportOutput): Reporter {
+  const spool = new Spool();
+  const total = emptyCounts();
+  // In order of first appearance; each suite's test cases as spool ranges
+  // (one range per suite when results come grouped by binary, as the runner's do).
+  const suites = new Map<string, Suite & { ranges: SpoolRange[] }>();
   return {
-    async onRunEnd(results, summary) {
-      await writeAndFlush(out, junitDocument(results, summary));
+    onTestResult(result) {
+      let suite = suites.get(result.binary);
+      if (!suite) suites.set(result.binary, (suite = { counts: emptyCounts(), timeMs: 0, ranges: [] }));
+      count(total, result);
+      count(suite.counts, result);
+      suite.timeMs += result.durationMs;
+      const range = spool.append(testcase(result));
+      const last = suite.ranges[suite.ranges.length - 1];
+      if (last && last.end === range.start) last.end = range.end;
+      else suite.ranges.push(range);
+    },
+
+    async onRunEnd(summary) {
+      try {
+        const note = incompleteNote(summary, total.tests);
+        await write(out, documentStart(total, summary));
+        for (const [binary, suite] of suites) {
+          await write(out, suiteStart(binary, suite, note));
+          for (const range of suite.ranges) await spool.copyTo(out, range);
+          await write(out, SUITE_END);
+        }
+        await writeAndFlush(out, DOCUMENT_END);
+      } finally {
+        spool.close();
+      }
     },
   };
 }

@@ -1,8 +1,11 @@
 // The default reporter, in cargo test's format: one line per test as results
-// arrive, then the failures (output and reason) and a one-line summary.
+// arrive, then the failures (output and reason) and a one-line summary. Each
+// failure's output and reason go to a spool file when the failure arrives,
+// so a run with many noisy failures does not hold them all in memory.
 import type { Reporter, RunSummary, TestResult } from '../runner/types.js';
-import { colorEnabled, writeAndFlush, type ReportOutput } from './output.js';
-import { failureReason, normalizeNewlines, oneLine, qualifiedName, seconds, spansBinaries } from './text.js';
+import { colorEnabled, write, writeAndFlush, type ReportOutput } from './output.js';
+import { Spool, type SpoolRange } from './spool.js';
+import { failureReason, firstLine, normalizeNewlines, oneLine, qualifiedName, seconds, spansBinaries } from './text.js';
 
 export interface PrettyOptions {
   /** Force color on or off; by default only for a TTY without NO_COLOR. */
@@ -61,20 +64,6 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
     return text;
   }
 
-  function failureSection(failures: readonly TestResult[], qualify: boolean): string {
-    if (failures.length === 0) return '';
-    let text = '\nfailures:\n\n';
-    for (const failure of failures) {
-      text += `---- ${qualifiedName(failure, qualify)} stdout ----\n`;
-      text += asBlock(normalizeNewlines(failure.output));
-      text += asBlock(normalizeNewlines(failureReason(failure)));
-      text += '\n';
-    }
-    text += 'failures:\n';
-    for (const failure of failures) text += `    ${qualifiedName(failure, qualify)}\n`;
-    return text;
-  }
-
   function summaryLine(summary: RunSummary, anyFailed: boolean): string {
     const verdict = anyFailed ? paint.red('FAILED') : paint.green('ok');
     return (
@@ -83,11 +72,29 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
     );
   }
 
+  // What the failures section needs: each failure's name, and its output and
+  // reason in the spool.
+  const spool = new Spool();
+  const failures: Array<{ name: string; binary: string; details: SpoolRange }> = [];
+  const reportedBinaries = new Set<string>();
+
+  async function failureSection(qualify: boolean): Promise<void> {
+    if (failures.length === 0) return;
+    await write(out, '\nfailures:\n\n');
+    for (const failure of failures) {
+      await write(out, `---- ${qualifiedName(failure, qualify)} stdout ----\n`);
+      await spool.copyTo(out, failure.details);
+    }
+    let names = 'failures:\n';
+    for (const failure of failures) names += `    ${qualifiedName(failure, qualify)}\n`;
+    await write(out, names);
+  }
+
   return {
     onRunStart({ tests, binaries }) {
       multipleBinaries = spansBinaries([...binaries, ...tests.map((t) => t.binary)]);
       for (const test of tests) testsPerBinary.set(test.binary, (testsPerBinary.get(test.binary) ?? 0) + 1);
-      if (!multipleBinaries) out.write(`running ${countTests(tests.length)}\n`);
+      if (!multipleBinaries) return write(out, `running ${countTests(tests.length)}\n`);
     },
 
     onTestResult(result) {
@@ -97,15 +104,27 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
         currentBinary = result.binary;
       }
       text += `test ${result.name} ... ${statusText(result)}\n`;
-      out.write(text);
+      reportedBinaries.add(result.binary);
+      if (result.status === 'failed') {
+        const details = asBlock(normalizeNewlines(result.output)) + asBlock(normalizeNewlines(failureReason(result))) + '\n';
+        failures.push({ name: result.name, binary: result.binary, details: spool.append(details) });
+      }
+      return write(out, text);
     },
 
-    async onRunEnd(results, summary) {
-      const failures = results.filter((r) => r.status === 'failed');
-      const qualify = multipleBinaries || spansBinaries(results.map((r) => r.binary));
-      const text =
-        failureSection(failures, qualify) + '\n' + summaryLine(summary, summary.failed > 0 || failures.length > 0);
-      await writeAndFlush(out, text);
+    async onRunEnd(summary) {
+      try {
+        const qualify = multipleBinaries || reportedBinaries.size > 1;
+        await failureSection(qualify);
+        let text = '\n' + summaryLine(summary, summary.failed > 0 || failures.length > 0);
+        if (summary.incomplete !== undefined) {
+          const total = summary.passed + summary.failed + summary.ignored + summary.notRun;
+          text += `test run incomplete: ${firstLine(summary.incomplete)}; ${summary.notRun} of ${countTests(total)} did not run\n`;
+        }
+        await writeAndFlush(out, text);
+      } finally {
+        spool.close();
+      }
     },
   };
 }

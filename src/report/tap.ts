@@ -3,8 +3,8 @@
 // YAML block (indented "  ---" ... "  ...") under each failure.
 import type { FaultInfo } from '../result.js';
 import type { Reporter, TestResult } from '../runner/types.js';
-import { writeAndFlush, type ReportOutput } from './output.js';
-import { failureReason, hex, normalizeNewlines, oneLine, qualifiedName, spansBinaries } from './text.js';
+import { write, writeAndFlush, type ReportOutput } from './output.js';
+import { failureReason, firstLine, hex, normalizeNewlines, oneLine, qualifiedName, spansBinaries } from './text.js';
 
 // ---- YAML scalars -----------------------------------------------------------
 // Guest text can hold any character, so each value is written in the one form
@@ -135,19 +135,24 @@ export function tapReporter(out: ReportOutput): Reporter {
     onRunStart({ tests, binaries }) {
       qualify = spansBinaries([...binaries, ...tests.map((t) => t.binary)]);
       planned = tests.length;
-      out.write(`${header()}1..${tests.length}\n`);
+      return write(out, `${header()}1..${tests.length}\n`);
     },
 
     onTestResult(result) {
       count += 1;
-      out.write(header() + testPoint(result, count, qualify));
+      return write(out, header() + testPoint(result, count, qualify));
     },
 
-    async onRunEnd(_results, summary) {
+    async onRunEnd(summary) {
       // Without a known test list up front, the plan goes last (the spec allows either).
       let text = header() + (planned === undefined ? `1..${count}\n` : '');
-      // Fewer results than planned: the run stopped early (--bail), which TAP says with "Bail out!".
-      if (planned !== undefined && count < planned) text += `Bail out! ${planned - count} of ${planned} tests not run\n`;
+      // Fewer results than planned: the run stopped early, which TAP says with "Bail out!".
+      const total = planned ?? count + summary.notRun;
+      if (summary.incomplete !== undefined) {
+        text += `Bail out! ${firstLine(summary.incomplete)}; ${total - count} of ${total} tests not run\n`;
+      } else if (count < total) {
+        text += `Bail out! ${total - count} of ${total} tests not run\n`;
+      }
       text += `# pass ${summary.passed}\n# fail ${summary.failed}\n# skip ${summary.ignored}\n`;
       text += `# duration_ms ${Number(summary.durationMs.toFixed(3))}\n`;
       await writeAndFlush(out, text);

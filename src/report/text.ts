@@ -32,7 +32,7 @@ export function oneLine(text: string): string {
 }
 
 /** "binary::name" when the run spans several binaries, else just the name. */
-export function qualifiedName(result: TestResult, multipleBinaries: boolean): string {
+export function qualifiedName(result: Pick<TestResult, 'name' | 'binary'>, multipleBinaries: boolean): string {
   return multipleBinaries ? `${result.binary}::${result.name}` : result.name;
 }
 

@@ -3,14 +3,16 @@
 // reuses its machine. A worker that dies fails only the test it was running
 // (its progress file says which); the rest of its batch is run again by a
 // fresh worker. A watchdog kills a worker whose test overstays its timeout
-// by far (a guest stuck where the in-worker timer cannot stop it).
+// by far (a guest stuck where the in-worker timer cannot stop it). A run can
+// be held back (its reporters are behind) and stopped (a signal): then every
+// worker is killed, and the run ends once they are all gone.
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mapSharedFile } from '../kvm/libc.js';
 import type { Isolation } from './executor.js';
-import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage } from './protocol.js';
+import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, RUNNER_PID_ENV } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure } from './verdict.js';
 
@@ -29,6 +31,31 @@ export interface PoolOptions {
   onResult(index: number, result: TestResult): void;
   /** Checked before each batch is handed out (--bail). */
   shouldStop?(): boolean;
+  /**
+   * Checked before a batch whose first test is `first` is handed out: true
+   * means not now (the reporters are behind); resume() asks again. The
+   * caller must let through the batch that holds the earliest test still
+   * unfinished, which this pool always hands out first, so a run held back
+   * cannot stall.
+   */
+  holdBack?(first: number): boolean;
+}
+
+/** A run in worker processes, under way. */
+export interface WorkerRun {
+  /**
+   * Resolves once every test has a result, or the run was stopped (then
+   * some have none); rejects with a PoolError when the run cannot go on,
+   * after the workers still busy have finished their batches.
+   */
+  done: Promise<void>;
+  /** Hands out work again after holdBack() said no. */
+  resume(): void;
+  /**
+   * Stops at once: no more batches, every worker killed (tests running then
+   * get no result). `done` resolves once every worker has exited.
+   */
+  stop(): void;
 }
 
 /** A worker or binary problem that makes the whole run impossible (exit status 2). */
@@ -65,180 +92,225 @@ interface Worker {
   ready: boolean;
 }
 
-export async function runInWorkers(tests: readonly TestCase[], options: PoolOptions): Promise<void> {
-  if (tests.length === 0) return;
+export function startWorkers(tests: readonly TestCase[], options: PoolOptions): WorkerRun {
+  if (tests.length === 0) return { done: Promise.resolve(), resume() {}, stop() {} };
   const dir = mkdtempSync(join(tmpdir(), 'kvmtest-'));
+  // Also when the process exits without finishing the run (a second Ctrl-C).
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   const queue = new WorkQueue(tests.length);
   let nextBatchId = 1;
   let deathsOutsideTests = 0;
   let failure: Error | undefined;
+  let stopping = false;
+  /** Set when holdBack() refused a batch: resume() has something to do. */
+  let heldBack = false;
   const workers = new Set<Worker>();
   let workerCount = 0;
 
-  return new Promise<void>((resolve, reject) => {
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      clearInterval(watchdog);
-      for (const w of workers) {
-        w.child.removeAllListeners('exit');
-        if (w.child.connected) w.child.send({ type: 'exit' });
-        w.unmapProgress();
+  let finished = false;
+  let settle!: { resolve(): void; reject(err: Error): void };
+  const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    clearInterval(watchdog);
+    for (const w of workers) {
+      w.child.removeAllListeners('exit');
+      if (w.child.connected) w.child.send({ type: 'exit' });
+      w.unmapProgress();
+    }
+    removeDir();
+    process.off('exit', removeDir);
+    if (failure) settle.reject(failure);
+    else settle.resolve();
+  };
+
+  const takeBatch = (): Batch | undefined => {
+    if (queue.length === 0 || failure || stopping || options.shouldStop?.()) return undefined;
+    if (options.holdBack?.(queue.peek())) {
+      heldBack = true;
+      return undefined;
+    }
+    const binary = tests[queue.peek()]!.binary;
+    // Smaller batches near the end keep every worker busy until the last test.
+    const share = Math.ceil(queue.length / (options.jobs * 4));
+    const size = Math.max(1, Math.min(options.maxBatch ?? MAX_BATCH, share));
+    const indices: number[] = [];
+    while (indices.length < size && queue.length > 0 && tests[queue.peek()]!.binary === binary) indices.push(queue.take());
+    return { id: nextBatchId++, binary, indices };
+  };
+
+  const busy = () => [...workers].some((x) => x.batches.length > 0);
+  // Nobody has work and none will be handed out (a run held back waits for resume()).
+  const over = () => !busy() && (queue.length === 0 || failure !== undefined || options.shouldStop?.() === true);
+
+  /** Tops up a worker's batches in flight; ends the run when nobody has work left. */
+  const feed = (w: Worker) => {
+    if (stopping) return;
+    while (w.batches.length < (options.inFlight ?? IN_FLIGHT)) {
+      const batch = takeBatch();
+      if (!batch) break;
+      if (w.batches.length === 0) {
+        // The watchdog counts silence from when a worker had work again.
+        w.heartbeat = w.progress[PROGRESS.heartbeat]!;
+        w.heartbeatAt = Date.now();
       }
-      rmSync(dir, { recursive: true, force: true });
-      if (failure) reject(failure);
-      else resolve();
-    };
-
-    const takeBatch = (): Batch | undefined => {
-      if (queue.length === 0 || failure || options.shouldStop?.()) return undefined;
-      const binary = tests[queue.peek()]!.binary;
-      // Smaller batches near the end keep every worker busy until the last test.
-      const share = Math.ceil(queue.length / (options.jobs * 4));
-      const size = Math.max(1, Math.min(options.maxBatch ?? MAX_BATCH, share));
-      const indices: number[] = [];
-      while (indices.length < size && queue.length > 0 && tests[queue.peek()]!.binary === binary) indices.push(queue.take());
-      return { id: nextBatchId++, binary, indices };
-    };
-
-    const busy = () => [...workers].some((x) => x.batches.length > 0);
-
-    /** Tops up a worker's batches in flight; ends the run when nobody has work left. */
-    const feed = (w: Worker) => {
-      while (w.batches.length < (options.inFlight ?? IN_FLIGHT)) {
-        const batch = takeBatch();
-        if (!batch) break;
-        if (w.batches.length === 0) {
-          // The watchdog counts silence from when a worker had work again.
-          w.heartbeat = w.progress[PROGRESS.heartbeat]!;
-          w.heartbeatAt = Date.now();
-        }
-        w.batches.push(batch);
-        const message: RunBatchMessage = {
-          type: 'run',
-          batch: batch.id,
-          binary: batch.binary,
-          isolation: options.isolation,
-          defaultTimeoutMs: options.defaultTimeoutMs,
-          records: BigUint64Array.from(batch.indices, (i) => tests[i]!.record),
-        };
-        w.child.send(message);
-      }
-      if (!busy()) finish();
-    };
-
-    const spawn = () => {
-      const progressPath = join(dir, `worker-${++workerCount}`);
-      writeFileSync(progressPath, Buffer.alloc(PROGRESS_BYTES));
-      const child = fork(WORKER_SCRIPT, [], {
-        serialization: 'advanced',
-        stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-        env: { ...process.env, [PROGRESS_FILE_ENV]: progressPath },
-      });
-      const mapping = mapSharedFile(progressPath, PROGRESS_BYTES);
-      const w: Worker = {
-        child,
-        progress: new Int32Array(mapping.buffer),
-        unmapProgress: mapping.unmap,
-        batches: [],
-        stderr: '',
-        heartbeat: 0,
-        heartbeatAt: Date.now(),
-        killedByWatchdog: undefined,
-        ready: false,
+      w.batches.push(batch);
+      const message: RunBatchMessage = {
+        type: 'run',
+        batch: batch.id,
+        binary: batch.binary,
+        isolation: options.isolation,
+        defaultTimeoutMs: options.defaultTimeoutMs,
+        records: BigUint64Array.from(batch.indices, (i) => tests[i]!.record),
       };
-      workers.add(w);
-      child.stderr!.setEncoding('utf8');
-      child.stderr!.on('data', (chunk: string) => {
-        w.stderr = (w.stderr + chunk).slice(-STDERR_TAIL);
-      });
-      child.on('message', (message: FromWorker) => {
-        if (message.type === 'ready') {
-          w.ready = true;
-          return feed(w);
-        }
-        if (message.type === 'fatal') {
-          failure ??= new PoolError(message.message);
-          w.batches.length = 0;
-          return feed(w);
-        }
-        // A worker answers its batches in the order it got them.
-        const batch = w.batches.shift()!;
-        batch.indices.forEach((index, i) => {
-          options.onResult(index, message.others.get(i) ?? plainPass(tests[index]!, message.durations[i]!));
-        });
-        feed(w);
-      });
-      child.on('error', (err) => {
-        failure ??= new PoolError(`cannot start a worker process: ${err.message}`);
-      });
-      child.on('exit', (code, signal) => {
-        workers.delete(w);
-        // Read the progress record before it goes away.
-        const running = w.progress[PROGRESS.index]!;
-        const runningBatch = w.progress[PROGRESS.batch]!;
-        w.unmapProgress();
-        const how = w.killedByWatchdog ?? (signal ? `was killed by signal ${signal}` : `exited with status ${code}`);
-        if (w.batches.length > 0) {
-          // Every unanswered batch goes back to the queue, but for the one
-          // test the progress record shows running: that test failed.
-          let blamed = false;
-          for (const batch of [...w.batches].reverse()) {
-            const crashed = runningBatch === batch.id ? running : -1;
-            if (crashed >= 0 && crashed < batch.indices.length) {
-              const index = batch.indices[crashed]!;
-              options.onResult(index, workerDied(tests[index]!, how, w.stderr));
-              queue.putBack(batch.indices.filter((_, i) => i !== crashed));
-              blamed = true;
-            } else {
-              queue.putBack(batch.indices);
-            }
-          }
-          w.batches.length = 0;
-          // Died while loading the binary or sending results: nothing to
-          // blame a test for. Run its batches again, but not forever.
-          if (!blamed && ++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
-            failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how}:\n${w.stderr}`);
-          }
-        } else if (!w.ready) {
-          failure ??= new PoolError(`a worker process ${how} before running any test:\n${w.stderr}`);
-        }
-        // An idle worker that died lost nothing: a new one is started if work is left.
-        if (!failure && queue.length > 0) spawn();
-        else if (!busy()) finish();
-      });
-    };
+      w.child.send(message);
+    }
+    if (over()) finish();
+  };
 
-    const watchdog = setInterval(() => {
-      const now = Date.now();
-      for (const w of workers) {
-        const batch = w.batches[0];
-        if (!batch || w.killedByWatchdog) continue;
-        const beat = w.progress[PROGRESS.heartbeat]!;
-        if (beat !== w.heartbeat) {
-          w.heartbeat = beat;
-          w.heartbeatAt = now;
-          continue;
+  const spawn = () => {
+    const progressPath = join(dir, `worker-${++workerCount}`);
+    writeFileSync(progressPath, Buffer.alloc(PROGRESS_BYTES));
+    const child = fork(WORKER_SCRIPT, [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      env: { ...process.env, [PROGRESS_FILE_ENV]: progressPath, [RUNNER_PID_ENV]: String(process.pid) },
+    });
+    const mapping = mapSharedFile(progressPath, PROGRESS_BYTES);
+    const w: Worker = {
+      child,
+      progress: new Int32Array(mapping.buffer),
+      unmapProgress: mapping.unmap,
+      batches: [],
+      stderr: '',
+      heartbeat: 0,
+      heartbeatAt: Date.now(),
+      killedByWatchdog: undefined,
+      ready: false,
+    };
+    workers.add(w);
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      w.stderr = (w.stderr + chunk).slice(-STDERR_TAIL);
+    });
+    child.on('message', (message: FromWorker) => {
+      if (finished) return;
+      if (message.type === 'ready') {
+        w.ready = true;
+        return feed(w);
+      }
+      if (message.type === 'fatal') {
+        failure ??= new PoolError(message.message);
+        w.batches.length = 0;
+        return feed(w);
+      }
+      // A worker answers its batches in the order it got them.
+      const batch = w.batches.shift()!;
+      batch.indices.forEach((index, i) => {
+        options.onResult(index, message.others.get(i) ?? plainPass(tests[index]!, message.durations[i]!));
+      });
+      feed(w);
+    });
+    child.on('error', (err) => {
+      failure ??= new PoolError(`cannot start a worker process: ${err.message}`);
+    });
+    child.on('exit', (code, signal) => {
+      workers.delete(w);
+      if (stopping) {
+        // Killed by stop(): what it was running has no result.
+        w.unmapProgress();
+        if (workers.size === 0) finish();
+        return;
+      }
+      // Read the progress record before it goes away.
+      const running = w.progress[PROGRESS.index]!;
+      const runningBatch = w.progress[PROGRESS.batch]!;
+      w.unmapProgress();
+      const how = w.killedByWatchdog ?? (signal ? `was killed by signal ${signal}` : `exited with status ${code}`);
+      if (w.batches.length > 0) {
+        // Every unanswered batch goes back to the queue, but for the one
+        // test the progress record shows running: that test failed.
+        let blamed = false;
+        for (const batch of w.batches) {
+          const crashed = runningBatch === batch.id ? running : -1;
+          if (crashed >= 0 && crashed < batch.indices.length) {
+            const index = batch.indices[crashed]!;
+            options.onResult(index, workerDied(tests[index]!, how, w.stderr));
+            queue.putBack(batch.indices.filter((_, i) => i !== crashed));
+            blamed = true;
+          } else {
+            queue.putBack(batch.indices);
+          }
         }
-        const running = w.progress[PROGRESS.index]!;
-        const test = tests[batch.indices[Math.min(batch.indices.length - 1, Math.max(0, running))]!]!;
-        const limit = (test.timeoutMs || options.defaultTimeoutMs) + WATCHDOG_GRACE_MS;
-        if (now - w.heartbeatAt > limit) {
-          w.killedByWatchdog = `stopped responding for ${Math.round((now - w.heartbeatAt) / 1000)} s (its timeout could not stop the guest) and was killed`;
-          w.child.kill('SIGKILL');
+        w.batches.length = 0;
+        // Died while loading the binary or sending results: nothing to
+        // blame a test for. Run its batches again, but not forever.
+        if (!blamed && ++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
+          failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how}${stderrTail(w.stderr)}`);
+        }
+      } else if (!w.ready) {
+        // Died while starting: it had no work, so nothing is lost. Start
+        // another, but not forever (workers that cannot start at all).
+        if (++deathsOutsideTests >= MAX_DEATHS_OUTSIDE_TESTS) {
+          failure ??= new PoolError(`worker processes died ${deathsOutsideTests} times outside any test; the last one ${how} while starting${stderrTail(w.stderr)}`);
         }
       }
-    }, WATCHDOG_INTERVAL_MS);
-    watchdog.unref();
+      // An idle worker that died lost nothing: a new one is started if work is left.
+      if (!failure && queue.length > 0) spawn();
+      else if (over()) finish();
+    });
+  };
 
-    for (let i = 0; i < Math.min(options.jobs, tests.length); i++) spawn();
-  });
+  const watchdog = setInterval(() => {
+    const now = Date.now();
+    for (const w of workers) {
+      const batch = w.batches[0];
+      if (!batch || w.killedByWatchdog) continue;
+      const beat = w.progress[PROGRESS.heartbeat]!;
+      if (beat !== w.heartbeat) {
+        w.heartbeat = beat;
+        w.heartbeatAt = now;
+        continue;
+      }
+      const running = w.progress[PROGRESS.index]!;
+      const test = tests[batch.indices[Math.min(batch.indices.length - 1, Math.max(0, running))]!]!;
+      const limit = (test.timeoutMs || options.defaultTimeoutMs) + WATCHDOG_GRACE_MS;
+      if (now - w.heartbeatAt > limit) {
+        w.killedByWatchdog = `stopped responding for ${Math.round((now - w.heartbeatAt) / 1000)} s (its timeout could not stop the guest) and was killed`;
+        w.child.kill('SIGKILL');
+      }
+    }
+  }, WATCHDOG_INTERVAL_MS);
+  watchdog.unref();
+
+  for (let i = 0; i < Math.min(options.jobs, tests.length); i++) spawn();
+
+  return {
+    done,
+    resume() {
+      if (!heldBack || finished || stopping) return;
+      heldBack = false;
+      for (const w of workers) if (w.ready) feed(w);
+    },
+    stop() {
+      if (finished || stopping) return;
+      stopping = true;
+      for (const w of workers) w.child.kill('SIGKILL');
+      if (workers.size === 0) finish();
+    },
+  };
 }
 
-/** Test indices still to hand out: in order, with tests put back (after a crash) going first. */
+/**
+ * Test indices still to hand out, lowest first. Tests put back after a crash
+ * are lower than any not yet handed out, so they go first, in order: the
+ * earliest unfinished test is always either running or at the front.
+ */
 class WorkQueue {
   private next = 0;
+  /** Highest first, so the lowest pops. */
   private readonly returned: number[] = [];
 
   constructor(private readonly count: number) {}
@@ -256,8 +328,14 @@ class WorkQueue {
   }
 
   putBack(indices: readonly number[]): void {
-    for (let i = indices.length - 1; i >= 0; i--) this.returned.push(indices[i]!);
+    this.returned.push(...indices);
+    this.returned.sort((a, b) => b - a);
   }
+}
+
+/** A worker's last words for a message, or nothing when it wrote none. */
+function stderrTail(stderr: string): string {
+  return stderr.trim() ? `; its standard error:\n${stderr.trim()}` : '';
 }
 
 function workerDied(test: TestCase, how: string, stderr: string): TestResult {

@@ -67,6 +67,12 @@ export interface ReadyMessage {
 
 export type FromWorker = BatchResultsMessage | FatalMessage | ReadyMessage;
 
+/**
+ * Environment variable with the runner's pid: a worker that finds another
+ * parent has outlived its runner (see worker-main.ts) and exits.
+ */
+export const RUNNER_PID_ENV = 'KVMTEST_RUNNER_PID';
+
 /** Environment variable naming the worker's progress file. */
 export const PROGRESS_FILE_ENV = 'KVMTEST_PROGRESS_FILE';
 /**

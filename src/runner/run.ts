@@ -1,18 +1,23 @@
 // One test run: discover and select tests, run them in worker processes,
 // and feed the reporters results in a stable order (each result is passed on
-// as soon as every test before it has finished).
+// as soon as every test before it has finished, then dropped). A run can be
+// stopped early (a signal, a worker problem): the reporters still get what
+// finished, with a summary that says the run is incomplete and why.
 import { availableParallelism } from 'node:os';
 import { DEFAULT_TIMEOUT_MS } from '../run-guest.js';
 import { discoverTests, selectTests, type Selection } from './discover.js';
 import type { Isolation } from './executor.js';
-import { runInWorkers } from './pool.js';
+import { jobLimit } from './limits.js';
+import { PoolError, startWorkers, type WorkerRun } from './pool.js';
 import type { ProgressLine } from './progress.js';
+import { ReportQueue } from './report-queue.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
 
 export interface RunOptions extends Selection {
   binaries: readonly string[];
   /** The selected tests, if the caller already discovered them (otherwise found from `binaries`). */
   tests?: readonly TestCase[];
+  /** Worker processes (default: the number of CPUs, within jobLimit()). */
   jobs?: number;
   isolation?: Isolation;
   timeoutMs?: number;
@@ -20,47 +25,59 @@ export interface RunOptions extends Selection {
   bail?: number;
   reporters: readonly Reporter[];
   progress?: ProgressLine;
+  /**
+   * Aborting it stops the run at once: workers are killed, the tests they
+   * were running get no result, and the reporters write what finished, as
+   * incomplete. The reason (an Error's message, or a string) says why.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunOutcome {
-  results: TestResult[];
   summary: RunSummary;
-  /** Tests never started because of --bail. */
-  notRun: number;
 }
 
+/**
+ * Runs the tests and resolves once every reporter has written its report.
+ * A worker problem that stops the run (a PoolError) rejects, after the
+ * reporters have written what finished; so does a reporter that failed,
+ * without another word to them.
+ */
 export async function runTests(options: RunOptions): Promise<RunOutcome> {
   const started = process.hrtime.bigint();
   const tests = options.tests ?? selectTests(discoverTests(options.binaries), options);
   const binaries = [...new Set(tests.map((t) => t.binary))];
-  const { reporters, progress } = options;
-  const emit = (event: (r: Reporter) => void) => {
-    progress?.clear();
-    for (const r of reporters) event(r);
-  };
-  emit((r) => r.onRunStart?.({ tests, binaries }));
+  const { reporters, progress, signal } = options;
 
-  const results: Array<TestResult | undefined> = new Array(tests.length);
+  let pool: WorkerRun | undefined;
+  let stoppedBecause: string | undefined;
+  const stop = (why: string) => {
+    stoppedBecause ??= why;
+    pool?.stop();
+  };
+  const reports = new ReportQueue(tests.length, reporters, {
+    beforeEvent: () => progress?.clear(),
+    onRelief: () => pool?.resume(),
+    // Nothing more can be reported: running more tests would be wasted.
+    onError: () => stop('the report could not be written'),
+  });
+
+  for (const r of reporters) {
+    progress?.clear();
+    await r.onRunStart?.({ tests, binaries });
+  }
+
   const toRun: number[] = [];
   tests.forEach((test, i) => {
-    if (test.ignore && !options.includeIgnored) results[i] = ignoredResult(test);
+    if (test.ignore && !options.includeIgnored) reports.add(i, ignoredResult(test));
     else toRun.push(i);
   });
 
-  let nextToEmit = 0;
   let done = 0;
   let failed = 0;
-  const flush = () => {
-    while (nextToEmit < tests.length && results[nextToEmit]) {
-      const result = results[nextToEmit++]!;
-      emit((r) => r.onTestResult?.(result));
-    }
-  };
-  flush();
-
   const bail = options.bail ?? Infinity;
-  await runInWorkers(toRun.map((i) => tests[i]!), {
-    jobs: options.jobs ?? availableParallelism(),
+  pool = startWorkers(toRun.map((i) => tests[i]!), {
+    jobs: options.jobs ?? Math.min(availableParallelism(), jobLimit().max),
     // With --bail, one test per batch: a batch's results arrive together, so
     // bigger batches would run (and report) tests past the N-th failure.
     maxBatch: options.bail === undefined ? undefined : 1,
@@ -68,30 +85,51 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     isolation: options.isolation ?? 'snapshot',
     defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     onResult(index, result) {
-      results[toRun[index]!] = result;
+      reports.add(toRun[index]!, result);
       done++;
       if (result.status === 'failed') failed++;
-      flush();
       progress?.update({ done, total: toRun.length, failed });
     },
     shouldStop: () => failed >= bail,
+    // While results pile up (an early test is slow, or the output cannot
+    // keep up), only the batch holding the earliest test unreported goes out.
+    holdBack: (first) => reports.congested && toRun[first]! > reports.nextIndex,
   });
+  if (stoppedBecause !== undefined) pool.stop();
 
-  // After --bail, some tests have no result: report the others, in order.
-  const finished = results.filter((r): r is TestResult => r !== undefined);
-  for (; nextToEmit < tests.length; nextToEmit++) {
-    const result = results[nextToEmit];
-    if (result) emit((r) => r.onTestResult?.(result));
+  const onAbort = () => stop(reasonText(signal!.reason));
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+
+  let poolError: unknown;
+  try {
+    await pool.done;
+  } catch (err) {
+    poolError = err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
+  // After --bail or a stop, some tests have no result: report the others, in order.
+  await reports.finish();
+  const reported = reports.counts;
   const summary: RunSummary = {
-    passed: finished.filter((r) => r.status === 'passed').length,
-    failed: finished.filter((r) => r.status === 'failed').length,
-    ignored: finished.filter((r) => r.status === 'ignored').length,
+    passed: reported.passed,
+    failed: reported.failed,
+    ignored: reported.ignored,
     durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+    notRun: tests.length - reported.delivered,
   };
+  const incomplete = stoppedBecause ?? (poolError instanceof PoolError ? poolError.message : undefined);
+  if (incomplete !== undefined) summary.incomplete = incomplete;
   progress?.clear();
-  for (const r of reporters) await r.onRunEnd?.(finished, summary);
-  return { results: finished, summary, notRun: tests.length - finished.length };
+  for (const r of reporters) await r.onRunEnd?.(summary);
+  if (poolError) throw poolError;
+  return { summary };
+}
+
+function reasonText(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  return typeof reason === 'string' ? reason : 'the run was stopped';
 }
 
 function ignoredResult(test: TestCase): TestResult {

@@ -51,14 +51,28 @@ export interface RunSummary {
   ignored: number;
   /** Wall-clock time of the whole run. */
   durationMs: number;
+  /** Selected tests without a result: never started (--bail, an interrupted run) or cut off while running. */
+  notRun: number;
+  /**
+   * Set when the run stopped before its end for a reason other than --bail:
+   * why ("interrupted by SIGINT", a worker problem). The report then holds
+   * what finished.
+   */
+  incomplete?: string;
 }
 
-/** Reporters are event callbacks over plain results; they never touch KVM. */
+/**
+ * Reporters are event callbacks over plain results; they never touch KVM.
+ * A callback may return a promise when its output is full: the runner waits
+ * for it before the next event, so a slow output holds back the run instead
+ * of filling memory. A reporter keeps what it needs of a result; the runner
+ * keeps nothing once every reporter has seen it.
+ */
 export interface Reporter {
   /** Before any test runs. `tests` is the filtered list, in report order. */
-  onRunStart?(info: { tests: readonly TestCase[]; binaries: readonly string[] }): void;
+  onRunStart?(info: { tests: readonly TestCase[]; binaries: readonly string[] }): void | Promise<void>;
   /** After each test, in report order (stable from run to run). */
-  onTestResult?(result: TestResult): void;
-  /** Once, at the end. Returns when the report is written. */
-  onRunEnd?(results: readonly TestResult[], summary: RunSummary): void | Promise<void>;
+  onTestResult?(result: TestResult): void | Promise<void>;
+  /** Once, at the end. Resolves when the report is written. */
+  onRunEnd?(summary: RunSummary): void | Promise<void>;
 }

@@ -2,16 +2,38 @@
 // a BinaryExecutor (one VM reused per binary, or one per test), and sends
 // back each batch's results. Before each test it records which one in a
 // shared progress file, so that if this process dies the runner knows which
-// test killed it.
+// test killed it. It lives and dies with its runner: signals that would
+// stop a run are the runner's to handle, and the kernel kills this process
+// when the runner dies, even in the middle of KVM_RUN.
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { loadImage } from '../image/image.js';
 import { testRecordReader } from '../image/test-table.js';
-import { mapSharedFile } from '../kvm/libc.js';
+import { getppid, mapSharedFile, setParentDeathSignal } from '../kvm/libc.js';
 import { getKvm, getRunTimer } from '../run-guest.js';
 import { BinaryExecutor, type Isolation } from './executor.js';
-import { type FromWorker, isPlainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, type ToWorker } from './protocol.js';
+import {
+  type FromWorker,
+  isPlainPass,
+  PROGRESS,
+  PROGRESS_BYTES,
+  PROGRESS_FILE_ENV,
+  type RunBatchMessage,
+  RUNNER_PID_ENV,
+  type ToWorker,
+} from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure } from './verdict.js';
+
+// Ctrl-C reaches the whole process group, this worker included: the runner
+// decides what happens (it stops the run and kills its workers).
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+// The runner may die without a word (SIGKILL, a crash): then so do we.
+setParentDeathSignal(constants.signals.SIGKILL);
+// It may have died before the line above: then our parent is already another process.
+const runnerPid = Number(process.env[RUNNER_PID_ENV]);
+if (runnerPid && getppid() !== runnerPid) process.exit(1);
 
 interface LoadedBinary {
   executor: BinaryExecutor;

@@ -1,7 +1,7 @@
 // Usage and environment errors exit with status 2 and a message that says
 // what is wrong; --help, --version and the bare command.
 import assert from 'node:assert/strict';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { assemble } from '../helpers/toolchain.js';
@@ -78,12 +78,19 @@ describe('kvmtest run: usage errors (exit status 2, nothing run)', () => {
     ['an unknown short option', ['-x'], [/unknown option -x/]],
     ['--jobs 0', ['--jobs', '0'], [/--jobs must be a positive whole number/, /"0"/]],
     ['--jobs x', ['--jobs', 'x'], [/--jobs must be a positive whole number/, /"x"/]],
+    [
+      '--jobs beyond what this host can run',
+      ['--jobs', '300'],
+      [/--jobs must be at most \d+ on this host: 4 worker processes per CPU \(\d+ CPUs?: \d+\) and 256 MiB of memory for each \([\d.]+ GiB: \d+\), whichever is fewer/, /"300"/],
+    ],
     ['--timeout -1', ['--timeout', '-1'], [/--timeout must be a positive whole number/, /"-1"/]],
     ['--reporter xml', ['--reporter', 'xml'], [/--reporter must be one of pretty, tap, json, junit/, /"xml"/]],
     ['--isolation foo', ['--isolation', 'foo'], [/--isolation must be snapshot or vm/, /"foo"/]],
     ['--shard 0/2', ['--shard', '0/2'], [/--shard must be I\/N with 1 <= I <= N/, /"0\/2"/]],
     ['--shard 3/2', ['--shard', '3/2'], [/--shard must be I\/N with 1 <= I <= N/, /"3\/2"/]],
     ['--shard x', ['--shard', 'x'], [/--shard must be I\/N/, /"x"/]],
+    ['--shard with a huge N', ['--shard', '1/99999999999999999999'], [/--shard must be I\/N with 1 <= I <= N <= 1000000/, /"1\/99999999999999999999"/]],
+    ['--shard 1/1000001', ['--shard', '1/1000001'], [/--shard must be I\/N with 1 <= I <= N <= 1000000/]],
     ['--bail 0', ['--bail=0'], [/--bail must be a positive whole number/]],
     ['a value for a flag', ['--list=yes'], [/--list takes no value/]],
   ];
@@ -162,5 +169,38 @@ describe('kvmtest run: unusable binaries and outputs (exit status 2)', () => {
   test('--output into a missing directory', guestTest(), async () => {
     const file = join(tempDir(), 'no-such-directory', 'report.txt');
     await assertUsageError(['run', '--output', file, bin.passing], /cannot write the report to .*no-such-directory\/report\.txt/, /no such file or directory/i);
+  });
+
+  /** Exit status 2 and exactly `message` on stderr, with each of `reporters`. */
+  async function assertCannotWrite(output: string, message: string, reporters = ['pretty']): Promise<void> {
+    for (const reporter of reporters) {
+      const result = await kvmtest(['run', '--reporter', reporter, '--output', output, bin.passing]);
+      assert.equal(result.status, 2, `--reporter ${reporter}: ${describeRun(result)}`);
+      assert.equal(result.stderr, `kvmtest: cannot write the report to ${output}: ${message}\n`, `--reporter ${reporter}`);
+      assert.equal(result.stdout, '');
+    }
+  }
+
+  test('--output /dev/full: the device takes no report, whether a reporter writes as it goes or at the end', guestTest(), async () => {
+    await assertCannotWrite('/dev/full', 'ENOSPC: no space left on device', ['pretty', 'tap', 'json', 'junit']);
+  });
+
+  // These two are found before the run starts, whatever the reporter.
+  test('--output a directory', guestTest(), async () => {
+    const dir = join(tempDir(), 'a-directory');
+    mkdirSync(dir, { recursive: true });
+    await assertCannotWrite(dir, 'it is a directory');
+    assert.deepEqual(readdirSync(dir), [], 'nothing written into it');
+  });
+
+  test('--output in a directory that cannot be written to', guestTest(), async () => {
+    if (process.getuid?.() === 0) {
+      // root may write to any directory it owns, but not to sysfs.
+      await assertCannotWrite('/sys/kvmtest-report.json', 'EACCES: permission denied');
+      return;
+    }
+    const dir = join(tempDir(), 'read-only');
+    mkdirSync(dir, { recursive: true, mode: 0o555 });
+    await assertCannotWrite(join(dir, 'report.json'), 'EACCES: permission denied');
   });
 });

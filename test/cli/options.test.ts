@@ -3,12 +3,13 @@
 // --bail) and reporting them (--reporter, --output), and a report order
 // that does not depend on how the tests were scheduled.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseXml, type XmlElement } from '../report/xml.js';
+import { jobLimit } from '../../src/runner/limits.js';
 import { guestTest, toolchainTest } from '../helpers/kvm.js';
-import { buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runJson, tempDir, type JsonReport } from './helpers.js';
+import { BIN, buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runCommand, runJson, tempDir, type JsonReport } from './helpers.js';
 
 const bin = { passing: '', failing: '', many: '', spin: '' };
 
@@ -167,6 +168,18 @@ describe('choosing tests', () => {
 });
 
 describe('running tests', () => {
+  test("--jobs up to this host's limit and --shard up to 1000000 are accepted", toolchainTest(), async () => {
+    const { max } = jobLimit();
+    const atLimit = await kvmtest(['run', '--list', '--jobs', String(max), bin.passing]);
+    assert.equal(atLimit.status, 0, describeRun(atLimit));
+    const beyond = await kvmtest(['run', '--list', '--jobs', String(max + 1), bin.passing]);
+    assert.equal(beyond.status, 2, describeRun(beyond));
+    assert.match(beyond.stderr, new RegExp(`--jobs must be at most ${max} on this host`));
+    const lastShard = await kvmtest(['run', '--list', '--shard', '1000000/1000000', bin.passing]);
+    assert.equal(lastShard.status, 0, describeRun(lastShard));
+    assert.equal(lines(lastShard.stdout).at(-1), '0 tests');
+  });
+
   test('--timeout MS is the timeout of tests that set none', guestTest(), async () => {
     const started = Date.now();
     const { result, report } = await runJson(['--timeout', '200', bin.spin]);
@@ -301,5 +314,27 @@ describe('reporting', () => {
     assert.equal(prettyRun.stdout, '');
     assert.ok(existsSync(pretty));
     assert.match(readFileSync(pretty, 'utf8'), /^running 8 tests\n[\s\S]*\ntest result: ok\. 7 passed; 0 failed; 1 ignored; finished in \d+\.\d\ds\n$/);
+  });
+
+  test('--output FILE: the report replaces FILE whole, through a symbolic link the file it points to, and no temporary file stays', guestTest(), async () => {
+    const dir = mkdtempSync(join(tempDir(), 'output-'));
+    const file = join(dir, 'report.json');
+    writeFileSync(file, 'an older report\n');
+    const link = join(dir, 'latest.json');
+    symlinkSync('report.json', link);
+    const result = await kvmtest(['run', '--reporter', 'json', '--output', link, bin.passing]);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.ok(lstatSync(link).isSymbolicLink(), 'the link is still a link');
+    assertJsonSchema(JSON.parse(readFileSync(file, 'utf8')));
+    assert.deepEqual(readdirSync(dir).sort(), ['latest.json', 'report.json']);
+  });
+
+  test('--output a device or a pipe: written in place', guestTest(), async () => {
+    const result = await kvmtest(['run', '--reporter', 'json', '--output', '/dev/null', bin.passing]);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.equal(result.stderr, '');
+    const piped = await runCommand('sh', ['-c', `"${process.execPath}" "${BIN}" run --reporter json --output /dev/stdout "${bin.passing}" | head -c 1`]);
+    assert.equal(piped.stdout, '{');
+    assert.equal(piped.stderr, '', 'a reader that went away is not an error');
   });
 });

@@ -75,13 +75,24 @@ export interface CliRun {
   elapsedMs: number;
 }
 
+export interface CliOptions {
+  /** Replaces the environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** In a process group of its own (so that a test can signal the group, as Ctrl-C does). */
+  detached?: boolean;
+}
+
 /**
  * Runs `kvmtest run ARGS` in a child process. `watch` is called once the
  * child is spawned, with the child, and may observe or disturb it.
  */
-export function runCli(args: readonly string[], watch?: (child: ChildProcess) => void): Promise<CliRun> {
+export function runCli(args: readonly string[], watch?: (child: ChildProcess) => void, options: CliOptions = {}): Promise<CliRun> {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'run', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
+    detached: options.detached ?? false,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -134,6 +145,17 @@ export function childPids(pid: number): number[] {
   return pids;
 }
 
+/** True while a process exists and is not a zombie (a dead process not yet reaped). */
+export function isAlive(pid: number): boolean {
+  try {
+    // "pid (comm) state ...": the state follows the last ")".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /** True if the process holds a KVM VM open (an anon_inode:kvm-vm descriptor). */
 export function holdsKvmVm(pid: number): boolean {
   try {
@@ -146,6 +168,16 @@ export function holdsKvmVm(pid: number): boolean {
     });
   } catch {
     return false;
+  }
+}
+
+/** A worker's progress file: [batch, index in batch (-1 between tests), heartbeat]; undefined if unreadable. */
+export function readProgress(path: string): Int32Array | undefined {
+  try {
+    const bytes = readFileSync(path);
+    return new Int32Array(bytes.buffer, bytes.byteOffset, 3);
+  } catch {
+    return undefined;
   }
 }
 

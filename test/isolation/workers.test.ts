@@ -2,9 +2,12 @@
 // killed from outside fails only the test it was running and a new worker
 // runs the rest; a hung guest is stopped at its timeout (reporting where it
 // was) while the other worker goes on; --jobs N runs N worker processes,
-// each running guests; --bail stops early and still writes the report.
+// each running guests; --bail stops early and still writes the report; a
+// worker that dies while starting is replaced, and workers that keep dying
+// stop the run with exit status 2 after the report of what finished.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsonReport } from '../../src/report/json.js';
@@ -18,31 +21,60 @@ import {
   environOf,
   holdsKvmVm,
   jsonReport,
+  readProgress,
   runCli,
   scratchDir,
   sleep,
 } from './helpers.js';
 
 let elf: string;
+let signalsElf: string;
 
 before(() => {
   if (guestSkipReason()) return;
   elf = buildFixture('workers.elf', ['workers.c']);
+  signalsElf = buildFixture('signals.elf', ['signals.c']);
 });
+
+/**
+ * True while a worker process cannot have said it is ready: it is not yet
+ * running the worker's script, or has not loaded koffi, which the script
+ * imports before anything else runs.
+ */
+function startingUp(pid: number): boolean {
+  try {
+    const script = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('worker-main.js');
+    return !script || !readFileSync(`/proc/${pid}/maps`, 'utf8').includes('koffi');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills up to `count` worker processes of a run, each as soon as it appears
+ * and while it is still starting up; resolves to the pids killed.
+ */
+async function killWhileStarting(child: ChildProcess, count: number): Promise<number[]> {
+  const killed: number[] = [];
+  const seen = new Set<number>();
+  while (child.exitCode === null && child.signalCode === null && killed.length < count) {
+    for (const pid of childPids(child.pid!)) {
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      if (killed.length < count && startingUp(pid)) {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      }
+    }
+    // As often as the event loop allows: a worker takes a few hundred ms to start.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return killed;
+}
 
 /** How long a test must have been running before the kill test takes it for the spinning one. */
 const RUNNING_FOR_MS = 1000;
 const POLL_MS = 20;
-
-/** The worker's progress file: [batch, index in batch (-1 between tests), heartbeat]. */
-function readProgress(path: string): Int32Array | undefined {
-  try {
-    const bytes = readFileSync(path);
-    return new Int32Array(bytes.buffer, bytes.byteOffset, 3);
-  } catch {
-    return undefined;
-  }
-}
 
 describe('worker processes', () => {
   test('a worker killed while running a test fails only that test; a new worker runs the rest', guestTest({ timeout: 90_000 }), async () => {
@@ -196,5 +228,37 @@ describe('worker processes', () => {
         assert.match(text, /bail_a_fail_01/);
       }
     }
+  });
+
+  test('a worker that dies while starting is replaced, and the run goes on', guestTest({ timeout: 60_000 }), async () => {
+    const watcher: { killed?: Promise<number[]> } = {};
+    const run = await runCli(['--jobs', '2', '--filter', 'kill_c_quick', '--reporter', 'json', elf], (child) => {
+      watcher.killed = killWhileStarting(child, 2);
+    });
+    const killed = await watcher.killed!;
+    assert.equal(killed.length, 2, `killed ${killed.length} workers while they started; stderr:\n${run.stderr}`);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stderr, '');
+    const tests = jsonReport(run).tests;
+    assert.equal(tests.length, 10);
+    const failures = describeFailures(tests);
+    if (failures) assert.fail(`tests failed:\n${failures}`);
+  });
+
+  test('workers that keep dying while starting stop the run: exit 2, the message, and the report of what finished, marked incomplete', guestTest({ timeout: 60_000 }), async () => {
+    const output = join(scratchDir(), 'dying.json');
+    const watcher: { killed?: Promise<number[]> } = {};
+    const run = await runCli(['--jobs', '1', '--filter', 'run_', '--reporter', 'json', '--output', output, signalsElf], (child) => {
+      watcher.killed = killWhileStarting(child, 3);
+    });
+    assert.equal((await watcher.killed!).length, 3);
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(run.stderr, 'kvmtest: worker processes died 3 times outside any test; the last one was killed by signal SIGKILL while starting\n');
+    const report = JSON.parse(readFileSync(output, 'utf8')) as JsonReport;
+    // Only the ignored test has a result: nothing else ran.
+    assert.deepEqual(report.tests.map((t) => [t.name, t.status]), [['run_z_ignored', 'ignored']]);
+    assert.equal(report.summary.incomplete, true);
+    assert.match(report.summary.incompleteReason!, /^worker processes died 3 times outside any test/);
+    assert.equal(report.summary.notRun, 32);
   });
 });

@@ -44,19 +44,24 @@ export function summarize(results: readonly TestResult[], durationMs: number): R
     failed: results.filter((r) => r.status === 'failed').length,
     ignored: results.filter((r) => r.status === 'ignored').length,
     durationMs,
+    notRun: 0,
   };
 }
 
-/** Drives a reporter the way the runner does: start, each result, end. */
+/**
+ * Drives a reporter the way the runner does: start, each result, end,
+ * waiting whenever the reporter asks to. `summary` overrides parts of the
+ * summary computed from the results (an incomplete run, say).
+ */
 export async function drive(
   reporter: Reporter,
   results: readonly TestResult[],
-  options: { durationMs?: number; binaries?: string[]; start?: boolean } = {},
+  options: { durationMs?: number; binaries?: string[]; start?: boolean; summary?: Partial<RunSummary> } = {},
 ): Promise<void> {
   const binaries = options.binaries ?? [...new Set(results.map((r) => r.binary))];
-  if (options.start !== false) reporter.onRunStart?.({ tests: results.map(caseFor), binaries });
-  for (const result of results) reporter.onTestResult?.(result);
-  await reporter.onRunEnd?.(results, summarize(results, options.durationMs ?? 20));
+  if (options.start !== false) await reporter.onRunStart?.({ tests: results.map(caseFor), binaries });
+  for (const result of results) await reporter.onTestResult?.(result);
+  await reporter.onRunEnd?.({ ...summarize(results, options.durationMs ?? 20), ...options.summary });
 }
 
 export const BIN = 'build/tests.elf';

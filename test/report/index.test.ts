@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { createReporter, REPORTER_NAMES } from '../../src/report/index.js';
-import { drive, memorySink, passed } from './fixtures.js';
+import { assertFailed, drive, memorySink, passed } from './fixtures.js';
 
 describe('createReporter', () => {
   test('knows the four reporters', () => {
@@ -55,5 +55,29 @@ describe('createReporter', () => {
     stream.on('error', () => {});
     stream.destroy();
     await assert.rejects(drive(createReporter('json', stream), [passed('p')]));
+  });
+
+  test('each reporter waits for a full stream instead of piling text up in its buffer', async () => {
+    /** A slow stream with a tiny buffer that records the most text it ever held. */
+    function slowStream() {
+      const seen = { most: 0, largestWrite: 0 };
+      const stream: Writable = new Writable({
+        highWaterMark: 64,
+        write(chunk: Buffer, _encoding, done) {
+          seen.largestWrite = Math.max(seen.largestWrite, chunk.length);
+          // This chunk and all queued behind it.
+          seen.most = Math.max(seen.most, stream.writableLength);
+          setImmediate(done);
+        },
+      });
+      return { stream, seen };
+    }
+    const results = Array.from({ length: 40 }, (_, i) => ({ ...assertFailed(`t${i}`), output: 'o'.repeat(1000) }));
+    for (const name of REPORTER_NAMES) {
+      const { stream, seen } = slowStream();
+      await drive(createReporter(name, stream), results);
+      // Waiting for 'drain' before each write: never more than one write on top of a buffer below its mark.
+      assert.ok(seen.most <= seen.largestWrite + 64, `${name}: ${seen.most} bytes buffered at once (largest write ${seen.largestWrite})`);
+    }
   });
 });

@@ -1,18 +1,19 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { jsonReporter } from '../../src/report/json.js';
-import { BIN, HOSTILE_OUTPUT, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed } from './fixtures.js';
+import { jsonReport, jsonReporter } from '../../src/report/json.js';
+import { BIN, HOSTILE_OUTPUT, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, summarize } from './fixtures.js';
 
 describe('JSON reporter', () => {
   test('writes one parseable document with every test and the summary', async () => {
     const sink = memorySink();
-    await drive(
-      jsonReporter(sink),
-      [passed('p', BIN, 'hi\n'), pageFault('pf'), assertFailed('broken'), ignored('skipped', 'why'), hostile('h', OTHER_BIN)],
-      { durationMs: 20.5 },
+    const results = [passed('p', BIN, 'hi\n'), pageFault('pf'), assertFailed('broken'), ignored('skipped', 'why'), hostile('h', OTHER_BIN)];
+    await drive(jsonReporter(sink), results, { durationMs: 20.5 });
+    assert.equal(sink.chunks.length, 1 + results.length + 1, 'written as results arrive: the opening, each test, the summary');
+    assert.equal(
+      sink.text,
+      `${JSON.stringify(jsonReport(results, summarize(results, 20.5)), null, 2)}\n`,
+      'the same bytes as the whole document built at once',
     );
-    assert.equal(sink.chunks.length, 1, 'written once, at the end');
-    assert.ok(sink.text.endsWith('}\n'));
     const report = JSON.parse(sink.text);
 
     assert.deepEqual(report.summary, { passed: 1, failed: 3, ignored: 1, durationMs: 20.5 });
@@ -79,5 +80,41 @@ describe('JSON reporter', () => {
     assert.equal(broken.output, 'booting\r\nstep 1 done');
     assert.equal(h.output, HOSTILE_OUTPUT);
     assert.equal(h.message, hostile('h').message);
+  });
+
+  test('each test is written when its result arrives, before the run ends', async () => {
+    const sink = memorySink();
+    const reporter = jsonReporter(sink);
+    await reporter.onRunStart?.({ tests: [], binaries: [BIN] });
+    await reporter.onTestResult?.(passed('first', BIN, 'early output\n'));
+    assert.match(sink.text, /"name": "first"[\s\S]*"output": "early output\\n"/);
+  });
+
+  test('empty runs and runs whose start was not announced are still one document', async () => {
+    for (const start of [true, false]) {
+      for (const results of [[], [passed('p')]]) {
+        const sink = memorySink();
+        await drive(jsonReporter(sink), results, { start });
+        assert.equal(sink.text, `${JSON.stringify(jsonReport(results, summarize(results, 20)), null, 2)}\n`, `start ${start}, ${results.length} tests`);
+      }
+    }
+  });
+
+  test('a complete run has exactly the four summary keys; an incomplete one says why and how many did not run', async () => {
+    const complete = memorySink();
+    await drive(jsonReporter(complete), [passed('p')]);
+    assert.deepEqual(Object.keys(JSON.parse(complete.text).summary), ['passed', 'failed', 'ignored', 'durationMs']);
+
+    const cut = memorySink();
+    await drive(jsonReporter(cut), [passed('p')], { summary: { incomplete: 'interrupted by SIGINT', notRun: 3 } });
+    assert.deepEqual(JSON.parse(cut.text).summary, {
+      passed: 1,
+      failed: 0,
+      ignored: 0,
+      durationMs: 20,
+      incomplete: true,
+      incompleteReason: 'interrupted by SIGINT',
+      notRun: 3,
+    });
   });
 });

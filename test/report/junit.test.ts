@@ -1,17 +1,23 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { junitReporter } from '../../src/report/junit.js';
-import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed } from './fixtures.js';
+import { junitDocument, junitReporter } from '../../src/report/junit.js';
+import type { RunSummary, TestResult } from '../../src/runner/types.js';
+import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, summarize } from './fixtures.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 function child(node: XmlElement, name: string): XmlElement | undefined {
   return node.children.find((c) => c.name === name);
 }
 
-async function report(...args: Parameters<typeof drive> extends [unknown, ...infer Rest] ? Rest : never): Promise<string> {
+/** The streamed report, checked against the document built in memory at once. */
+async function report(
+  results: readonly TestResult[],
+  options: { durationMs?: number; summary?: Partial<RunSummary> } = {},
+): Promise<string> {
   const sink = memorySink();
-  await drive(junitReporter(sink), ...args);
-  assert.equal(sink.chunks.length, 1, 'written once, at the end');
+  await drive(junitReporter(sink), results, options);
+  const summary = { ...summarize(results, options.durationMs ?? 20), ...options.summary };
+  assert.equal(sink.text, junitDocument(results, summary), 'the same document as building it at once');
   return sink.text;
 }
 
@@ -108,5 +114,52 @@ describe('JUnit reporter', () => {
     assert.throws(() => parseXml(`${head}<a><b></a>`));
     assert.throws(() => parseXml(`${head}<a x="1" x="2"/>`));
     assert.doesNotThrow(() => parseXml(`${head}<a x="&lt;&#10;"><b/>t&amp;t</a>`));
+    assert.throws(() => parseXml(`${head}<!-- a -- b --><a/>`));
+    assert.throws(() => parseXml(`${head}<!-- a --->\n<a/>`));
+    assert.doesNotThrow(() => parseXml(`${head}<!-- a - b -->\n<a><!-- c --></a>`));
+  });
+
+  test('test cases of one binary stay together even when results alternate between binaries', async () => {
+    const root = parseXml(await report([passed('a1'), passed('b1', OTHER_BIN), passed('a2'), passed('b2', OTHER_BIN)]));
+    assert.deepEqual(
+      root.children.map((suite) => [suite.attributes.name, suite.children.map((c) => c.attributes.name)]),
+      [
+        [BIN, ['a1', 'a2']],
+        [OTHER_BIN, ['b1', 'b2']],
+      ],
+    );
+  });
+
+  test('nothing is written before the end: the start tags need the final counts', async () => {
+    const sink = memorySink();
+    const reporter = junitReporter(sink);
+    await reporter.onRunStart?.({ tests: [], binaries: [BIN] });
+    await reporter.onTestResult?.(passed('p', BIN, 'output\n'));
+    assert.equal(sink.text, '');
+  });
+
+  test('an incomplete run: a comment at the top and a property in each suite, with the counts of what ran', async () => {
+    const xml = await report([passed('p'), pageFault('pf'), passed('q', OTHER_BIN)], {
+      summary: { incomplete: 'interrupted by SIGINT', notRun: 4 },
+    });
+    assert.match(xml, /^<\?xml [^\n]*\n<!-- kvmtest: incomplete run: interrupted by SIGINT; 4 of 7 tests did not run -->\n<testsuites /);
+    const root = parseXml(xml);
+    assert.deepEqual([root.attributes.tests, root.attributes.failures], ['3', '1']);
+    for (const suite of root.children) {
+      const properties = child(suite, 'properties')!;
+      assert.deepEqual(properties.children.map((p) => p.attributes), [
+        { name: 'kvmtest.incomplete', value: 'interrupted by SIGINT; 4 of 7 tests did not run' },
+      ]);
+    }
+    assert.deepEqual(
+      root.children.map((s) => s.children.filter((c) => c.name === 'testcase').length),
+      [2, 1],
+    );
+  });
+
+  test('a reason with "--" in it cannot end the comment early', async () => {
+    const xml = await report([], { summary: { incomplete: 'worker died -- twice-', notRun: 1 } });
+    assert.doesNotThrow(() => parseXml(xml));
+    assert.match(xml, /<!-- kvmtest: incomplete run: worker died - - twice-; 1 of 1 tests did not run -->/);
   });
 });

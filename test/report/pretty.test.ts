@@ -155,4 +155,16 @@ describe('pretty reporter', () => {
     assert.equal(colorEnabled({ write() {} }, {}), false);
     assert.equal(colorEnabled({ isTTY: false, write() {} }, {}), false);
   });
+
+  test('an incomplete run: the summary of what ran, then a line on what did not', async () => {
+    const sink = memorySink();
+    await drive(prettyReporter(sink), [passed('a'), passed('b')], { summary: { incomplete: 'interrupted by SIGINT\nmore', notRun: 3 } });
+    assert.ok(
+      sink.text.endsWith(
+        '\ntest result: ok. 2 passed; 0 failed; 0 ignored; finished in 0.02s\n' +
+          'test run incomplete: interrupted by SIGINT; 3 of 5 tests did not run\n',
+      ),
+      sink.text,
+    );
+  });
 });

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { tapReporter } from '../../src/report/tap.js';
-import { OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed } from './fixtures.js';
+import { OTHER_BIN, assertFailed, caseFor, drive, hostile, ignored, memorySink, pageFault, passed, summarize } from './fixtures.js';
 
 const lines = (...text: string[]): string => text.map((line) => `${line}\n`).join('');
 
@@ -109,5 +109,17 @@ describe('TAP reporter', () => {
     await drive(tapReporter(sink), [passed('a'), passed('b', OTHER_BIN)]);
     assert.match(sink.text, /^ok 1 - build\/tests\.elf::a$/m);
     assert.match(sink.text, /^ok 2 - build\/more\.elf::b$/m);
+  });
+
+  test('an incomplete run bails out with the reason and the count of tests not run', async () => {
+    const sink = memorySink();
+    const reporter = tapReporter(sink);
+    reporter.onRunStart?.({ tests: [caseFor(passed('a')), caseFor(passed('b')), caseFor(passed('c'))], binaries: ['build/tests.elf'] });
+    reporter.onTestResult?.(passed('a'));
+    await reporter.onRunEnd?.({ ...summarize([passed('a')], 20), incomplete: 'interrupted by SIGTERM', notRun: 2 });
+    assert.equal(
+      sink.text,
+      lines('TAP version 13', '1..3', 'ok 1 - a', 'Bail out! interrupted by SIGTERM; 2 of 3 tests not run', '# pass 1', '# fail 0', '# skip 0', '# duration_ms 20'),
+    );
   });
 });

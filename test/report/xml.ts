@@ -10,6 +10,12 @@ export interface XmlElement {
   text: string;
 }
 
+/** A parsed document: its root element, and the text of the comments before it. */
+export interface XmlDocument {
+  root: XmlElement;
+  comments: string[];
+}
+
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
 function xmlChar(code: number): boolean {
@@ -35,7 +41,12 @@ function decode(raw: string, where: string): string {
   });
 }
 
+/** The root element of a document (comments are checked, then dropped). */
 export function parseXml(document: string): XmlElement {
+  return parseXmlDocument(document).root;
+}
+
+export function parseXmlDocument(document: string): XmlDocument {
   for (const ch of document) {
     const code = ch.codePointAt(0)!;
     if (!xmlChar(code)) throw new Error(`illegal XML 1.0 character U+${code.toString(16)}`);
@@ -56,6 +67,16 @@ export function parseXml(document: string): XmlElement {
   const expect = (text: string): void => {
     if (!document.startsWith(text, pos)) throw new Error(`expected ${JSON.stringify(text)} at ${pos}`);
     pos += text.length;
+  };
+  /** `<!-- text -->`: "--" may not appear inside, nor "-" just before the end. */
+  const comment = (): string => {
+    expect('<!--');
+    const end = document.indexOf('-->', pos);
+    if (end === -1) throw new Error(`unclosed comment at ${pos}`);
+    const text = document.slice(pos, end);
+    if (text.includes('--') || text.endsWith('-')) throw new Error(`"--" inside a comment at ${pos}`);
+    pos = end + 3;
+    return text;
   };
 
   const element = (): XmlElement => {
@@ -89,6 +110,10 @@ export function parseXml(document: string): XmlElement {
         expect('>');
         return node;
       }
+      if (document.startsWith('<!--', pos)) {
+        comment();
+        continue;
+      }
       if (document[pos] === '<') {
         node.children.push(element());
         continue;
@@ -103,8 +128,14 @@ export function parseXml(document: string): XmlElement {
     }
   };
 
+  const comments: string[] = [];
+  for (;;) {
+    skipSpace();
+    if (!document.startsWith('<!--', pos)) break;
+    comments.push(comment());
+  }
   const root = element();
   skipSpace();
   if (pos !== document.length) throw new Error('content after the root element');
-  return root;
+  return { root, comments };
 }

@@ -3,10 +3,21 @@
 import { main } from '../dist/src/cli.js';
 
 // A reader that goes away (`kvmtest run ... | head`) is not an error: the
-// run goes on without output and still ends with its own exit status.
-for (const stream of [process.stdout, process.stderr]) {
+// run goes on without output and still ends with its own exit status. Any
+// other failure to write (a full disk, /dev/full) leaves the report unwritten:
+// say so in one line and stop with status 2 (exit handlers remove temporary
+// files; workers die with this process).
+for (const [name, stream] of [['standard output', process.stdout], ['standard error', process.stderr]]) {
   stream.on('error', (err) => {
-    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    if (stream !== process.stderr) {
+      try {
+        process.stderr.write(`kvmtest: cannot write the report to ${name}: ${err.code ? `${err.code}: ` : ''}${err.message.replace(/^\w+: /, '').replace(/, write$/, '')}\n`);
+      } catch {
+        // nowhere left to say it
+      }
+    }
+    process.exit(2);
   });
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { assemble } from '../helpers/toolchain.js';
 import { guestTest, toolchainTest } from '../helpers/kvm.js';
-import { buildFixtures, CAN_BUILD, describeRun, kvmtest, ROOT, tempDir } from './helpers.js';
+import { BIN, buildFixtures, CAN_BUILD, describeRun, kvmtest, ROOT, runCommand, tempDir } from './helpers.js';
 
 const POINTER = 'Run `kvmtest --help` for usage.';
 
@@ -183,6 +183,14 @@ describe('kvmtest run: unusable binaries and outputs (exit status 2)', () => {
 
   test('--output /dev/full: the device takes no report, whether a reporter writes as it goes or at the end', guestTest(), async () => {
     await assertCannotWrite('/dev/full', 'ENOSPC: no space left on device', ['pretty', 'tap', 'json', 'junit']);
+  });
+
+  test('standard output on /dev/full: one line on stderr and exit status 2, not a stack trace', guestTest(), async () => {
+    for (const reporter of ['pretty', 'json']) {
+      const result = await runCommand('sh', ['-c', `exec "$0" "$1" run --reporter ${reporter} "$2" > /dev/full`, process.execPath, BIN, bin.passing]);
+      assert.equal(result.status, 2, `--reporter ${reporter}: ${describeRun(result)}`);
+      assert.equal(result.stderr, 'kvmtest: cannot write the report to standard output: ENOSPC: no space left on device\n', `--reporter ${reporter}`);
+    }
   });
 
   // These two are found before the run starts, whatever the reporter.

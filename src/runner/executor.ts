@@ -21,7 +21,11 @@ import { hostFailure, judge } from './verdict.js';
 export type Isolation = 'snapshot' | 'vm';
 export const ISOLATION_MODES: readonly Isolation[] = ['snapshot', 'vm'];
 
-export interface ExecutorOptions {
+/**
+ * How tests are run: one definition that the runner hands, unchanged,
+ * through the pool and the worker protocol to each worker's executor.
+ */
+export interface ExecutionOptions {
   isolation: Isolation;
   /** Timeout for tests that do not set their own. */
   defaultTimeoutMs: number;
@@ -59,7 +63,7 @@ export class BinaryExecutor {
     private readonly kvm: Kvm,
     private readonly timer: RunTimer,
     private readonly image: GuestImage,
-    private readonly options: ExecutorOptions,
+    private readonly options: ExecutionOptions,
   ) {
     const symbol = image.symbols.byName(RUNTIME_ENTRY);
     // preflight.ts explains this to users before a run; this is the last guard.

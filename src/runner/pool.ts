@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mapSharedFile } from '../kvm/libc.js';
-import type { Isolation } from './executor.js';
+import type { ExecutionOptions } from './executor.js';
 import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, RUNNER_PID_ENV } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure } from './verdict.js';
@@ -25,8 +25,7 @@ export interface PoolOptions {
    * waits in its pipe, so the worker never idles through a round trip.
    */
   inFlight?: number;
-  isolation: Isolation;
-  defaultTimeoutMs: number;
+  execution: ExecutionOptions;
   /** Called once per finished test, in completion order, with its index in `tests`. */
   onResult(index: number, result: TestResult): void;
   /** Checked before each batch is handed out (--bail). */
@@ -161,8 +160,7 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
         type: 'run',
         batch: batch.id,
         binary: batch.binary,
-        isolation: options.isolation,
-        defaultTimeoutMs: options.defaultTimeoutMs,
+        execution: options.execution,
         records: BigUint64Array.from(batch.indices, (i) => tests[i]!.record),
       };
       w.child.send(message);
@@ -276,7 +274,7 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
       }
       const running = w.progress[PROGRESS.index]!;
       const test = tests[batch.indices[Math.min(batch.indices.length - 1, Math.max(0, running))]!]!;
-      const limit = (test.timeoutMs || options.defaultTimeoutMs) + WATCHDOG_GRACE_MS;
+      const limit = (test.timeoutMs || options.execution.defaultTimeoutMs) + WATCHDOG_GRACE_MS;
       if (now - w.heartbeatAt > limit) {
         w.killedByWatchdog = `stopped responding for ${Math.round((now - w.heartbeatAt) / 1000)} s (its timeout could not stop the guest) and was killed`;
         w.child.kill('SIGKILL');

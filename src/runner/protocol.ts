@@ -2,15 +2,14 @@
 // over the IPC channel, so Maps and bigints cross intact), and the layout of
 // the small shared "progress" file through which a worker says which test it
 // is running without a message per test.
-import type { Isolation } from './executor.js';
+import type { ExecutionOptions } from './executor.js';
 import type { TestCase, TestResult } from './types.js';
 
 export interface RunBatchMessage {
   type: 'run';
   batch: number;
   binary: string;
-  isolation: Isolation;
-  defaultTimeoutMs: number;
+  execution: ExecutionOptions;
   /**
    * The tests to run, by the address of their record in the binary's test
    * table: the worker reads the table itself, so tests cross as 8 bytes each.

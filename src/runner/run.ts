@@ -82,8 +82,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     // bigger batches would run (and report) tests past the N-th failure.
     maxBatch: options.bail === undefined ? undefined : 1,
     inFlight: options.bail === undefined ? undefined : 1,
-    isolation: options.isolation ?? 'snapshot',
-    defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    execution: { isolation: options.isolation ?? 'snapshot', defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS },
     onResult(index, result) {
       reports.add(toRun[index]!, result);
       done++;

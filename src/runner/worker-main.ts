@@ -11,7 +11,7 @@ import { loadImage } from '../image/image.js';
 import { testRecordReader } from '../image/test-table.js';
 import { getppid, mapSharedFile, setParentDeathSignal } from '../kvm/libc.js';
 import { getKvm, getRunTimer } from '../run-guest.js';
-import { BinaryExecutor, type Isolation } from './executor.js';
+import { BinaryExecutor, type ExecutionOptions } from './executor.js';
 import {
   type FromWorker,
   isPlainPass,
@@ -50,14 +50,14 @@ function send(message: FromWorker): void {
   process.send!(message);
 }
 
-function load(binary: string, isolation: Isolation, defaultTimeoutMs: number): LoadedBinary {
-  const key = `${isolation}:${defaultTimeoutMs}:${binary}`;
+function load(binary: string, execution: ExecutionOptions): LoadedBinary {
+  const key = `${JSON.stringify(execution, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}:${binary}`;
   let loaded = binaries.get(key);
   if (!loaded) {
     const image = loadImage({ elfBytes: readFileSync(binary), name: binary });
     const read = testRecordReader(image.elf!, binary);
     const tests = new Map<bigint, TestCase>();
-    const executor = new BinaryExecutor(getKvm(), getRunTimer(), image, { isolation, defaultTimeoutMs });
+    const executor = new BinaryExecutor(getKvm(), getRunTimer(), image, execution);
     loaded = {
       executor,
       test: (record) => {
@@ -80,7 +80,7 @@ function runBatch(message: RunBatchMessage): void {
   let executor: BinaryExecutor;
   let tests: TestCase[];
   try {
-    const loaded = load(message.binary, message.isolation, message.defaultTimeoutMs);
+    const loaded = load(message.binary, message.execution);
     executor = loaded.executor;
     tests = Array.from(message.records, (record) => loaded.test(record));
   } catch (err) {

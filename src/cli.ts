@@ -33,6 +33,9 @@ run options:
   --list               list the tests instead of running them
   --include-ignored    also run tests marked .ignore
   --timeout MS         timeout for tests that set none (default 10000)
+  --max-guest-memory SIZE
+                       most guest memory (RAM ranges and image) a test's machine
+                       may have, such as 64G or 1T (default 16G)
   --reporter NAME      pretty (default), tap, json or junit
   --output FILE        write the report to FILE instead of standard output
   --jobs N             worker processes (default: the number of CPUs; at most
@@ -135,6 +138,9 @@ export function parseRunArgs(args: readonly string[]): RunCommandOptions {
       case '--timeout':
         options.timeoutMs = positiveInteger(name, value());
         break;
+      case '--max-guest-memory':
+        options.maxGuestMemory = byteSize(name, value());
+        break;
       case '--jobs': {
         const jobs = positiveInteger(name, value());
         const limit = jobLimit();
@@ -188,6 +194,17 @@ export function parseRunArgs(args: readonly string[]): RunCommandOptions {
   }
   if (options.binaries.length === 0) throw new UsageError('run needs at least one test binary (build one with `kvmtest cc`)');
   return options;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 0, K: 10, M: 20, G: 30, T: 40, P: 50 };
+
+/** "64G", "1T", "512MiB", "1073741824": bytes, at least 1 MiB. */
+function byteSize(name: string, text: string): bigint {
+  const match = /^(\d+)\s*([KMGTP]?)(?:i?B)?$/i.exec(text.trim());
+  if (!match) throw new UsageError(`${name} must be a size such as 64G, 1T or 512M (got "${text}")`);
+  const bytes = BigInt(match[1]!) << BigInt(SIZE_UNITS[match[2]!.toUpperCase()]!);
+  if (bytes < 1n << 20n) throw new UsageError(`${name} must be at least 1M, what the engine itself takes (got "${text}")`);
+  return bytes;
 }
 
 function positiveInteger(name: string, text: string): number {

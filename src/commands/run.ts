@@ -23,6 +23,7 @@ export interface RunCommandOptions extends Selection {
   jobs?: number;
   isolation?: Isolation;
   bail?: number;
+  maxGuestMemory?: bigint;
 }
 
 export async function runCommand(options: RunCommandOptions): Promise<number> {
@@ -33,7 +34,7 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     // Check /dev/kvm and the binaries here, once, rather than in every worker.
     const kvm = Kvm.open();
     try {
-      preflight(binaries, kvm);
+      preflight(binaries, kvm, options.maxGuestMemory);
       const unsupported = (options.isolation ?? 'snapshot') === 'snapshot' ? snapshotUnsupportedReason(kvm) : undefined;
       if (unsupported) process.stderr.write(`kvmtest: snapshot isolation is off: ${unsupported}; every test gets a fresh VM instead\n`);
     } finally {

@@ -29,6 +29,8 @@ export interface ExecutionOptions {
   isolation: Isolation;
   /** Timeout for tests that do not set their own. */
   defaultTimeoutMs: number;
+  /** Most guest memory a test's machine may have (default: placement.ts's DEFAULT_MAX_GUEST_MEMORY). */
+  maxGuestMemory?: bigint;
 }
 
 /** Outcomes after which a machine is not trusted for another test. */
@@ -79,7 +81,7 @@ export class BinaryExecutor {
     let machine: Machine;
     try {
       slot = this.snapshots ? this.machineFor(test) : undefined;
-      machine = slot?.machine ?? Machine.create(this.kvm, { image: this.image, ram: test.ram });
+      machine = slot?.machine ?? Machine.create(this.kvm, { image: this.image, ram: test.ram, maxGuestMemory: this.options.maxGuestMemory });
     } catch (err) {
       // The test's own options (its RAM ranges) do not fit: that test fails, the others run.
       if (err instanceof PlacementError) return hostFailure(test, `cannot build this test's machine: ${err.message}`);
@@ -141,7 +143,7 @@ export class BinaryExecutor {
         oldest.machine.close();
         this.machines.delete(oldestKey);
       }
-      const machine = Machine.create(this.kvm, { image: this.image, ram: test.ram, logDirty: true });
+      const machine = Machine.create(this.kvm, { image: this.image, ram: test.ram, logDirty: true, maxGuestMemory: this.options.maxGuestMemory });
       cached = { machine, snapshot: Snapshot.capture(machine), used: false };
       this.machines.set(key, cached);
     }

@@ -21,6 +21,8 @@ export interface RunOptions extends Selection {
   jobs?: number;
   isolation?: Isolation;
   timeoutMs?: number;
+  /** Most guest memory a test's machine may have, in bytes (default 16 GiB). */
+  maxGuestMemory?: bigint;
   /** Stop scheduling tests after this many failures. */
   bail?: number;
   reporters: readonly Reporter[];
@@ -82,7 +84,11 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     // bigger batches would run (and report) tests past the N-th failure.
     maxBatch: options.bail === undefined ? undefined : 1,
     inFlight: options.bail === undefined ? undefined : 1,
-    execution: { isolation: options.isolation ?? 'snapshot', defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS },
+    execution: {
+      isolation: options.isolation ?? 'snapshot',
+      defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      ...(options.maxGuestMemory !== undefined && { maxGuestMemory: options.maxGuestMemory }),
+    },
     onResult(index, result) {
       reports.add(toRun[index]!, result);
       done++;

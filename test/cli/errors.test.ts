@@ -92,6 +92,8 @@ describe('kvmtest run: usage errors (exit status 2, nothing run)', () => {
     ['--shard with a huge N', ['--shard', '1/99999999999999999999'], [/--shard must be I\/N with 1 <= I <= N <= 1000000/, /"1\/99999999999999999999"/]],
     ['--shard 1/1000001', ['--shard', '1/1000001'], [/--shard must be I\/N with 1 <= I <= N <= 1000000/]],
     ['--bail 0', ['--bail=0'], [/--bail must be a positive whole number/]],
+    ['--max-guest-memory lots', ['--max-guest-memory', 'lots'], [/--max-guest-memory must be a size such as 64G, 1T or 512M/, /"lots"/]],
+    ['--max-guest-memory 4K', ['--max-guest-memory', '4K'], [/--max-guest-memory must be at least 1M/]],
     ['a value for a flag', ['--list=yes'], [/--list takes no value/]],
   ];
   for (const [what, args, patterns] of cases) {

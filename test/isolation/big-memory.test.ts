@@ -29,4 +29,11 @@ describe('tests with 15 GiB of RAM', () => {
       assert.equal(run.status, 1, run.stderr);
     });
   }
+
+  test('--max-guest-memory raises the limit: the 17 GiB test runs and passes', guestTest({ timeout: 60_000 }), async () => {
+    const run = await runCli(['--jobs', '1', '--max-guest-memory', '18G', '--filter', 'c_over', '--reporter', 'json', elf]);
+    const over = byName(jsonReport(run)).get('c_over_the_limit')!;
+    assert.equal(over.status, 'passed', `${over.outcome}: ${over.message}`);
+    assert.equal(run.status, 0, run.stderr);
+  });
 });

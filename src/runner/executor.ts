@@ -157,19 +157,13 @@ export class BinaryExecutor {
   }
 }
 
-// Cache keys, computed once per test: building them per run would cost more
-// than the lookups they serve.
-const ramKeys = new WeakMap<TestCase, string>();
-const portKeys = new WeakMap<TestCase, string>();
-
+// Cache keys. A worker reads each test's record afresh and drops it after
+// the run, so there is nothing to memoize them on; the common case (no RAM
+// ranges, no ports) costs nothing.
 function ramKey(test: TestCase): string {
-  let key = ramKeys.get(test);
-  if (key === undefined) ramKeys.set(test, (key = test.ram.map(([from, to]) => `${from}-${to}`).join(',')));
-  return key;
+  return test.ram.length === 0 ? '' : test.ram.map(([from, to]) => `${from}-${to}`).join(',');
 }
 
 function portsKey(test: TestCase): string {
-  let key = portKeys.get(test);
-  if (key === undefined) portKeys.set(test, (key = [...test.ioports].map(([port, value]) => `${port}=${value}`).join(',')));
-  return key;
+  return test.ioports.size === 0 ? '' : [...test.ioports].map(([port, value]) => `${port}=${value}`).join(',');
 }

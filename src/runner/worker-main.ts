@@ -5,13 +5,10 @@
 // test killed it. It lives and dies with its runner: signals that would
 // stop a run are the runner's to handle, and the kernel kills this process
 // when the runner dies, even in the middle of KVM_RUN.
-import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { loadImage } from '../image/image.js';
-import { testRecordReader } from '../image/test-table.js';
 import { getppid, mapSharedFile, setParentDeathSignal } from '../kvm/libc.js';
-import { getKvm, getRunTimer } from '../run-guest.js';
-import { BinaryExecutor, type ExecutionOptions } from './executor.js';
+import { getRunTimer } from '../run-guest.js';
+import type { BinaryExecutor } from './executor.js';
 import {
   type FromWorker,
   isPlainPass,
@@ -24,6 +21,7 @@ import {
 } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure } from './verdict.js';
+import { WorkerBinaries } from './worker-binaries.js';
 
 // Ctrl-C reaches the whole process group, this worker included: the runner
 // decides what happens (it stops the run and kills its workers).
@@ -35,40 +33,13 @@ setParentDeathSignal(constants.signals.SIGKILL);
 const runnerPid = Number(process.env[RUNNER_PID_ENV]);
 if (runnerPid && getppid() !== runnerPid) process.exit(1);
 
-interface LoadedBinary {
-  executor: BinaryExecutor;
-  /** Reads a test by the address of its record (the runner already checked the whole table). */
-  test(record: bigint): TestCase;
-}
-
-const binaries = new Map<string, LoadedBinary>();
+const binaries = new WorkerBinaries();
 const progressPath = process.env[PROGRESS_FILE_ENV];
 // Mapped for the process's lifetime: the runner reads it after this process is gone.
 const progress = progressPath ? new Int32Array(mapSharedFile(progressPath, PROGRESS_BYTES).buffer) : new Int32Array(3);
 
 function send(message: FromWorker): void {
   process.send!(message);
-}
-
-function load(binary: string, execution: ExecutionOptions): LoadedBinary {
-  const key = `${JSON.stringify(execution, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}:${binary}`;
-  let loaded = binaries.get(key);
-  if (!loaded) {
-    const image = loadImage({ elfBytes: readFileSync(binary), name: binary });
-    const read = testRecordReader(image.elf!, binary);
-    const tests = new Map<bigint, TestCase>();
-    const executor = new BinaryExecutor(getKvm(), getRunTimer(), image, execution);
-    loaded = {
-      executor,
-      test: (record) => {
-        let test = tests.get(record);
-        if (!test) tests.set(record, (test = read(record)));
-        return test;
-      },
-    };
-    binaries.set(key, loaded);
-  }
-  return loaded;
 }
 
 /** A host-side exception while running one test fails that test, not the run. */
@@ -80,7 +51,7 @@ function runBatch(message: RunBatchMessage): void {
   let executor: BinaryExecutor;
   let tests: TestCase[];
   try {
-    const loaded = load(message.binary, message.execution);
+    const loaded = binaries.load(message.binary, message.execution);
     executor = loaded.executor;
     tests = Array.from(message.records, (record) => loaded.test(record));
   } catch (err) {
@@ -112,7 +83,7 @@ function runBatch(message: RunBatchMessage): void {
 process.on('message', (message: ToWorker) => {
   if (message.type === 'run') runBatch(message);
   else if (message.type === 'exit') {
-    for (const { executor } of binaries.values()) executor.close();
+    binaries.closeAll();
     process.exit(0);
   }
 });

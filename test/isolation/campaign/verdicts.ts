@@ -152,15 +152,17 @@ export function testsByName(report: JsonReport): Map<string, JsonTest> {
   return new Map(report.tests.map((t) => [t.name, t]));
 }
 
-/** Destructive tests listed in full in a failure message; the rest are counted. */
-export const LISTED = 25;
+/** Destructive tests listed with their source in a failure message; the rest one line each, up to BRIEFLY. */
+export const LISTED = 15;
+const BRIEFLY = 200;
 
 const indent = (text: string, by: string) => text.split('\n').map((l) => by + l).join('\n');
 
 /**
  * Canary breaches grouped by the destructive test before them: its source,
- * how it ended, and each canary that noticed (with what it got), then
- * counts by canary kind and by the state the state canaries found changed.
+ * how it ended, and each canary that noticed (with what it got); past
+ * `limit` groups, one line per group. Then counts by canary kind and by the
+ * state the state canaries found changed.
  */
 export function describeCanaryBreaches(
   campaign: Campaign,
@@ -172,9 +174,12 @@ export function describeCanaryBreaches(
   const byGroup = new Map<Group, CanaryBreach[]>();
   for (const b of breaches) if (!b.since) byGroup.set(b.group, [...(byGroup.get(b.group) ?? []), b]);
   const parts: string[] = [];
-  let listed = 0;
+  const brief: string[] = [];
   for (const [group, list] of byGroup) {
-    if (listed++ >= limit) break;
+    if (parts.length >= limit) {
+      brief.push(`after ${group.destroy}: ${list.map((b) => b.canary.name).join(', ')}`);
+      continue;
+    }
     const destroy = tests.get(group.destroy);
     parts.push(
       [
@@ -184,7 +189,8 @@ export function describeCanaryBreaches(
       ].join('\n'),
     );
   }
-  if (byGroup.size > limit) parts.push(`... and breaches after ${byGroup.size - limit} more destructive tests`);
+  if (brief.length > BRIEFLY) brief.splice(BRIEFLY, Infinity, `... and after ${brief.length - BRIEFLY} more destructive tests`);
+  if (brief.length > 0) parts.push(`and, without their sources:\n${brief.map((l) => `  ${l}`).join('\n')}`);
   const lingering = breaches.filter((b) => b.since);
   if (lingering.length > 0) {
     const since = [...new Set(lingering.map((b) => b.since!.destroy))];
@@ -214,8 +220,9 @@ function summary(breaches: readonly CanaryBreach[]): string {
   return text;
 }
 
+/** Each divergence with both results and the source, past `limit` one line each. */
 export function describeDivergences(divergences: readonly Divergence[], subjectMode: string, referenceMode: string, limit = LISTED): string {
-  const parts = divergences.slice(0, limit).map((d) =>
+  const full = divergences.slice(0, limit).map((d) =>
     [
       `${d.group.destroy}:`,
       `  ${subjectMode}: ${d.subject ? describe(d.subject) : 'no result'}`,
@@ -223,6 +230,10 @@ export function describeDivergences(divergences: readonly Divergence[], subjectM
       indent(d.group.source, '    '),
     ].join('\n'),
   );
-  if (divergences.length > limit) parts.push(`... and ${divergences.length - limit} more`);
-  return parts.join('\n\n');
+  const brief = divergences
+    .slice(limit, limit + BRIEFLY)
+    .map((d) => `  ${d.group.destroy}: ${subjectMode}: ${verdictKey(d.subject)}; ${referenceMode}: ${verdictKey(d.reference)}`);
+  if (divergences.length > limit + BRIEFLY) brief.push(`  ... and ${divergences.length - limit - BRIEFLY} more`);
+  if (brief.length > 0) full.push(`and, without their sources:\n${brief.join('\n')}`);
+  return full.join('\n\n');
 }

@@ -26,6 +26,8 @@ export const isEnginePort = (port: number) =>
   port === ENGINE_PORTS.exit || port === ENGINE_PORTS.hypercall || (port >= ENGINE_PORTS.serialFrom && port <= ENGINE_PORTS.serialTo);
 
 const U64 = (1n << 64n) - 1n;
+/** The RAM range every campaign test has: RAM_PAGES in campaign.h. */
+const RAM_BYTES = 8 * 4096;
 
 /** A C literal for a 64-bit value. */
 export function c64(value: bigint | number): string {
@@ -70,7 +72,7 @@ export const MSR_SETS: readonly MsrSet[] = [
     from: 0x4b564d00,
     to: 0x4b564dff,
     // KVM's paravirtual MSRs, then PVM's (0x4b564d10 is one that KVM accepts but does not list).
-    known: [...range(0x4b564d00, 0x4b564d08), ...range(0x4b564d10, 0x4b564d13), ...range(0x4b564df0, 0x4b564dff)],
+    known: [...range(0x4b564d00, 0x4b564d08), ...range(0x4b564d10, 0x4b564d13)],
   },
   {
     name: 'x86-64',
@@ -120,7 +122,7 @@ function drawMsrIndex(rng: Rng): { index: number; set: string } {
   const set = rng.weighted<MsrSet>([
     [3, MSR_SETS[0]!],
     [3, MSR_SETS[1]!],
-    [2.5, MSR_SETS[2]!],
+    [3, MSR_SETS[2]!],
     [2, MSR_SETS[3]!],
     [1.5, MSR_SETS[4]!],
     [0.5, MSR_SETS[5]!],
@@ -156,7 +158,7 @@ function address(rng: Rng, context: TestContext): { expr: string; where: string;
   return rng.weighted<() => { expr: string; where: string; wp?: boolean }>([
     [3, () => ({ expr: `(uint64_t)&data_area[${rng.int(0, 63)}]`, where: '.data' })],
     [3, () => ({ expr: `(uint64_t)&bss_area[${rng.int(0, 63)}]`, where: '.bss' })],
-    [2, () => ({ expr: `RAM_FROM + ${c32(rng.int(0, 8 * 4096 - 8))}`, where: 'the RAM range' })],
+    [2, () => ({ expr: `RAM_FROM + ${c32(rng.int(0, RAM_BYTES - 8))}`, where: 'the RAM range' })],
     [1, () => ({ expr: c64(0x1000 + rng.int(0, 0x27)), where: "the engine's GDT", wp: true })],
     [1, () => ({ expr: c64(0x1080 + rng.int(0, 0x67)), where: "the engine's TSS", wp: true })],
     [2, () => ({ expr: c64(0x2000 + 16 * rng.int(0, 255) + rng.int(0, 15)), where: "the engine's IDT", wp: true })],

@@ -170,7 +170,13 @@ export function describeCanaryBreaches(
   tests: ReadonlyMap<string, JsonTest>,
   mode: string,
   limit = LISTED,
+  reference?: ReadonlyMap<string, JsonTest>,
 ): string {
+  // A canary that fails on a fresh VM too, but otherwise: what it got there.
+  const there = (c: Canary) => {
+    const got = reference && canaryProblem(c, reference.get(c.name), campaign.fileName);
+    return got ? `\n    on a fresh VM it got ${got}` : '';
+  };
   const byGroup = new Map<Group, CanaryBreach[]>();
   for (const b of breaches) if (!b.since) byGroup.set(b.group, [...(byGroup.get(b.group) ?? []), b]);
   const parts: string[] = [];
@@ -185,7 +191,7 @@ export function describeCanaryBreaches(
       [
         `after ${group.destroy} (${mode}: ${destroy ? describe(destroy) : 'no result'}):`,
         indent(group.source, '    '),
-        ...list.map((b) => `  ${b.canary.name} must ${expectation(b.canary, campaign.fileName)};\n    got ${b.got}`),
+        ...list.map((b) => `  ${b.canary.name} must ${expectation(b.canary, campaign.fileName)};\n    got ${b.got}${there(b.canary)}`),
       ].join('\n'),
     );
   }

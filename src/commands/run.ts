@@ -2,8 +2,9 @@
 import { KvmUnavailableError } from '../kvm/errors.js';
 import { Kvm } from '../kvm/kvm.js';
 import { ReportFileError, ReportFile } from '../report/file.js';
-import { createReporter, type ReporterName } from '../report/index.js';
-import { BinaryError, readBinaries, selectTests, type Selection } from '../runner/discover.js';
+import { colorEnabled, type ColorChoice, createReporter, type ReporterName } from '../report/index.js';
+import { LIST_FORMATS, type ListFormat, writeTestList } from '../report/list.js';
+import { BinaryError, matchingTests, readBinaries, selectTests, type Selection } from '../runner/discover.js';
 import type { Isolation } from '../runner/executor.js';
 import { PoolError } from '../runner/pool.js';
 import { preflight } from '../runner/preflight.js';
@@ -13,10 +14,21 @@ import { type RunOutcome, runTests } from '../runner/run.js';
 import type { TestCase } from '../runner/types.js';
 import { catchInterrupts, type Interrupts, signalExitStatus } from './interrupts.js';
 
+export { COLOR_CHOICES, type ColorChoice } from '../report/index.js';
+
+/** Filters (or skips) were given and no test matched them. */
+export const EXIT_NO_TESTS = 3;
+
 export interface RunCommandOptions extends Selection {
   binaries: string[];
   filters: string[];
+  skips: string[];
   list: boolean;
+  /** pretty: passing tests' output too. */
+  showOutput: boolean;
+  /** pretty: a character per test. */
+  quiet: boolean;
+  color: ColorChoice;
   reporter: ReporterName;
   output?: string;
   timeoutMs?: number;
@@ -29,8 +41,10 @@ export interface RunCommandOptions extends Selection {
 export async function runCommand(options: RunCommandOptions): Promise<number> {
   try {
     const binaries = readBinaries(options.binaries);
-    const tests = selectTests(binaries.flatMap((b) => b.tests), options);
-    if (options.list) return listTests(tests);
+    const all = binaries.flatMap((b) => b.tests);
+    const tests = selectTests(all, options);
+    const selection = { filteredOut: all.length - tests.length, noMatch: noMatch(options, all) };
+    if (options.list) return await list(options, tests, selection);
     // Check /dev/kvm and the binaries here, once, rather than in every worker.
     const kvm = Kvm.open();
     try {
@@ -46,7 +60,7 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
       // Opened only once the run can start: a usage error leaves an existing report alone.
       const file = options.output ? await ReportFile.open(options.output) : undefined;
       try {
-        return await runAndReport(options, tests, file, interrupts);
+        return await runAndReport(options, tests, selection, file, interrupts);
       } catch (err) {
         file?.discard();
         // A report that cannot be written explains whatever else failed.
@@ -64,17 +78,69 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
   }
 }
 
+interface SelectionFacts {
+  /** Tests of the binaries left out by filters, skips or the shard. */
+  filteredOut: number;
+  /** What to say when filters or skips were given and matched no test (before sharding), or undefined. */
+  noMatch: string | undefined;
+}
+
+function noMatch(options: RunCommandOptions, all: readonly TestCase[]): string | undefined {
+  if (options.filters.length === 0 && options.skips.length === 0) return undefined;
+  if (matchingTests(all, options).length > 0) return undefined;
+  const what = [
+    ...options.filters.map((f) => `"${f}"`),
+    ...options.skips.map((s) => `--skip "${s}"`),
+  ].join(', ');
+  const binaries = new Set(all.map((t) => t.binary)).size;
+  return `no test matches ${what}${options.exact ? ' (--exact)' : ''}: the ${binaries === 1 ? 'binary has' : `${binaries} binaries have`} ` +
+    `${all.length} test${all.length === 1 ? '' : 's'}; \`kvmtest run --list\` shows them`;
+}
+
+async function list(options: RunCommandOptions, tests: readonly TestCase[], selection: SelectionFacts): Promise<number> {
+  if (!(LIST_FORMATS as readonly string[]).includes(options.reporter)) {
+    process.stderr.write(`kvmtest: --list writes ${LIST_FORMATS.join(' or ')} (got --reporter ${options.reporter})\n`);
+    return 2;
+  }
+  const file = options.output ? await ReportFile.open(options.output) : undefined;
+  try {
+    await writeTestList(file?.stream ?? process.stdout, tests, options.reporter as ListFormat, selection.filteredOut);
+    await file?.commit();
+  } catch (err) {
+    file?.discard();
+    throw file?.error ?? err;
+  }
+  if (selection.noMatch) {
+    process.stderr.write(`kvmtest: ${selection.noMatch}\n`);
+    return EXIT_NO_TESTS;
+  }
+  return 0;
+}
+
 /** Runs the tests into the report (a file, or standard output); resolves to the exit status. */
 async function runAndReport(
   options: RunCommandOptions,
   tests: readonly TestCase[],
+  selection: SelectionFacts,
   file: ReportFile | undefined,
   interrupts: Interrupts,
 ): Promise<number> {
-  const reporter = createReporter(options.reporter, file?.stream ?? process.stdout);
+  const out = file?.stream ?? process.stdout;
+  const reporter = createReporter(options.reporter, out, {
+    color: colorEnabled(out, process.env, options.color),
+    showOutput: options.showOutput,
+    quiet: options.quiet,
+  });
   let outcome: RunOutcome | PoolError;
   try {
-    outcome = await runTests({ ...options, tests, reporters: [reporter], progress: new ProgressLine(), signal: interrupts.signal });
+    outcome = await runTests({
+      ...options,
+      tests,
+      filteredOut: selection.filteredOut,
+      reporters: [reporter],
+      progress: new ProgressLine(),
+      signal: interrupts.signal,
+    });
   } catch (err) {
     // A worker problem that stopped the run: the report of what finished is written, and kept.
     if (!(err instanceof PoolError) || file?.error) throw err;
@@ -90,16 +156,9 @@ async function runAndReport(
     return signalExitStatus(interrupts.received);
   }
   if (summary.notRun > 0) process.stderr.write(`kvmtest: stopped after ${summary.failed} failure(s) (--bail); ${summary.notRun} test(s) not run\n`);
+  if (selection.noMatch) {
+    process.stderr.write(`kvmtest: ${selection.noMatch}\n`);
+    return EXIT_NO_TESTS;
+  }
   return summary.failed > 0 ? 1 : 0;
 }
-
-function listTests(tests: readonly TestCase[]): number {
-  const binaries = [...new Set(tests.map((t) => t.binary))];
-  for (const binary of binaries) {
-    if (binaries.length > 1) process.stdout.write(`${binary}:\n`);
-    for (const t of tests) if (t.binary === binary) process.stdout.write(`${t.name}: test${t.ignore ? ' (ignored)' : ''}\n`);
-  }
-  process.stdout.write(`${tests.length > 0 ? '\n' : ''}${tests.length} test${tests.length === 1 ? '' : 's'}\n`);
-  return 0;
-}
-

@@ -8,7 +8,7 @@ import { prettyReporter } from './pretty.js';
 import { tapReporter } from './tap.js';
 
 export type { ReportOutput } from './output.js';
-export { colorEnabled } from './output.js';
+export { colorEnabled, COLOR_CHOICES, type ColorChoice } from './output.js';
 export { prettyReporter, type PrettyOptions } from './pretty.js';
 export { tapReporter } from './tap.js';
 export { jsonReporter, jsonReport, type JsonReport, type JsonTest, type JsonFault, type JsonSummary } from './json.js';
@@ -17,6 +17,10 @@ export { junitReporter, junitDocument } from './junit.js';
 export interface ReporterOptions {
   /** pretty only: force color on or off (default: a TTY without NO_COLOR). */
   color?: boolean;
+  /** pretty only: passing tests' output too (--show-output). */
+  showOutput?: boolean;
+  /** pretty only: a character per test (--quiet). */
+  quiet?: boolean;
 }
 
 export const REPORTER_NAMES = ['pretty', 'tap', 'json', 'junit'] as const;

@@ -38,6 +38,8 @@ export interface JsonSummary {
   passed: number;
   failed: number;
   ignored: number;
+  /** Tests of the binaries that filters, --skip or --shard left out. */
+  filteredOut: number;
   durationMs: number;
   /** Present, and true, only when the run stopped before its end (not for --bail). */
   incomplete?: true;
@@ -82,6 +84,7 @@ function jsonSummary(summary: RunSummary): JsonSummary {
     passed: summary.passed,
     failed: summary.failed,
     ignored: summary.ignored,
+    filteredOut: summary.filteredOut,
     durationMs: summary.durationMs,
   };
   if (summary.incomplete !== undefined) {

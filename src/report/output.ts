@@ -76,7 +76,16 @@ export function writeAndFlush(out: ReportOutput, text: string): Promise<void> {
  * Color only for a terminal, and never when NO_COLOR is set to a non-empty
  * value (https://no-color.org). Files and pipes have no isTTY, so they stay plain.
  */
-export function colorEnabled(out: ReportOutput, env: NodeJS.ProcessEnv = process.env): boolean {
+export function colorEnabled(out: ReportOutput, env: NodeJS.ProcessEnv = process.env, choice: ColorChoice = 'auto'): boolean {
+  if (choice !== 'auto') return choice === 'always';
   const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
-  return !noColor && (out as { isTTY?: boolean }).isTTY === true;
+  if (noColor) return false;
+  // FORCE_COLOR, as Node and most tools read it: set (but not to 0 or false) forces color on.
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return force !== '0' && force.toLowerCase() !== 'false';
+  return (out as { isTTY?: boolean }).isTTY === true;
 }
+
+/** --color: auto (a terminal, unless NO_COLOR; FORCE_COLOR forces it), always or never. */
+export const COLOR_CHOICES = ['auto', 'always', 'never'] as const;
+export type ColorChoice = (typeof COLOR_CHOICES)[number];

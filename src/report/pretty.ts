@@ -1,7 +1,8 @@
 // The default reporter, in cargo test's format: one line per test as results
-// arrive, then the failures (output and reason) and a one-line summary. Each
-// failure's output and reason go to a spool file when the failure arrives,
-// so a run with many noisy failures does not hold them all in memory.
+// arrive (or, with --quiet, one character), then the successes' output (with
+// --show-output), the failures (output and reason) and a one-line summary.
+// Each failure's (and success's) output goes to a spool file when it
+// arrives, so a run with many noisy tests does not hold it all in memory.
 import type { Reporter, RunSummary, TestResult } from '../runner/types.js';
 import { colorEnabled, write, writeAndFlush, type ReportOutput } from './output.js';
 import { Spool, type SpoolRange } from './spool.js';
@@ -10,7 +11,14 @@ import { failureReason, firstLine, normalizeNewlines, oneLine, qualifiedName, se
 export interface PrettyOptions {
   /** Force color on or off; by default only for a TTY without NO_COLOR. */
   color?: boolean;
+  /** Show passing tests' output too, in a successes section (cargo's --show-output). */
+  showOutput?: boolean;
+  /** A character per test (. F i) instead of a line, as cargo's --quiet. */
+  quiet?: boolean;
 }
+
+/** cargo wraps the characters of --quiet at this width. */
+const QUIET_WIDTH = 88;
 
 type Paint = (text: string) => string;
 interface Palette {
@@ -40,6 +48,9 @@ function asBlock(text: string): string {
   return trimmed === '' ? '' : `${trimmed}\n`;
 }
 
+/** The tests of a successes or failures section; `details` is their output (and reason) in the spool. */
+type Section = Array<{ name: string; binary: string; details: SpoolRange | undefined }>;
+
 export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): Reporter {
   const paint = palette(options.color ?? colorEnabled(out));
   let multipleBinaries = false;
@@ -64,29 +75,43 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
     return text;
   }
 
+  // cargo's line, "0 measured" included: kvmtest has no benchmarks either.
   function summaryLine(summary: RunSummary, anyFailed: boolean): string {
     const verdict = anyFailed ? paint.red('FAILED') : paint.green('ok');
     return (
       `test result: ${verdict}. ${summary.passed} passed; ${summary.failed} failed; ` +
-      `${summary.ignored} ignored; finished in ${seconds(summary.durationMs, 2)}s\n`
+      `${summary.ignored} ignored; 0 measured; ${summary.filteredOut} filtered out; ` +
+      `finished in ${seconds(summary.durationMs, 2)}s\n`
     );
   }
+
+  function quietMark(result: TestResult): string {
+    const mark = result.status === 'passed' ? '.' : result.status === 'failed' ? paint.red('F') : paint.yellow('i');
+    quietColumn++;
+    if (quietColumn < QUIET_WIDTH) return mark;
+    quietColumn = 0;
+    return `${mark}\n`;
+  }
+  let quietColumn = 0;
 
   // What the failures section needs: each failure's name, and its output and
   // reason in the spool.
   const spool = new Spool();
-  const failures: Array<{ name: string; binary: string; details: SpoolRange }> = [];
+  const failures: Section = [];
+  const successes: Section = [];
   const reportedBinaries = new Set<string>();
 
-  async function failureSection(qualify: boolean): Promise<void> {
-    if (failures.length === 0) return;
-    await write(out, '\nfailures:\n\n');
-    for (const failure of failures) {
-      await write(out, `---- ${qualifiedName(failure, qualify)} stdout ----\n`);
-      await spool.copyTo(out, failure.details);
+  /** "successes:" or "failures:", each test's output (and reason) under its name, then the names. */
+  async function section(title: string, entries: Section, qualify: boolean): Promise<void> {
+    if (entries.length === 0) return;
+    await write(out, `\n${title}:\n\n`);
+    for (const entry of entries) {
+      if (!entry.details) continue;
+      await write(out, `---- ${qualifiedName(entry, qualify)} stdout ----\n`);
+      await spool.copyTo(out, entry.details);
     }
-    let names = 'failures:\n';
-    for (const failure of failures) names += `    ${qualifiedName(failure, qualify)}\n`;
+    let names = `${title}:\n`;
+    for (const entry of entries) names += `    ${qualifiedName(entry, qualify)}\n`;
     await write(out, names);
   }
 
@@ -100,14 +125,19 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
     onTestResult(result) {
       let text = '';
       if (multipleBinaries && result.binary !== currentBinary) {
+        if (options.quiet && quietColumn > 0) text += '\n';
+        quietColumn = 0;
         text += binaryHeader(result.binary);
         currentBinary = result.binary;
       }
-      text += `test ${result.name} ... ${statusText(result)}\n`;
+      text += options.quiet ? quietMark(result) : `test ${result.name} ... ${statusText(result)}\n`;
       reportedBinaries.add(result.binary);
       if (result.status === 'failed') {
         const details = asBlock(normalizeNewlines(result.output)) + asBlock(normalizeNewlines(failureReason(result))) + '\n';
         failures.push({ name: result.name, binary: result.binary, details: spool.append(details) });
+      } else if (result.status === 'passed' && options.showOutput) {
+        const output = asBlock(normalizeNewlines(result.output));
+        successes.push({ name: result.name, binary: result.binary, details: output === '' ? undefined : spool.append(`${output}\n`) });
       }
       return write(out, text);
     },
@@ -115,7 +145,9 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
     async onRunEnd(summary) {
       try {
         const qualify = multipleBinaries || reportedBinaries.size > 1;
-        await failureSection(qualify);
+        if (options.quiet && quietColumn > 0) await write(out, '\n');
+        await section('successes', successes, qualify);
+        await section('failures', failures, qualify);
         let text = '\n' + summaryLine(summary, summary.failed > 0 || failures.length > 0);
         if (summary.incomplete !== undefined) {
           const total = summary.passed + summary.failed + summary.ignored + summary.notRun;

@@ -1,7 +1,9 @@
-// Finds the tests in test binaries and chooses which to run: filters
-// (substring or exact), ignored tests, and a stable shard of the list for CI
-// matrices. The order is the report's order: binaries as given, tests by
-// name within a binary, the same from run to run.
+// Finds the tests in test binaries and chooses which to run: filters and
+// skips (substring or exact, optionally BINARY::NAME), ignored tests, and a
+// stable shard of the list for CI matrices. The order is the report's
+// order: binaries as given, tests by name within a binary, the same from
+// run to run.
+import { resolve } from 'node:path';
 import { type ElfFile, parseElf } from '../image/elf.js';
 import { readBinaryFile } from '../image/read-binary.js';
 import { readTestTable } from '../image/test-table.js';
@@ -14,7 +16,10 @@ export interface Shard {
 }
 
 export interface Selection {
+  /** A test runs if its name matches any of these (all, when there are none). */
   filters: readonly string[];
+  /** A test does not run if its name matches any of these. */
+  skips?: readonly string[];
   exact: boolean;
   includeIgnored: boolean;
   shard?: Shard;
@@ -51,16 +56,34 @@ export function readBinaries(binaries: readonly string[]): TestBinary[] {
   return read;
 }
 
-/** The tests to report: those matching the filters, then this shard's slice. */
+/** The tests to report: those matching the filters and no skip, then this shard's slice. */
 export function selectTests(tests: readonly TestCase[], selection: Selection): TestCase[] {
-  const matching = tests.filter((t) => matches(t.name, selection));
+  const matching = matchingTests(tests, selection);
   if (!selection.shard) return matching;
   const { index, count } = selection.shard;
   // Round-robin over the stable order: every shard gets a similar mix.
   return matching.filter((_, i) => i % count === index - 1);
 }
 
-function matches(name: string, { filters, exact }: Selection): boolean {
-  if (filters.length === 0) return true;
-  return filters.some((f) => (exact ? name === f : name.includes(f)));
+/** The tests that the filters and skips select, before sharding. */
+export function matchingTests(tests: readonly TestCase[], selection: Selection): TestCase[] {
+  const filters = selection.filters.map(parsePattern);
+  const skips = (selection.skips ?? []).map(parsePattern);
+  return tests.filter(
+    (t) => (filters.length === 0 || filters.some((p) => p(t, selection.exact))) && !skips.some((p) => p(t, selection.exact)),
+  );
+}
+
+type Pattern = (test: TestCase, exact: boolean) => boolean;
+
+/**
+ * A filter or skip pattern: a name (substring, or whole with --exact), or
+ * BINARY::NAME as failure lists print it, which matches in that binary only.
+ */
+function parsePattern(text: string): Pattern {
+  const split = text.lastIndexOf('::');
+  const binary = split > 0 ? text.slice(0, split) : undefined;
+  const name = split > 0 ? text.slice(split + 2) : text;
+  const inBinary = binary === undefined ? () => true : (t: TestCase) => t.binary === binary || resolve(t.binary) === resolve(binary);
+  return (test, exact) => inBinary(test) && (exact ? test.name === name : test.name.includes(name));
 }

@@ -1,9 +1,15 @@
 // A one-line progress display on a terminal ("[1234/5000] 3 failed, 12.3 s")
 // for runs longer than about a second. Off when stderr is not a terminal or
-// when CI is set. Reporters' output is written between clear() and draw(),
+// when CI says this is a CI run. Reporters' output is written between clear() and draw(),
 // so the line never mixes with it.
 const SHOW_AFTER_MS = 1000;
 const REDRAW_EVERY_MS = 100;
+
+/** True when CI says this is a CI run: set to anything but empty, 0 or false (CI=false is a local run). */
+export function inCi(env: NodeJS.ProcessEnv): boolean {
+  const ci = (env.CI ?? '').trim().toLowerCase();
+  return ci !== '' && ci !== '0' && ci !== 'false';
+}
 
 export interface ProgressCounts {
   done: number;
@@ -18,7 +24,7 @@ export class ProgressLine {
 
   constructor(
     private readonly stream: Pick<NodeJS.WriteStream, 'write' | 'isTTY'> = process.stderr,
-    private readonly enabled = stream.isTTY === true && !process.env.CI,
+    private readonly enabled = stream.isTTY === true && !inCi(process.env),
     /** The clock, in milliseconds (tests pass their own). */
     private readonly now: () => number = Date.now,
   ) {

@@ -17,6 +17,8 @@ export interface RunOptions extends Selection {
   binaries: readonly string[];
   /** The selected tests, if the caller already discovered them (otherwise found from `binaries`). */
   tests?: readonly TestCase[];
+  /** With `tests`: how many tests of the binaries the selection left out (the summary reports it). */
+  filteredOut?: number;
   /** Worker processes (default: the number of CPUs, within jobLimit()). */
   jobs?: number;
   isolation?: Isolation;
@@ -47,7 +49,13 @@ export interface RunOutcome {
  */
 export async function runTests(options: RunOptions): Promise<RunOutcome> {
   const started = process.hrtime.bigint();
-  const tests = options.tests ?? selectTests(discoverTests(options.binaries), options);
+  let tests = options.tests;
+  let filteredOut = options.filteredOut ?? 0;
+  if (!tests) {
+    const all = discoverTests(options.binaries);
+    tests = selectTests(all, options);
+    filteredOut = all.length - tests.length;
+  }
   const binaries = [...new Set(tests.map((t) => t.binary))];
   const { reporters, progress, signal } = options;
 
@@ -121,6 +129,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     passed: reported.passed,
     failed: reported.failed,
     ignored: reported.ignored,
+    filteredOut,
     durationMs: Number(process.hrtime.bigint() - started) / 1e6,
     notRun: tests.length - reported.delivered,
   };

@@ -49,6 +49,8 @@ export interface RunSummary {
   passed: number;
   failed: number;
   ignored: number;
+  /** Tests of the binaries that filters, --skip or --shard left out. */
+  filteredOut: number;
   /** Wall-clock time of the whole run. */
   durationMs: number;
   /** Selected tests without a result: never started (--bail, an interrupted run) or cut off while running. */

@@ -91,7 +91,7 @@ describe('reports of 100 MiB of output, in bounded memory', () => {
       const body = text.slice(at + header.length, at + header.length + OUTPUT.length);
       assert.ok(body === OUTPUT, `${name}'s whole output under its header`);
     }
-    assert.match(text, new RegExp(`\\ntest result: FAILED\\. ${PASSING} passed; ${FAILING} failed; 0 ignored; finished in \\S+s\\n$`));
+    assert.match(text, new RegExp(`\\ntest result: FAILED\\. ${PASSING} passed; ${FAILING} failed; 0 ignored; 0 measured; 0 filtered out; finished in \\S+s\\n$`));
     assertPeak(peakMib, result);
   });
 });

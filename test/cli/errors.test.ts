@@ -9,6 +9,7 @@ import { guestTest, toolchainTest } from '../helpers/kvm.js';
 import { BIN, buildFixtures, CAN_BUILD, describeRun, kvmtest, ROOT, runCommand, tempDir } from './helpers.js';
 
 const POINTER = 'Run `kvmtest --help` for usage.';
+const RUN_POINTER = 'Run `kvmtest run --help` for usage.';
 
 /** Exit status 2, nothing on stdout, one "kvmtest: ..." message on stderr matching every pattern. */
 async function assertUsageError(args: readonly string[], ...patterns: RegExp[]): Promise<string> {
@@ -22,11 +23,20 @@ async function assertUsageError(args: readonly string[], ...patterns: RegExp[]):
 }
 
 describe('the command line', () => {
-  test('--help: exit status 0, the commands and the run options', async () => {
+  test('--help: exit status 0, the commands and how to get each one\'s help', async () => {
     const result = await kvmtest(['--help']);
     assert.equal(result.status, 0, describeRun(result));
     assert.equal(result.stderr, '');
-    for (const command of ['kvmtest cc', 'kvmtest run', 'kvmtest doctor']) assert.ok(result.stdout.includes(command), command);
+    for (const command of ['kvmtest cc', 'kvmtest run', 'kvmtest doctor', 'kvmtest help COMMAND']) assert.ok(result.stdout.includes(command), command);
+  });
+
+  test('run --help, help run, and -h: the run options and the exit statuses, exit status 0', async () => {
+    const [long, word, short] = await Promise.all([kvmtest(['run', '--help']), kvmtest(['help', 'run']), kvmtest(['run', '-h'])]);
+    for (const result of [long, word, short]) {
+      assert.equal(result.status, 0, describeRun(result));
+      assert.equal(result.stderr, '');
+      assert.equal(result.stdout, long.stdout);
+    }
     for (const option of [
       '--filter PATTERN',
       '--exact',
@@ -39,11 +49,41 @@ describe('the command line', () => {
       '--isolation MODE',
       '--shard I/N',
       '--bail [N]',
-      '--higher-half',
+      '--skip PATTERN',
+      '--show-output',
+      '--nocapture',
+      '--quiet',
+      '--color WHEN',
+      '--test-threads',
+      '--max-guest-memory SIZE',
     ]) {
-      assert.ok(result.stdout.includes(option), `--help mentions ${option}`);
+      assert.ok(long.stdout.includes(option), `run --help mentions ${option}`);
     }
-    assert.match(result.stdout, /exit status: 0 all tests passed, 1 some failed, 2 usage or environment error/);
+    for (const short of ['-f, --filter', '-s, --skip', '-j, --jobs', '-q, --quiet', '-o, --output', '-r, --reporter', '-l, --list']) {
+      assert.ok(long.stdout.includes(short), `run --help mentions ${short}`);
+    }
+    assert.match(long.stdout, /exit status: 0 all tests passed, 1 some failed, 2 usage or environment error\n\(also a run that had to stop early\), 3 filters matched no test/);
+  });
+
+  test('cc --help and doctor --help: their usage, exit status 0', async () => {
+    const cc = await kvmtest(['cc', '--help']);
+    assert.equal(cc.status, 0, describeRun(cc));
+    assert.match(cc.stdout, /^usage: kvmtest cc \[--higher-half\] \[--allow-simd\]/);
+    assert.match(cc.stdout, /--print-include-dir/);
+    const doctor = await kvmtest(['doctor', '--help']);
+    assert.equal(doctor.status, 0, describeRun(doctor));
+    assert.match(doctor.stdout, /^usage: kvmtest doctor\n/);
+    const help = await kvmtest(['help', 'doctor']);
+    assert.equal(help.stdout, doctor.stdout);
+  });
+
+  test('a mistyped command or option names the nearest known one', async () => {
+    await assertUsageError(['rnu', 'x.elf'], /unknown command "rnu"; the commands are cc, run and doctor; did you mean run\?/);
+    await assertUsageError(['run', '--fitler', 'x', 'x.elf'], /unknown option --fitler; did you mean --filter\?/);
+    await assertUsageError(['run', '--show-outptu', 'x.elf'], /did you mean --show-output\?/);
+    await assertUsageError(['run', '--reporter', 'jsn', 'x.elf'], /--reporter must be pretty, tap, json or junit \(got "jsn"\); did you mean json\?/);
+    const far = await assertUsageError(['run', '--frobnicate', 'x.elf'], /unknown option --frobnicate/);
+    assert.doesNotMatch(far, /did you mean/);
   });
 
   test("--version: the package's version", async () => {
@@ -84,7 +124,7 @@ describe('kvmtest run: usage errors (exit status 2, nothing run)', () => {
       [/--jobs must be at most \d+ on this host: 4 worker processes per CPU \(\d+ CPUs?: \d+\) and 256 MiB of memory for each \([\d.]+ GiB: \d+\), whichever is fewer/, /"300"/],
     ],
     ['--timeout -1', ['--timeout', '-1'], [/--timeout must be a positive whole number/, /"-1"/]],
-    ['--reporter xml', ['--reporter', 'xml'], [/--reporter must be one of pretty, tap, json, junit/, /"xml"/]],
+    ['--reporter xml', ['--reporter', 'xml'], [/--reporter must be pretty, tap, json or junit/, /"xml"/]],
     ['--isolation foo', ['--isolation', 'foo'], [/--isolation must be snapshot or vm/, /"foo"/]],
     ['--shard 0/2', ['--shard', '0/2'], [/--shard must be I\/N with 1 <= I <= N/, /"0\/2"/]],
     ['--shard 3/2', ['--shard', '3/2'], [/--shard must be I\/N with 1 <= I <= N/, /"3\/2"/]],
@@ -99,7 +139,7 @@ describe('kvmtest run: usage errors (exit status 2, nothing run)', () => {
   for (const [what, args, patterns] of cases) {
     test(what, async () => {
       const stderr = await assertUsageError(['run', ...args, elf], ...patterns);
-      assert.ok(stderr.includes(POINTER), stderr);
+      assert.ok(stderr.includes(RUN_POINTER), stderr);
     });
   }
 

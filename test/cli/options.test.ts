@@ -54,7 +54,7 @@ function assertJsonSchema(report: unknown): void {
       assert.equal(typeof f.location, 'string');
     }
   }
-  assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'durationMs']);
+  assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'filteredOut', 'durationMs']);
   for (const status of ['passed', 'failed', 'ignored'] as const) {
     assert.equal(summary[status], tests.filter((t) => t.status === status).length, status);
   }
@@ -91,11 +91,106 @@ describe('choosing tests', () => {
 
   test('--exact: filters match whole names only', guestTest(), async () => {
     const none = await kvmtest(['run', '--exact', '--filter', 'halts', bin.passing]);
-    assert.equal(none.status, 0, describeRun(none));
+    assert.equal(none.status, 3, describeRun(none));
     assert.equal(lines(none.stdout)[0], 'running 0 tests');
-    assert.match(none.stdout, /test result: ok\. 0 passed; 0 failed; 0 ignored;/);
+    assert.match(none.stdout, /test result: ok\. 0 passed; 0 failed; 0 ignored; 0 measured; 8 filtered out;/);
+    assert.equal(none.stderr, 'kvmtest: no test matches "halts" (--exact): the binary has 8 tests; `kvmtest run --list` shows them\n');
     const { report } = await runJson(['--exact', '--filter', 'halts_as_expected', '--filter', 'returns', bin.passing]);
     assert.deepEqual(names(report), ['halts_as_expected', 'returns']);
+  });
+
+  test('a positional argument that is not a file is a filter, as in cargo test', guestTest(), async () => {
+    const { result, report } = await runJson([bin.passing, 'halts']);
+    assert.equal(result.status, 0, describeRun(result));
+    assert.deepEqual(names(report), ['halts_as_expected']);
+    assert.equal(report.summary.filteredOut, 7);
+  });
+
+  test('BINARY::NAME, as failure lists print it, selects in that binary only', guestTest(), async () => {
+    const { report } = await runJson([bin.passing, bin.failing, `${bin.failing}::returns`]);
+    assert.deepEqual(report.tests.map((t) => `${t.binary === bin.failing ? 'failing' : 'passing'}::${t.name}`).sort(),
+      report.tests.filter((t) => t.binary === bin.failing).map((t) => `failing::${t.name}`).sort());
+    assert.ok(report.tests.length > 0 && report.tests.every((t) => t.name.includes('returns')));
+    const exact = await runJson(['--exact', bin.passing, bin.failing, `${bin.passing}::returns`]);
+    assert.deepEqual(exact.report.tests.map((t) => [t.binary, t.name]), [[bin.passing, 'returns']]);
+  });
+
+  test('--skip PATTERN (repeatable) leaves tests out; with --exact, whole names', guestTest(), async () => {
+    const { report } = await runJson(['--skip', 'as_expected', '-s', 'returns', bin.passing]);
+    assert.ok(report.tests.length > 0, 'some tests are left');
+    for (const t of report.tests) assert.ok(!t.name.includes('as_expected') && !t.name.includes('returns'), t.name);
+    assert.equal(report.summary.filteredOut, 8 - report.tests.length);
+    const exact = await runJson(['--exact', '--skip', 'halts', bin.passing]);
+    assert.equal(exact.report.tests.length, 8, '--exact --skip halts matches no whole name');
+  });
+
+  test('filters that match nothing: the run says so on stderr and exits with status 3', guestTest(), async () => {
+    const result = await kvmtest(['run', bin.passing, 'no_such_test']);
+    assert.equal(result.status, 3, describeRun(result));
+    assert.match(result.stdout, /^running 0 tests\n\ntest result: ok\. 0 passed; 0 failed; 0 ignored; 0 measured; 8 filtered out; finished in /);
+    assert.equal(result.stderr, 'kvmtest: no test matches "no_such_test": the binary has 8 tests; `kvmtest run --list` shows them\n');
+    const skipped = await kvmtest(['run', '--skip', 's', '--skip', 'zz', bin.passing]);
+    assert.equal(skipped.status, 3, describeRun(skipped));
+    assert.match(skipped.stderr, /no test matches --skip "s"/);
+    // An empty shard is not a mistake.
+    const shard = await kvmtest(['run', '--shard', '8/8', bin.passing]);
+    assert.equal(shard.status, 0, describeRun(shard));
+  });
+
+  test('--show-output (and --nocapture) prints passing tests\' output in a successes section', guestTest(), async () => {
+    for (const flag of ['--show-output', '--nocapture']) {
+      const result = await kvmtest(['run', flag, bin.passing, 'returns']);
+      assert.equal(result.status, 0, describeRun(result));
+      assert.match(result.stdout, /\nsuccesses:\n\n---- returns stdout ----\noutput of returns\n\nsuccesses:\n    returns\n\ntest result: ok\./);
+    }
+    const plain = await kvmtest(['run', bin.passing, 'returns']);
+    assert.doesNotMatch(plain.stdout, /successes:|output of returns/);
+  });
+
+  test('-q, --quiet: one character a test, then the failures and the summary', guestTest(), async () => {
+    const result = await kvmtest(['run', '-q', bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    const out = lines(result.stdout);
+    assert.match(out[0]!, /^running \d+ tests$/);
+    assert.match(out[1]!, /^[.Fi]+$/, 'one line of marks');
+    assert.ok(out[1]!.includes('F'));
+    assert.ok(result.stdout.includes('\nfailures:\n'));
+    assert.doesNotMatch(result.stdout, /^test \S+ \.\.\. /m);
+  });
+
+  test('--color always|never and NO_COLOR / FORCE_COLOR choose whether the pretty report is colored', guestTest(), async () => {
+    const colored = (r: { stdout: string }) => r.stdout.includes('\x1b[32mok\x1b[0m');
+    assert.ok(colored(await kvmtest(['run', '--color', 'always', bin.passing, 'returns'])));
+    assert.ok(!colored(await kvmtest(['run', '--color', 'never', bin.passing, 'returns'], { env: { ...process.env, FORCE_COLOR: '1' } })));
+    assert.ok(colored(await kvmtest(['run', bin.passing, 'returns'], { env: { ...process.env, FORCE_COLOR: '1', NO_COLOR: '' } })));
+    assert.ok(!colored(await kvmtest(['run', bin.passing, 'returns'], { env: { ...process.env, FORCE_COLOR: '1', NO_COLOR: '1' } })));
+    assert.ok(!colored(await kvmtest(['run', bin.passing, 'returns'], { env: { ...process.env, FORCE_COLOR: undefined, NO_COLOR: undefined } })), 'a pipe gets no color');
+  });
+
+  test('--test-threads N is --jobs N; -j N too', guestTest(), async () => {
+    for (const args of [['--test-threads', '1'], ['-j', '1'], ['-j1']]) {
+      const { result } = await runJson([...args, bin.passing]);
+      assert.equal(result.status, 0, `${args.join(' ')}: ${describeRun(result)}`);
+    }
+  });
+
+  test('--list --reporter json: a JSON list with file and line; --output writes it to a file', toolchainTest(), async () => {
+    const result = await kvmtest(['run', '--list', '--reporter', 'json', bin.passing, 'halts']);
+    assert.equal(result.status, 0, describeRun(result));
+    const list = JSON.parse(result.stdout) as { tests: Array<{ name: string; binary: string; file: string; line: number; ignored: boolean }>; count: number; filteredOut: number };
+    assert.equal(list.count, 1);
+    assert.equal(list.filteredOut, 7);
+    assert.equal(list.tests[0]!.name, 'halts_as_expected');
+    assert.equal(list.tests[0]!.binary, bin.passing);
+    assert.match(list.tests[0]!.file, /passing\.c$/);
+    assert.ok(list.tests[0]!.line > 0);
+    const file = join(tempDir(), 'list.json');
+    const written = await kvmtest(['run', '--list', '-r', 'json', '-o', file, bin.passing]);
+    assert.equal(written.stdout, '');
+    assert.equal((JSON.parse(readFileSync(file, 'utf8')) as { count: number }).count, 8);
+    const tap = await kvmtest(['run', '--list', '--reporter', 'tap', bin.passing]);
+    assert.equal(tap.status, 2);
+    assert.equal(tap.stderr, 'kvmtest: --list writes pretty or json (got --reporter tap)\n');
   });
 
   test('--list prints "NAME: test" lines and a count, and runs nothing', toolchainTest(), async () => {
@@ -313,7 +408,7 @@ describe('reporting', () => {
     assert.equal(prettyRun.status, 0, describeRun(prettyRun));
     assert.equal(prettyRun.stdout, '');
     assert.ok(existsSync(pretty));
-    assert.match(readFileSync(pretty, 'utf8'), /^running 8 tests\n[\s\S]*\ntest result: ok\. 7 passed; 0 failed; 1 ignored; finished in \d+\.\d\ds\n$/);
+    assert.match(readFileSync(pretty, 'utf8'), /^running 8 tests\n[\s\S]*\ntest result: ok\. 7 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in \d+\.\d\ds\n$/);
   });
 
   test('--output FILE: the report replaces FILE whole, through a symbolic link the file it points to, and no temporary file stays', guestTest(), async () => {

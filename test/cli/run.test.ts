@@ -7,7 +7,7 @@ import { before, describe, test } from 'node:test';
 import { guestTest, isSoftwareKvm } from '../helpers/kvm.js';
 import { buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runJson, type JsonReport } from './helpers.js';
 
-const SUMMARY = /^test result: (ok|FAILED)\. (\d+) passed; (\d+) failed; (\d+) ignored; finished in \d+\.\d\ds$/;
+const SUMMARY = /^test result: (ok|FAILED)\. (\d+) passed; (\d+) failed; (\d+) ignored; 0 measured; \d+ filtered out; finished in \d+\.\d\ds$/;
 const FUNCTION_OFFSET = (fn: string) => new RegExp(`\\b${fn}\\+0x[0-9a-f]+ \\(0x[0-9a-f]+\\)`);
 
 const PASSING = [

@@ -168,7 +168,7 @@ describe('signals', () => {
     assert.equal(run.status, 130, describeRun(run));
     const lines = run.stdout.trimEnd().split('\n');
     const ran = lines.filter((line) => /^test \S+ \.\.\. /.test(line)).length;
-    const summary = /^test result: (ok|FAILED)\. (\d+) passed; (\d+) failed; (\d+) ignored; finished in \d+\.\d\ds$/.exec(lines.at(-2)!);
+    const summary = /^test result: (ok|FAILED)\. (\d+) passed; (\d+) failed; (\d+) ignored; 0 measured; \d+ filtered out; finished in \d+\.\d\ds$/.exec(lines.at(-2)!);
     assert.ok(summary, lines.at(-2));
     assert.equal(Number(summary[2]) + Number(summary[3]) + Number(summary[4]), ran);
     assert.equal(lines.at(-1), `test run incomplete: interrupted by SIGINT; ${RUN_TESTS - ran} of ${RUN_TESTS} tests did not run`);

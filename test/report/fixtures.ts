@@ -43,6 +43,7 @@ export function summarize(results: readonly TestResult[], durationMs: number): R
     passed: results.filter((r) => r.status === 'passed').length,
     failed: results.filter((r) => r.status === 'failed').length,
     ignored: results.filter((r) => r.status === 'ignored').length,
+    filteredOut: 0,
     durationMs,
     notRun: 0,
   };

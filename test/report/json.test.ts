@@ -16,7 +16,7 @@ describe('JSON reporter', () => {
     );
     const report = JSON.parse(sink.text);
 
-    assert.deepEqual(report.summary, { passed: 1, failed: 3, ignored: 1, durationMs: 20.5 });
+    assert.deepEqual(report.summary, { passed: 1, failed: 3, ignored: 1, filteredOut: 0, durationMs: 20.5 });
     assert.deepEqual(
       report.tests.map((t: { name: string; status: string }) => [t.name, t.status]),
       [['p', 'passed'], ['pf', 'failed'], ['broken', 'failed'], ['skipped', 'ignored'], ['h', 'failed']],
@@ -100,10 +100,10 @@ describe('JSON reporter', () => {
     }
   });
 
-  test('a complete run has exactly the four summary keys; an incomplete one says why and how many did not run', async () => {
+  test('a complete run has exactly the five summary keys; an incomplete one says why and how many did not run', async () => {
     const complete = memorySink();
     await drive(jsonReporter(complete), [passed('p')]);
-    assert.deepEqual(Object.keys(JSON.parse(complete.text).summary), ['passed', 'failed', 'ignored', 'durationMs']);
+    assert.deepEqual(Object.keys(JSON.parse(complete.text).summary), ['passed', 'failed', 'ignored', 'filteredOut', 'durationMs']);
 
     const cut = memorySink();
     await drive(jsonReporter(cut), [passed('p')], { summary: { incomplete: 'interrupted by SIGINT', notRun: 3 } });
@@ -111,6 +111,7 @@ describe('JSON reporter', () => {
       passed: 1,
       failed: 0,
       ignored: 0,
+      filteredOut: 0,
       durationMs: 20,
       incomplete: true,
       incompleteReason: 'interrupted by SIGINT',

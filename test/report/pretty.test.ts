@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { prettyReporter } from '../../src/report/pretty.js';
 import { colorEnabled } from '../../src/report/output.js';
-import { OTHER_BIN, assertFailed, drive, ignored, memorySink, pageFault, passed } from './fixtures.js';
+import { BIN, OTHER_BIN, assertFailed, drive, ignored, memorySink, pageFault, passed } from './fixtures.js';
 
 describe('pretty reporter', () => {
   test('prints cargo-style lines, the failures section and a FAILED summary', async () => {
@@ -40,7 +40,7 @@ describe('pretty reporter', () => {
         'failures:',
         '    broken',
         '',
-        'test result: FAILED. 3 passed; 1 failed; 1 ignored; finished in 0.02s',
+        'test result: FAILED. 3 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.02s',
         '',
       ].join('\n'),
     );
@@ -51,14 +51,14 @@ describe('pretty reporter', () => {
     await drive(prettyReporter(sink), [passed('only')], { durationMs: 1234.5 });
     assert.equal(
       sink.text,
-      'running 1 test\ntest only ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; finished in 1.23s\n',
+      'running 1 test\ntest only ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.23s\n',
     );
   });
 
   test('an empty run still prints a summary', async () => {
     const sink = memorySink();
     await drive(prettyReporter(sink), [], { durationMs: 0 });
-    assert.equal(sink.text, 'running 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; finished in 0.00s\n');
+    assert.equal(sink.text, 'running 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n');
   });
 
   test('an ignored test without a reason, and a multi-line reason folded to one line', async () => {
@@ -91,7 +91,7 @@ describe('pretty reporter', () => {
         '    pf',
         '    hung',
         '',
-        'test result: FAILED. 0 passed; 2 failed; 0 ignored; finished in 0.02s',
+        'test result: FAILED. 0 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.02s',
         '',
       ].join('\n'),
     );
@@ -128,7 +128,7 @@ describe('pretty reporter', () => {
         'failures:',
         '    build/tests.elf::a_pf',
         '',
-        'test result: FAILED. 2 passed; 1 failed; 1 ignored; finished in 0.02s',
+        'test result: FAILED. 2 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.02s',
         '',
       ].join('\n'),
     );
@@ -156,12 +156,46 @@ describe('pretty reporter', () => {
     assert.equal(colorEnabled({ isTTY: false, write() {} }, {}), false);
   });
 
+  test('FORCE_COLOR forces color on (unless 0 or false), NO_COLOR wins over it, and --color always|never over both', () => {
+    const pipe = { write() {} };
+    const tty = { isTTY: true, write() {} };
+    assert.equal(colorEnabled(pipe, { FORCE_COLOR: '1' }), true);
+    assert.equal(colorEnabled(pipe, { FORCE_COLOR: '' }), true, 'set, even empty, as Node reads it');
+    assert.equal(colorEnabled(tty, { FORCE_COLOR: '0' }), false);
+    assert.equal(colorEnabled(tty, { FORCE_COLOR: 'false' }), false);
+    assert.equal(colorEnabled(pipe, { FORCE_COLOR: '1', NO_COLOR: '1' }), false);
+    assert.equal(colorEnabled(pipe, { NO_COLOR: '1' }, 'always'), true);
+    assert.equal(colorEnabled(tty, { FORCE_COLOR: '1' }, 'never'), false);
+  });
+
+  test('quiet: a character a test, 88 to a line, then the failures and the summary', async () => {
+    const sink = memorySink();
+    const results = [...Array.from({ length: 99 }, (_, i) => passed(`p${i}`)), assertFailed('f'), ignored('i', 'why')];
+    await drive(prettyReporter(sink, { quiet: true }), results);
+    const lines = sink.text.split('\n');
+    assert.equal(lines[0], 'running 101 tests');
+    assert.equal(lines[1], '.'.repeat(88));
+    assert.equal(lines[2], `${'.'.repeat(11)}Fi`);
+    assert.equal(lines[3], '');
+    assert.equal(lines[4], 'failures:');
+    assert.match(sink.text, /\ntest result: FAILED\. 99 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out;/);
+  });
+
+  test('showOutput: a successes section with each passing test\'s output, before the failures', async () => {
+    const sink = memorySink();
+    await drive(prettyReporter(sink, { showOutput: true }), [passed('loud', BIN, 'hello\n'), passed('quiet'), assertFailed('f')]);
+    assert.match(
+      sink.text,
+      /\nsuccesses:\n\n---- loud stdout ----\nhello\n\nsuccesses:\n    loud\n    quiet\n\nfailures:\n/,
+    );
+  });
+
   test('an incomplete run: the summary of what ran, then a line on what did not', async () => {
     const sink = memorySink();
     await drive(prettyReporter(sink), [passed('a'), passed('b')], { summary: { incomplete: 'interrupted by SIGINT\nmore', notRun: 3 } });
     assert.ok(
       sink.text.endsWith(
-        '\ntest result: ok. 2 passed; 0 failed; 0 ignored; finished in 0.02s\n' +
+        '\ntest result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.02s\n' +
           'test run incomplete: interrupted by SIGINT; 3 of 5 tests did not run\n',
       ),
       sink.text,

@@ -4,7 +4,7 @@
 // terminal, so nothing else exercises it).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ProgressLine } from '../../src/runner/progress.js';
+import { inCi, ProgressLine } from '../../src/runner/progress.js';
 
 function fakeTerminal() {
   const writes: string[] = [];
@@ -66,5 +66,18 @@ describe('ProgressLine', () => {
       if (saved === undefined) delete process.env.CI;
       else process.env.CI = saved;
     }
+  });
+});
+
+describe('inCi', () => {
+  test('CI set to anything but empty, 0 or false means a CI run', () => {
+    assert.equal(inCi({}), false);
+    assert.equal(inCi({ CI: '' }), false);
+    assert.equal(inCi({ CI: 'false' }), false);
+    assert.equal(inCi({ CI: 'FALSE' }), false);
+    assert.equal(inCi({ CI: '0' }), false);
+    assert.equal(inCi({ CI: 'true' }), true);
+    assert.equal(inCi({ CI: '1' }), true);
+    assert.equal(inCi({ CI: 'woodpecker' }), true);
   });
 });

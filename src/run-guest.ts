@@ -1,22 +1,14 @@
 // runGuest(): load an image into a fresh machine, attach the standard
-// devices, run it to the end, and return what happened as a plain result.
-import { IoBus, MmioBus } from './devices/bus.js';
-import { ConsoleBuffer } from './devices/console.js';
-import { ConfiguredPort } from './devices/configured-port.js';
-import type { PortDevice, Stop } from './devices/device.js';
-import { DoorbellPort } from './devices/doorbell.js';
-import { ExitPort } from './devices/exit-port.js';
-import { HypercallPort } from './devices/hypercall.js';
-import { ENGINE_PORTS, type EnginePortRole } from './devices/ports.js';
-import { SerialConsole } from './devices/serial.js';
+// devices, run it to the end in a session, and return what happened as a
+// plain result.
 import { type GuestImage, type ImageSpec, loadImage, resolveEntry } from './image/image.js';
-import { Kvm } from './kvm/kvm.js';
 import { Machine } from './machine/machine.js';
 import type { RamRange } from './machine/placement.js';
-import { runUntilStop } from './machine/run-loop.js';
-import { RunTimer } from './machine/timeout.js';
 import type { GuestResult } from './result.js';
 import { type IoPortSpec, OptionError, normalizeIoPorts, validateMemoryLimit, validateTimeout } from './options.js';
+import { standardDevices } from './session/devices.js';
+import { getKvm, getRunTimer } from './session/host.js';
+import { Session } from './session/session.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -40,19 +32,6 @@ export interface RunGuestOptions {
 }
 
 const KNOWN_OPTIONS = new Set(['image', 'entry', 'args', 'ioports', 'ram', 'timeoutMs', 'stackSize', 'maxGuestMemory']);
-
-let sharedKvm: Kvm | undefined;
-let sharedTimer: RunTimer | undefined;
-
-/** The process's /dev/kvm handle, opened (and checked) on first use. */
-export function getKvm(): Kvm {
-  return (sharedKvm ??= Kvm.open());
-}
-
-/** The process's guest timer (one per thread that runs guests). */
-export function getRunTimer(): RunTimer {
-  return (sharedTimer ??= new RunTimer());
-}
 
 /** Runs a guest on a fresh machine. Throws only for bad options or an unusable /dev/kvm. */
 export async function runGuest(options: RunGuestOptions): Promise<GuestResult> {
@@ -78,49 +57,13 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
   const machine = Machine.create(getKvm(), { image, ram: options.ram ?? [], stackSize: options.stackSize, maxGuestMemory });
   try {
     machine.setEntry(entry, args);
-    const console = new ConsoleBuffer();
-    const { io, mmio } = standardBuses(console, ioports);
-    const timer = getRunTimer();
-    const stop = runUntilStop({ machine, io, mmio, console, timer, timeoutMs });
-    timer.stop();
-    return toResult(stop, machine, console, started);
+    const session = new Session(machine, standardDevices(ioports), getRunTimer());
+    const stop = session.run(timeoutMs);
+    getRunTimer().stop();
+    return session.result(stop, Number(process.hrtime.bigint() - started) / 1e6);
   } finally {
     machine.close();
   }
-}
-
-/** The devices every machine has (the engine's ports), plus the test's configured ports. */
-export function standardBuses(console: ConsoleBuffer, ioports: ReadonlyMap<number, number>): { io: IoBus; mmio: MmioBus } {
-  const devices: Record<EnginePortRole, PortDevice> = {
-    serial: new SerialConsole(console),
-    exit: new ExitPort(),
-    hypercall: new HypercallPort(),
-    doorbell: new DoorbellPort(),
-  };
-  const io = new IoBus();
-  for (const { role, first, count } of ENGINE_PORTS) io.register(devices[role], first, count);
-  for (const [port, value] of ioports) io.register(new ConfiguredPort(port, value), port);
-  return { io, mmio: new MmioBus() };
-}
-
-export function toResult(stop: Stop, machine: Machine, console: ConsoleBuffer, started: bigint): GuestResult {
-  const vcpu = machine.vcpu;
-  // After a timeout the sync area may be stale; the stop then carries the registers.
-  const regs = stop.regs ?? vcpu.syncedRegs();
-  const sregs = stop.outcome === 'timeout' ? vcpu.getSregs() : vcpu.syncedSregs();
-  const result: GuestResult = {
-    outcome: stop.outcome,
-    output: console.text(),
-    regs: { ...regs },
-    sregs: { cr0: sregs.cr0, cr2: sregs.cr2, cr3: sregs.cr3, cr4: sregs.cr4, cr8: sregs.cr8, efer: sregs.efer },
-    durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-  };
-  if (stop.message !== undefined) result.message = stop.message;
-  if (stop.fault) result.fault = stop.fault;
-  if (stop.assertion) result.assertion = stop.assertion;
-  if (stop.exitCode !== undefined) result.exitCode = stop.exitCode;
-  if (stop.error) result.error = stop.error;
-  return result;
 }
 
 export type { GuestImage };

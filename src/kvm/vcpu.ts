@@ -2,10 +2,8 @@
 // access (ioctls, or the kvm_run sync area that saves a syscall per access),
 // and the opaque state blobs a snapshot saves and restores.
 import {
-  EXIT,
   IOCTL,
   type IoctlName,
-  KVM_EXIT_IO_IN,
   KVM_SYNC_X86_EVENTS,
   KVM_SYNC_X86_REGS,
   KVM_SYNC_X86_SREGS,
@@ -14,6 +12,7 @@ import {
   SIZEOF,
 } from './constants.js';
 import { KvmIoctlError } from './errors.js';
+import { decodeExit, INTERRUPTED, type VcpuExit } from './exit.js';
 import * as libc from './libc.js';
 import {
   type CpuidEntry,
@@ -33,8 +32,8 @@ import {
 import type { Vm } from './vm.js';
 
 /** What KVM_RUN returned: an exit to handle, or an interruption by a signal. */
-export const RUN_EXITED = 0;
-export const RUN_INTERRUPTED = 1;
+const RUN_EXITED = 0;
+const RUN_INTERRUPTED = 1;
 
 /** State KVM keeps per vCPU that kvmtest saves as opaque bytes and restores as-is. */
 export type StateBlob = 'fpu' | 'xsave' | 'xcrs' | 'events' | 'debugregs';
@@ -54,8 +53,8 @@ const ARG_REGS = ['rdi', 'rsi', 'rdx', 'rcx', 'r8', 'r9'] as const;
 const encodedCpuid = new WeakMap<readonly CpuidEntry[], Uint8Array>();
 
 export class Vcpu {
-  /** The kvm_run structure shared with the kernel. */
-  readonly run: DataView;
+  /** The kvm_run structure shared with the kernel (only this file and exit.ts read its layout). */
+  private readonly area: DataView;
   private readonly runAddress: bigint;
   private readonly runSize: number;
   private readonly regsBuf = new Uint8Array(SIZEOF.kvm_regs);
@@ -74,21 +73,26 @@ export class Vcpu {
     this.runSize = vm.kvm.vcpuMmapSize;
     this.runAddress = libc.mmap(this.runSize, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0);
     const runBuffer = libc.view(this.runAddress, this.runSize);
-    this.run = new DataView(runBuffer);
+    this.area = new DataView(runBuffer);
     this.syncRegsBytes = new Uint8Array(runBuffer, RUN.sync_regs, SIZEOF.kvm_regs);
     this.syncSregsBytes = new Uint8Array(runBuffer, RUN.sync_sregs, SIZEOF.kvm_sregs);
     this.syncEventsBytes = new Uint8Array(runBuffer, RUN.sync_events, SIZEOF.kvm_vcpu_events);
     // Ask KVM to copy the general registers and sregs into kvm_run on every
     // exit: reading them then costs no system call.
-    this.run.setBigUint64(
+    this.area.setBigUint64(
       RUN.kvm_valid_regs,
       BigInt(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS),
       true,
     );
   }
 
-  /** KVM_RUN: returns RUN_EXITED (see exitReason) or RUN_INTERRUPTED (a signal, EINTR). */
-  enter(): number {
+  /** KVM_RUN, and what the guest did to end it: the typed exit (exit.ts). */
+  run(): VcpuExit {
+    return this.enter() === RUN_INTERRUPTED ? INTERRUPTED : decodeExit(this.area);
+  }
+
+  /** KVM_RUN: returns RUN_EXITED or RUN_INTERRUPTED (a signal, EINTR). */
+  private enter(): number {
     this.hasRun = true;
     if (libc.ioctlValueOnce(this.fd, IOCTL.KVM_RUN, 0) === 0) return RUN_EXITED;
     const code = libc.errno();
@@ -107,57 +111,41 @@ export class Vcpu {
    * trusted with another run.
    */
   settlePendingExit(maxRounds = 32): boolean {
-    this.run.setUint8(RUN.immediate_exit, 1);
+    this.area.setUint8(RUN.immediate_exit, 1);
     try {
       for (let round = 0; round < maxRounds; round++) {
-        if (this.enter() === RUN_INTERRUPTED) return true;
-        const reason = this.exitReason;
-        if (reason === EXIT.KVM_EXIT_IO) this.zeroPortReadData();
-        else if (reason === EXIT.KVM_EXIT_MMIO) this.zeroMmioReadData();
-        else return false;
+        const exit = this.run();
+        if (exit.reason === 'interrupted') return true;
+        if (exit.reason === 'io') {
+          if (exit.direction === 'in') new Uint8Array(exit.data.buffer, exit.data.byteOffset, exit.data.byteLength).fill(0);
+        } else if (exit.reason === 'mmio') {
+          if (!exit.isWrite) exit.data.fill(0);
+        } else {
+          return false;
+        }
       }
       return false;
     } finally {
-      this.run.setUint8(RUN.immediate_exit, 0);
+      this.area.setUint8(RUN.immediate_exit, 0);
     }
-  }
-
-  private zeroPortReadData(): void {
-    const run = this.run;
-    if (run.getUint8(RUN.exit) !== KVM_EXIT_IO_IN) return;
-    const size = run.getUint8(RUN.exit + 1);
-    const count = run.getUint32(RUN.exit + 4, true);
-    const offset = Number(run.getBigUint64(RUN.exit + 8, true));
-    const end = Math.min(offset + size * count, run.byteLength);
-    for (let at = offset; at < end; at++) run.setUint8(at, 0);
-  }
-
-  private zeroMmioReadData(): void {
-    const run = this.run;
-    if (run.getUint8(RUN.exit + 20) !== 0) return; // a write: nothing to answer
-    run.setBigUint64(RUN.exit + 8, 0n, true);
   }
 
   /** False until the first KVM_RUN: before it, the sync area holds nothing KVM wrote. */
   private hasRun = false;
 
-  get exitReason(): number {
-    return this.run.getUint32(RUN.exit_reason, true);
-  }
-
   /** The registers as of the last exit (from the kvm_run sync area). */
   syncedRegs(): Regs {
-    return decodeRegs(this.run, RUN.sync_regs);
+    return decodeRegs(this.area, RUN.sync_regs);
   }
 
   /** A KVM_EXIT_X86_WRMSR or RDMSR exit: the MSR and (for a write) the value. */
   msrExit(): { index: number; data: bigint } {
-    return { index: this.run.getUint32(RUN.msr_index, true), data: this.run.getBigUint64(RUN.msr_data, true) };
+    return { index: this.area.getUint32(RUN.msr_index, true), data: this.area.getBigUint64(RUN.msr_data, true) };
   }
 
   /** Answers an MSR exit: 0 lets the access complete, 1 makes KVM inject #GP. */
   setMsrExitError(error: 0 | 1): void {
-    this.run.setUint8(RUN.msr_error, error);
+    this.area.setUint8(RUN.msr_error, error);
   }
 
   /** The sync area's kvm_vcpu_events, copied. */
@@ -167,23 +155,23 @@ export class Vcpu {
 
   /** Stages every general register in the sync area; KVM loads them on the next KVM_RUN. */
   stageRegs(regs: Regs): void {
-    encodeRegs(regs, this.run, RUN.sync_regs);
+    encodeRegs(regs, this.area, RUN.sync_regs);
     this.markDirty(KVM_SYNC_X86_REGS);
   }
 
   /** The special registers as of the last exit (from the kvm_run sync area). */
   syncedSregs(): Sregs {
-    return decodeSregs(this.run, RUN.sync_sregs);
+    return decodeSregs(this.area, RUN.sync_sregs);
   }
 
   /** rip as of the last exit, without decoding the other registers. */
   syncedRip(): bigint {
-    return this.run.getBigUint64(RUN.sync_regs + REG_OFFSET.rip, true);
+    return this.area.getBigUint64(RUN.sync_regs + REG_OFFSET.rip, true);
   }
 
   /** cr3 as of the last exit, without decoding the other special registers. */
   syncedCr3(): bigint {
-    return this.run.getBigUint64(RUN.sync_sregs + SREGS_CR3_OFFSET, true);
+    return this.area.getBigUint64(RUN.sync_sregs + SREGS_CR3_OFFSET, true);
   }
 
   /**
@@ -193,7 +181,7 @@ export class Vcpu {
    */
   stageEntry(rip: bigint, rsp: bigint, rflags: bigint, args: readonly bigint[]): void {
     this.syncRegsBytes.fill(0);
-    const run = this.run;
+    const run = this.area;
     run.setBigUint64(RUN.sync_regs + REG_OFFSET.rip, rip, true);
     run.setBigUint64(RUN.sync_regs + REG_OFFSET.rsp, rsp, true);
     run.setBigUint64(RUN.sync_regs + REG_OFFSET.rflags, rflags, true);
@@ -205,7 +193,7 @@ export class Vcpu {
 
   /** Stages special registers in the sync area; KVM loads them on the next KVM_RUN. */
   stageSregs(sregs: Sregs): void {
-    encodeSregs(sregs, this.run, RUN.sync_sregs);
+    encodeSregs(sregs, this.area, RUN.sync_sregs);
     this.markDirty(KVM_SYNC_X86_SREGS);
     this.stageCr8();
   }
@@ -236,7 +224,7 @@ export class Vcpu {
    * a restore.
    */
   private stageCr8(): void {
-    this.run.setBigUint64(RUN_CR8, this.run.getBigUint64(RUN.sync_sregs + SREGS_CR8_OFFSET, true), true);
+    this.area.setBigUint64(RUN_CR8, this.area.getBigUint64(RUN.sync_sregs + SREGS_CR8_OFFSET, true), true);
   }
 
   private stageRawIfChanged(raw: Uint8Array, current: Uint8Array, bit: number): boolean {
@@ -250,8 +238,8 @@ export class Vcpu {
 
   private markDirty(bits: number): void {
     // The sync flags live in the low byte of the 64-bit kvm_dirty_regs.
-    const low = this.run.getUint32(RUN.kvm_dirty_regs, true);
-    this.run.setUint32(RUN.kvm_dirty_regs, low | bits, true);
+    const low = this.area.getUint32(RUN.kvm_dirty_regs, true);
+    this.area.setUint32(RUN.kvm_dirty_regs, low | bits, true);
   }
 
   getRegs(): Regs {

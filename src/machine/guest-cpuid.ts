@@ -9,8 +9,6 @@
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
 import { flatImage } from '../image/image.js';
-import { EXIT } from '../kvm/constants.js';
-import { RUN_INTERRUPTED } from '../kvm/vcpu.js';
 import { Machine } from './machine.js';
 
 /** CPUID.1:ECX.XSAVE */
@@ -50,8 +48,9 @@ function probeLeaf(kvm: Kvm, table: readonly CpuidEntry[], leaf: number): [numbe
   try {
     // Four instructions and a hlt: no timer needed; a signal only retries.
     for (let attempt = 0; attempt < 100; attempt++) {
-      if (machine.vcpu.enter() === RUN_INTERRUPTED) continue;
-      if (machine.vcpu.exitReason !== EXIT.KVM_EXIT_HLT) return undefined;
+      const exit = machine.vcpu.run();
+      if (exit.reason === 'interrupted') continue;
+      if (exit.reason !== 'hlt') return undefined;
       const r = machine.vcpu.syncedRegs();
       return [Number(r.rax & 0xffffffffn), Number(r.rbx & 0xffffffffn), Number(r.rcx & 0xffffffffn), Number(r.rdx & 0xffffffffn)];
     }

@@ -3,18 +3,16 @@
 // its snapshot between tests; with 'vm' isolation every test gets a new VM
 // (the seed's way). Every guest failure becomes a TestResult; only host
 // problems (no /dev/kvm, a broken binary) throw.
-import type { IoBus, MmioBus } from '../devices/bus.js';
-import { ConsoleBuffer } from '../devices/console.js';
 import type { GuestImage } from '../image/image.js';
 import { RUNTIME_ENTRY } from '../image/test-table.js';
 import type { Kvm } from '../kvm/kvm.js';
 import { Machine } from '../machine/machine.js';
 import { PlacementError } from '../machine/placement.js';
-import { runUntilStop } from '../machine/run-loop.js';
 import { Snapshot, snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { Outcome } from '../result.js';
-import { standardBuses } from '../run-guest.js';
+import { standardDevices } from '../session/devices.js';
+import { Session } from '../session/session.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure, judge } from './verdict.js';
 
@@ -38,15 +36,6 @@ const DISCARD_AFTER: ReadonlySet<Outcome> = new Set(['triple-fault', 'timeout', 
 /** Machines kept per binary (one per distinct set of RAM ranges). */
 const MACHINE_CACHE_SIZE = 4;
 
-/** Device sets kept per binary (one per distinct set of configured ports). */
-const BUS_CACHE_SIZE = 64;
-
-interface Buses {
-  console: ConsoleBuffer;
-  io: IoBus;
-  mmio: MmioBus;
-}
-
 interface CachedMachine {
   machine: Machine;
   snapshot: Snapshot;
@@ -57,7 +46,6 @@ interface CachedMachine {
 export class BinaryExecutor {
   private readonly entry: bigint;
   private readonly machines = new Map<string, CachedMachine>();
-  private readonly buses = new Map<string, Buses>();
   /** Snapshot isolation, where this KVM can keep its guarantee (otherwise a fresh VM per test). */
   private readonly snapshots: boolean;
 
@@ -101,32 +89,19 @@ export class BinaryExecutor {
         slot.used = true;
       }
       machine.setEntry(this.entry, [test.fn, test.record]);
-      const { console, io, mmio } = this.busesFor(test);
-      console.clear();
-      const stop = runUntilStop({ machine, io, mmio, console, timer: this.timer, timeoutMs });
+      // Devices are made for each test, so that none keeps state from the last one.
+      const session = new Session(machine, standardDevices(test.ioports), this.timer);
+      const stop = session.run(timeoutMs);
       // A write to an MSR that no restore covers leaves state behind (msr-trap.ts).
       if (DISCARD_AFTER.has(stop.outcome) || machine.unrestoredMsrWrite !== undefined) discard = true;
       // No register dumps: a test's result does not carry them.
-      return judge(test, { ...stop, output: console.text(), durationMs: performance.now() - started });
+      return judge(test, { ...stop, output: session.devices.console.text(), durationMs: performance.now() - started });
     } finally {
       if (discard) {
         if (slot) this.forget(test);
         else machine.close();
       }
     }
-  }
-
-  /** Devices for a test's configured ports, built once per distinct configuration. */
-  private busesFor(test: TestCase): Buses {
-    const key = portsKey(test);
-    let buses = this.buses.get(key);
-    if (!buses) {
-      const console = new ConsoleBuffer();
-      buses = { console, ...standardBuses(console, test.ioports) };
-      if (this.buses.size >= BUS_CACHE_SIZE) this.buses.clear();
-      this.buses.set(key, buses);
-    }
-    return buses;
   }
 
   close(): void {
@@ -157,13 +132,9 @@ export class BinaryExecutor {
   }
 }
 
-// Cache keys. A worker reads each test's record afresh and drops it after
-// the run, so there is nothing to memoize them on; the common case (no RAM
-// ranges, no ports) costs nothing.
+// The machine cache's key. A worker reads each test's record afresh and
+// drops it after the run, so there is nothing to memoize it on; the common
+// case (no RAM ranges) costs nothing.
 function ramKey(test: TestCase): string {
   return test.ram.length === 0 ? '' : test.ram.map(([from, to]) => `${from}-${to}`).join(',');
-}
-
-function portsKey(test: TestCase): string {
-  return test.ioports.size === 0 ? '' : [...test.ioports].map(([port, value]) => `${port}=${value}`).join(',');
 }

@@ -7,7 +7,7 @@
 import { loadImage } from '../image/image.js';
 import { readBinaryFile } from '../image/read-binary.js';
 import { testRecordReader } from '../image/test-table.js';
-import { getKvm, getRunTimer } from '../run-guest.js';
+import { getKvm, getRunTimer } from '../session/host.js';
 import { BinaryExecutor, type ExecutionOptions } from './executor.js';
 import type { TestCase } from './types.js';
 

@@ -7,7 +7,7 @@
 // when the runner dies, even in the middle of KVM_RUN.
 import { constants } from 'node:os';
 import { getppid, mapSharedFile, setParentDeathSignal } from '../kvm/libc.js';
-import { getRunTimer } from '../run-guest.js';
+import { getRunTimer } from '../session/host.js';
 import type { BinaryExecutor } from './executor.js';
 import {
   type FromWorker,

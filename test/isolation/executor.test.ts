@@ -11,7 +11,7 @@ import { loadImage } from '../../src/image/image.js';
 import { readTestTable } from '../../src/image/test-table.js';
 import { guestCpuid } from '../../src/machine/guest-cpuid.js';
 import { Machine } from '../../src/machine/machine.js';
-import { getKvm, getRunTimer } from '../../src/run-guest.js';
+import { getKvm, getRunTimer } from '../../src/session/host.js';
 import { BinaryExecutor, ISOLATION_MODES, type Isolation } from '../../src/runner/executor.js';
 import type { TestCase, TestResult } from '../../src/runner/types.js';
 import { guestSkipReason, guestTest } from '../helpers/kvm.js';

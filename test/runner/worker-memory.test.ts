@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { compileTests } from '../../src/image/toolchain.js';
 import { readTestTable } from '../../src/image/test-table.js';
 import { loadImage } from '../../src/image/image.js';
-import { getRunTimer } from '../../src/run-guest.js';
+import { getRunTimer } from '../../src/session/host.js';
 import { WorkerBinaries } from '../../src/runner/worker-binaries.js';
 import { guestTest } from '../helpers/kvm.js';
 import { tempDir } from '../helpers/toolchain.js';

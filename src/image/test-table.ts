@@ -4,7 +4,7 @@
 // are guest-virtual; they are read through the ELF's PT_LOAD segments.
 import { BinaryFileError, readBinaryFile } from './read-binary.js';
 import { hex } from '../devices/device.js';
-import { LAYOUT } from '../machine/layout.js';
+import { describeRamRange, ramRangeProblem } from '../machine/ram-ranges.js';
 import { normalizeIoPorts, OptionError } from '../options.js';
 import type { Expectation, TestCase } from '../runner/types.js';
 import { type ElfFile, findSection, parseElf, PT_LOAD } from './elf.js';
@@ -25,7 +25,6 @@ const MAX_IOPORTS = 16;
 const MAX_RAMS = 8;
 const NO_FAULT = -1;
 const MAX_VECTOR = 255;
-const PAGE_MASK = 0xfffn;
 
 /** Byte offsets in a version 1 record. */
 const AT = {
@@ -264,16 +263,8 @@ function ramRanges(view: DataView, test: () => string): Array<[bigint, bigint]> 
     const from = view.getBigUint64(at, true);
     const to = view.getBigUint64(at + 8, true);
     if (from === 0n && to === 0n) continue;
-    const range = `RAM range [${hex(from)}, ${hex(to)})`;
-    if (to <= from) throw new TestTableError(`${test()}: ${range}: the end must be above the start (ranges are { from, to })`);
-    if ((from & PAGE_MASK) !== 0n || (to & PAGE_MASK) !== 0n) {
-      throw new TestTableError(`${test()}: ${range}: both ends must be multiples of 4 KiB (0x1000)`);
-    }
-    if (from < LAYOUT.engineEnd) {
-      throw new TestTableError(`${test()}: ${range} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
-    }
-    const clash = ranges.find(([f, t]) => from < t && f < to);
-    if (clash) throw new TestTableError(`${test()}: ${range} overlaps RAM range [${hex(clash[0])}, ${hex(clash[1])})`);
+    const problem = ramRangeProblem(from, to, ranges);
+    if (problem) throw new TestTableError(`${test()}: ${describeRamRange(from, to)}${problem}`);
     ranges.push([from, to]);
   }
   return ranges;

@@ -5,6 +5,7 @@
 // which two things collide, before any VM exists.
 import type { GuestImage } from '../image/image.js';
 import { HIGHER_HALF_BASE, HIGHER_HALF_PHYS, LAYOUT } from './layout.js';
+import { ramRangeProblem } from './ram-ranges.js';
 import { pageCeil, pageFloor } from './memory.js';
 
 export type RamRange = readonly [bigint | number, bigint | number];
@@ -151,13 +152,9 @@ export function placeMachine({ image, ram, stackSize, maxPhysBits, maxGuestMemor
     const from = BigInt(fromRaw);
     const to = BigInt(toRaw);
     const name = `RAM range ${i} [${hex(from)}, ${hex(to)})`;
-    if (to <= from) throw new PlacementError(`${name}: the end must be above the start`);
-    if (from % 0x1000n !== 0n || to % 0x1000n !== 0n) {
-      throw new PlacementError(`${name}: both ends must be multiples of 4 KiB (0x1000)`);
-    }
-    if (from < LAYOUT.engineEnd) {
-      throw new PlacementError(`${name} overlaps the first megabyte, which kvmtest reserves (0x0-${hex(LAYOUT.engineEnd)})`);
-    }
+    // Overlaps with other ranges are named below, with the other party, as any collision is.
+    const problem = ramRangeProblem(from, to);
+    if (problem) throw new PlacementError(`${name}${problem}`);
     if (to > physLimit || to > LOW_HALF_END) {
       throw new PlacementError(`${name} ends beyond this CPU's ${maxPhysBits}-bit physical address space`);
     }

@@ -15,6 +15,7 @@ import type { ExecutionOptions } from './executor.js';
 import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, RUNNER_PID_ENV } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure } from './verdict.js';
+import { WorkQueue } from './work-queue.js';
 
 export interface PoolOptions {
   jobs: number;
@@ -301,35 +302,6 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
   };
 }
 
-/**
- * Test indices still to hand out, lowest first. Tests put back after a crash
- * are lower than any not yet handed out, so they go first, in order: the
- * earliest unfinished test is always either running or at the front.
- */
-class WorkQueue {
-  private next = 0;
-  /** Highest first, so the lowest pops. */
-  private readonly returned: number[] = [];
-
-  constructor(private readonly count: number) {}
-
-  get length(): number {
-    return this.returned.length + (this.count - this.next);
-  }
-
-  peek(): number {
-    return this.returned.length > 0 ? this.returned[this.returned.length - 1]! : this.next;
-  }
-
-  take(): number {
-    return this.returned.length > 0 ? this.returned.pop()! : this.next++;
-  }
-
-  putBack(indices: readonly number[]): void {
-    this.returned.push(...indices);
-    this.returned.sort((a, b) => b - a);
-  }
-}
 
 /** A worker's last words for a message, or nothing when it wrote none. */
 function stderrTail(stderr: string): string {

@@ -1,0 +1,53 @@
+// The verdict: what the guest did, against what the test expected, and the
+// message that says both when they differ. Pure: no /dev/kvm.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Expectation, TestCase } from '../../src/runner/types.js';
+import { hostFailure, judge, type RunForJudging } from '../../src/runner/verdict.js';
+
+function testCase(expect: Expectation): TestCase {
+  return { name: 't', binary: 'b.elf', file: 'f.c', line: 1, fn: 0x200000n, record: 0x300000n, expect, ioports: new Map(), ram: [], timeoutMs: 0, ignore: false };
+}
+
+const run = (outcome: RunForJudging['outcome'], extra: Partial<RunForJudging> = {}): RunForJudging => ({ outcome, output: '', durationMs: 1, ...extra });
+const fault = (vector: number, name: string) => run('fault', { fault: { vector, name, rip: 0x200010n, location: 'f+0x10' }, message: `${name} at f+0x10` });
+
+describe('judge', () => {
+  const cases: Array<[Expectation, RunForJudging, 'passed' | 'failed', string?]> = [
+    [{ kind: 'return' }, run('returned'), 'passed'],
+    [{ kind: 'return' }, run('assert-failed', { message: 'assertion failed at f.c:3: x' }), 'failed', 'assertion failed at f.c:3: x'],
+    [{ kind: 'return' }, run('halted'), 'failed', 'it halted'],
+    [{ kind: 'panic' }, run('panicked'), 'passed'],
+    [{ kind: 'panic' }, run('assert-failed'), 'passed'],
+    [{ kind: 'panic' }, run('returned'), 'failed', 'expected the test to panic (should_panic), but it returned'],
+    [{ kind: 'halt' }, run('halted'), 'passed'],
+    [{ kind: 'halt' }, run('returned'), 'failed', 'expected the test to halt (should_halt), but it returned'],
+    [{ kind: 'fault', vector: 13 }, fault(13, '#GP'), 'passed'],
+    [{ kind: 'fault', vector: 13 }, fault(6, '#UD'), 'failed', 'expected the test to raise #GP (should_fault = 13), but it raised #UD: #UD at f+0x10'],
+    [{ kind: 'fault', vector: 13 }, run('returned'), 'failed', 'expected the test to raise #GP (should_fault = 13), but it returned'],
+    [{ kind: 'return' }, run('error', { error: { kind: 'emulation-failure' }, message: 'emulation failure: ...' }), 'failed', 'emulation failure: ...'],
+  ];
+  for (const [expect, result, status, message] of cases) {
+    test(`${expect.kind}${expect.kind === 'fault' ? ` ${expect.vector}` : ''} and ${result.outcome}${result.fault ? ` ${result.fault.name}` : ''}: ${status}`, () => {
+      const verdict = judge(testCase(expect), result);
+      assert.equal(verdict.status, status);
+      assert.equal(verdict.outcome, result.outcome);
+      if (message) assert.equal(verdict.message, message);
+      else assert.equal(verdict.message, undefined);
+    });
+  }
+
+  test('the result keeps the output, the duration and the fault', () => {
+    const verdict = judge(testCase({ kind: 'fault', vector: 13 }), { ...fault(13, '#GP'), output: 'hi\n', durationMs: 7 });
+    assert.equal(verdict.output, 'hi\n');
+    assert.equal(verdict.durationMs, 7);
+    assert.equal(verdict.fault?.name, '#GP');
+  });
+});
+
+describe('hostFailure', () => {
+  test('a failed test with outcome error and the message given', () => {
+    const failure = hostFailure(testCase({ kind: 'return' }), 'the worker died');
+    assert.deepEqual(failure, { name: 't', binary: 'b.elf', status: 'failed', outcome: 'error', durationMs: 0, output: '', message: 'the worker died' });
+  });
+});

@@ -75,12 +75,13 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
   const entry = resolveEntry(image, options.entry);
 
   const maxGuestMemory = options.maxGuestMemory === undefined ? undefined : validateMemoryLimit(options.maxGuestMemory, 'maxGuestMemory');
+  // First the timer: in a worker thread it says why guests cannot run there, before any VM exists.
+  const timer = getRunTimer();
   const machine = Machine.create(getKvm(), { image, ram: options.ram ?? [], stackSize: options.stackSize, maxGuestMemory });
   try {
     machine.setEntry(entry, args);
     const console = new ConsoleBuffer();
     const { io, mmio } = standardBuses(console, ioports);
-    const timer = getRunTimer();
     const stop = runUntilStop({ machine, io, mmio, console, timer, timeoutMs });
     timer.stop();
     return toResult(stop, machine, console, started);

@@ -18,7 +18,13 @@ import { RunTimer } from './machine/timeout.js';
 import type { GuestResult } from './result.js';
 import { type IoPortSpec, OptionError, normalizeIoPorts, validateMemoryLimit, validateTimeout } from './options.js';
 
-export const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * runGuest's time limit when the caller sets none: 1 s, below the per-test
+ * timeouts of Vitest and Jest (5 s) and Mocha (2 s), so that a hung guest is
+ * reported by kvmtest, with where it was, not cut off by the framework. The
+ * runner's default (kvmtest run --timeout) is its own, DEFAULT_TEST_TIMEOUT_MS.
+ */
+export const DEFAULT_TIMEOUT_MS = 1_000;
 
 export interface RunGuestOptions {
   /** The code to run: an ELF executable (path or bytes) or a flat binary and its load address. */
@@ -31,7 +37,7 @@ export interface RunGuestOptions {
   ioports?: IoPortSpec;
   /** Extra guest RAM, [from, to) physical ranges, identity-mapped. */
   ram?: readonly RamRange[];
-  /** Stop the guest after this many milliseconds (default 10,000). */
+  /** Stop the guest after this many milliseconds (default 1,000: DEFAULT_TIMEOUT_MS). */
   timeoutMs?: number;
   /** Stack size in bytes (default 64 KiB). */
   stackSize?: number;

@@ -4,7 +4,6 @@
 // stopped early (a signal, a worker problem): the reporters still get what
 // finished, with a summary that says the run is incomplete and why.
 import { availableParallelism } from 'node:os';
-import { DEFAULT_TIMEOUT_MS } from '../run-guest.js';
 import { discoverTests, selectTests, type Selection } from './discover.js';
 import type { Isolation } from './executor.js';
 import { jobLimit } from './limits.js';
@@ -12,6 +11,9 @@ import { PoolError, startWorkers, type WorkerRun } from './pool.js';
 import type { ProgressLine } from './progress.js';
 import { ReportQueue } from './report-queue.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
+
+/** A test's time limit when neither it (.timeout_ms) nor the run (--timeout) sets one; runGuest's own default is lower. */
+export const DEFAULT_TEST_TIMEOUT_MS = 10_000;
 
 export interface RunOptions extends Selection {
   binaries: readonly string[];
@@ -86,7 +88,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     inFlight: options.bail === undefined ? undefined : 1,
     execution: {
       isolation: options.isolation ?? 'snapshot',
-      defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      defaultTimeoutMs: options.timeoutMs ?? DEFAULT_TEST_TIMEOUT_MS,
       ...(options.maxGuestMemory !== undefined && { maxGuestMemory: options.maxGuestMemory }),
     },
     onResult(index, result) {

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { runGuest } from '../../src/index.js';
-import { ROOT } from '../cli/helpers.js';
+import { DEFAULT_TEST_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, runGuest } from '../../src/index.js';
+import { describeRun, kvmtest, ROOT } from '../cli/helpers.js';
 import { guestSkipReason, guestTest } from '../helpers/kvm.js';
 import { flatAll, tempDir } from '../helpers/toolchain.js';
 
@@ -77,6 +77,23 @@ describe('timeouts', () => {
         message: /timeoutMs must be a positive number of milliseconds/,
       });
     }
+  });
+});
+
+describe('default time limits', () => {
+  test('runGuest without timeoutMs stops a hung guest after DEFAULT_TIMEOUT_MS (1 s), with its rip', guestTest(), async () => {
+    assert.equal(DEFAULT_TIMEOUT_MS, 1000);
+    const r = await runGuest({ image: image(bin.spin) });
+    assert.equal(r.outcome, 'timeout', r.message);
+    assert.equal(r.message, `timed out after ${DEFAULT_TIMEOUT_MS} ms; the guest was at 0x${LOAD.toString(16)}`);
+    assert.ok(r.durationMs >= DEFAULT_TIMEOUT_MS, `not stopped before the deadline (${r.durationMs} ms)`);
+  });
+
+  test("kvmtest run keeps its own default, 10 s, which its usage states", async () => {
+    assert.equal(DEFAULT_TEST_TIMEOUT_MS, 10_000);
+    const help = await kvmtest(['--help']);
+    assert.equal(help.status, 0, describeRun(help));
+    assert.match(help.stdout, new RegExp(`--timeout MS .*\\(default ${DEFAULT_TEST_TIMEOUT_MS}\\)`));
   });
 });
 

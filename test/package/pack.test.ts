@@ -13,8 +13,8 @@ import { type CommandResult, describeRun, lines, ROOT, runCommand } from '../cli
 
 /** Scripts npm runs when a package is installed (`prepare` too, for a tarball or git dependency). */
 const INSTALL_SCRIPTS = ['preinstall', 'install', 'postinstall', 'prepare', 'preprepare', 'postprepare'];
-/** Left out of the copy that is packed: what is built, installed or kept by git. */
-const NOT_COPIED = new Set(['node_modules', 'dist', 'build', '.git', join('bench', 'out')]);
+/** Left out of the copy that is packed: what is built or kept by git (and every node_modules/). */
+const NOT_COPIED = new Set(['dist', 'build', '.git', join('bench', 'out')]);
 
 interface PackResult {
   filename: string;
@@ -80,7 +80,7 @@ describe('the npm package', () => {
       recursive: true,
       filter: (source) => {
         const relative = source.slice(ROOT.length).replace(/^\/+/, '');
-        return !NOT_COPIED.has(relative);
+        return !NOT_COPIED.has(relative) && !relative.split('/').includes('node_modules');
       },
     });
     symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
@@ -121,6 +121,11 @@ describe('the npm package', () => {
       'sdk/runtime/start.S',
       'examples/ports.c',
       'examples/in_assembly.S',
+      'examples/node-test/guest.test.mjs',
+      'examples/node-test/guest.c',
+      'examples/vitest/guest.test.mjs',
+      'examples/vitest/guest.c',
+      'examples/vitest/vitest.config.mjs',
       'docs/guide.md',
     ]) {
       assert.ok(files.has(path), `${path} is in the tarball`);
@@ -219,7 +224,7 @@ describe('the npm package', () => {
     results.forEach((result, i) => assert.equal(result.status, 0, `${settings[i]![1]}: ${describeRun(result)}`));
   });
 
-  test('the installed copy builds and runs a test (npx kvmtest cc, npx kvmtest run) and its library runs a guest', guestTest(), async () => {
+  test('the installed copy builds and runs a test (npx kvmtest cc, npx kvmtest run); its library and its node:test example run guests', guestTest(), async () => {
     assert.ok(existsSync(join(project, 'node_modules', 'kvmtest')), 'the install test ran first');
     writeFileSync(
       join(project, 'tiny.c'),
@@ -245,6 +250,13 @@ describe('the npm package', () => {
     const library = await runCommand(process.execPath, ['--input-type=module', '-e', script], { cwd: project, env });
     assert.equal(library.status, 0, describeRun(library));
     assert.equal(library.stdout, 'returned fe\n');
+
+    // The node:test example, run where the package put it, against the package's own library.
+    const testEnv: NodeJS.ProcessEnv = { ...env };
+    delete testEnv['NODE_TEST_CONTEXT'];
+    const example = await runCommand(process.execPath, ['--test', join('node_modules', 'kvmtest', 'examples', 'node-test')], { cwd: project, env: testEnv });
+    assert.equal(example.status, 0, describeRun(example));
+    assert.match(example.stdout, /^# fail 0$/m);
   });
 
   test('npm start in a clone that nothing has built: compiles the sources, then builds and runs the examples', guestTest(), async () => {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// The kvmtest command. The code lives in dist/ (built by `npm ci` / `npm run build`).
-import { main } from '../dist/src/cli.js';
+// The kvmtest command. The code lives in dist/: compiled by `npm run build` (and
+// by `npm start`, `npm test`) in a clone, shipped compiled in the package.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 // A reader that goes away (`kvmtest run ... | head`) is not an error: the
 // run goes on without output and still ends with its own exit status. Any
@@ -20,6 +22,14 @@ for (const [name, stream] of [['standard output', process.stdout], ['standard er
     process.exit(2);
   });
 }
+
+// In a clone, dist/ exists only once something has built it (`npm ci` does not).
+const cli = new URL('../dist/src/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  process.stderr.write(`kvmtest: ${fileURLToPath(cli)} is missing: in a clone of kvmtest, run \`npm run build\` first\n`);
+  process.exit(2);
+}
+const { main } = await import(cli.href);
 
 main(process.argv.slice(2)).then(
   (status) => {

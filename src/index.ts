@@ -17,7 +17,7 @@ export { PlacementError } from './machine/placement.js';
 export { KvmUnavailableError, KvmIoctlError } from './kvm/errors.js';
 
 // The test runner, for programs that drive it themselves.
-export { runTests, type RunOptions, type RunOutcome } from './runner/run.js';
+export { runTests, DEFAULT_TEST_TIMEOUT_MS, type RunOptions, type RunOutcome } from './runner/run.js';
 export { discoverTests, selectTests, BinaryError, type Selection, type Shard } from './runner/discover.js';
 export { ISOLATION_MODES, type Isolation } from './runner/executor.js';
 export type { TestCase, TestResult, TestStatus, RunSummary, Reporter, Expectation } from './runner/types.js';

@@ -10,7 +10,13 @@ import { standardDevices } from './session/devices.js';
 import { getKvm, getRunTimer } from './session/host.js';
 import { Session } from './session/session.js';
 
-export const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * runGuest's time limit when the caller sets none: 1 s, below the per-test
+ * timeouts of Vitest and Jest (5 s) and Mocha (2 s), so that a hung guest is
+ * reported by kvmtest, with where it was, not cut off by the framework. The
+ * runner's default (kvmtest run --timeout) is its own, DEFAULT_TEST_TIMEOUT_MS.
+ */
+export const DEFAULT_TIMEOUT_MS = 1_000;
 
 export interface RunGuestOptions {
   /** The code to run: an ELF executable (path or bytes) or a flat binary and its load address. */
@@ -23,7 +29,7 @@ export interface RunGuestOptions {
   ioports?: IoPortSpec;
   /** Extra guest RAM, [from, to) physical ranges, identity-mapped. */
   ram?: readonly RamRange[];
-  /** Stop the guest after this many milliseconds (default 10,000). */
+  /** Stop the guest after this many milliseconds (default 1,000: DEFAULT_TIMEOUT_MS). */
   timeoutMs?: number;
   /** Stack size in bytes (default 64 KiB). */
   stackSize?: number;
@@ -54,12 +60,14 @@ export function runGuestSync(options: RunGuestOptions): GuestResult {
   const entry = resolveEntry(image, options.entry);
 
   const maxGuestMemory = options.maxGuestMemory === undefined ? undefined : validateMemoryLimit(options.maxGuestMemory, 'maxGuestMemory');
+  // First the timer: in a worker thread it says why guests cannot run there, before any VM exists.
+  const timer = getRunTimer();
   const machine = Machine.create(getKvm(), { image, ram: options.ram ?? [], stackSize: options.stackSize, maxGuestMemory });
   try {
     machine.setEntry(entry, args);
-    const session = new Session(machine, standardDevices(ioports), getRunTimer());
+    const session = new Session(machine, standardDevices(ioports), timer);
     const stop = session.run(timeoutMs);
-    getRunTimer().stop();
+    timer.stop();
     return session.result(stop, Number(process.hrtime.bigint() - started) / 1e6);
   } finally {
     machine.close();

@@ -22,7 +22,11 @@ const NEVER = Infinity;
 function installHandler(): void {
   if (handlerInstalled) return;
   if (!isMainThread) {
-    throw new Error('kvmtest runs guests on a process main thread only (timeouts use a signal); not in a Worker');
+    throw new Error(
+      "kvmtest runs guests on a process's main thread only (its timeouts are a signal aimed at that thread), not in a worker thread. " +
+        "Under Vitest, set pool: 'forks' in vitest.config (test files then run in child processes, on their main threads); " +
+        'elsewhere, run guests from the main thread or from a child process, not from a worker_threads Worker',
+    );
   }
   process.on('SIGUSR2', () => {});
   handlerInstalled = true;

@@ -12,7 +12,7 @@ import type { ProgressLine } from './progress.js';
 import { ReportQueue } from './report-queue.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
 
-/** A test's time limit unless it or the run sets one (the CLI's --timeout default). */
+/** A test's time limit when neither it (.timeout_ms) nor the run (--timeout) sets one; runGuest's own default is lower. */
 export const DEFAULT_TEST_TIMEOUT_MS = 10_000;
 
 export interface RunOptions extends Selection {

@@ -57,7 +57,7 @@ describe('campaign generator', () => {
   });
 
   test('a destructive test is a list of calls, one per line, and no loop', () => {
-    const call = /^ {4}(TRY\(op_\w+, [^;]*\);|op_\w+\([^;]*\);|UD2\(\);|hlt\(\);|kassert\(0, "[^"]*"\);|kpanic\("[^"]*"\);|outw\(0xf4, 0x[0-9a-f]+\);) \/\* [^*]* \*\/$/;
+    const call = /^ {4}(TRY\(op_\w+, [^;]*\);|op_\w+\([^;]*\);|UD2\(\);|hlt\(\);|kassert\(0, "[^"]*"\);|kpanic\("[^"]*"\);|outw\(0xf4, 0x[0-9a-f]+\);|outb\(0xf6, 0x[0-9a-f]+\);) \/\* [^*]* \*\/$/;
     for (const g of campaign(11, 200).groups) {
       const body = g.source.split('\n').slice(1, -1);
       assert.ok(body.length >= 1 && body.length <= 7, g.source);

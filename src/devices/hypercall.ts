@@ -14,6 +14,9 @@ const utf8 = new TextEncoder();
 export const REPORT_SIZE = 64;
 const REPORT_KIND = { assert: 1, assertEq: 2, panic: 3 } as const;
 const MAX_STRING = 4096;
+/** The most of a skip reason the host reads (the SDK's are at most 1023 bytes). */
+const MAX_SKIP_REASON = MAX_STRING;
+const utf8Decoder = new TextDecoder();
 const MAX_ADDRESS = (1n << 64n) - 1n;
 
 export class HypercallPort implements PortDevice {
@@ -29,6 +32,8 @@ export class HypercallPort implements PortDevice {
         return this.write_(regs.rdi, regs.rsi, guest);
       case HYPERCALL.report:
         return readReport(regs.rdi, guest);
+      case HYPERCALL.skip:
+        return readSkip(regs.rdi, regs.rsi, guest);
       default:
         return { outcome: 'unexpected-io', message: `unknown hypercall ${value} (out to port ${hex(port)})` };
     }
@@ -36,14 +41,8 @@ export class HypercallPort implements PortDevice {
 
   private write_(pointer: bigint, length: bigint, guest: GuestAccess): Stop | void {
     if (length === 0n) return;
-    const end = pointer + length - 1n;
-    if (!isCanonical(pointer) || end > MAX_ADDRESS || !isCanonical(end)) {
-      return {
-        outcome: 'error',
-        error: { kind: 'host' },
-        message: `write hypercall: the buffer at ${hex(pointer)} (${length} bytes) is not at canonical addresses`,
-      };
-    }
+    const notCanonical = checkCanonical('write', pointer, length);
+    if (notCanonical) return notCanonical;
     // Read no more than the console will keep: a guest repeating a large
     // write (rep outsl to this port) then costs next to nothing.
     const kept = Math.min(guest.consoleRoom(), MAX_WRITE);
@@ -63,6 +62,34 @@ export class HypercallPort implements PortDevice {
       guest.dropOutput(Number(length - BigInt(wanted)));
     }
   }
+}
+
+/** An error Stop when the buffer [pointer, pointer + length) is not all at canonical addresses. */
+function checkCanonical(call: string, pointer: bigint, length: bigint): Stop | undefined {
+  const end = pointer + length - 1n;
+  if (isCanonical(pointer) && end <= MAX_ADDRESS && isCanonical(end)) return undefined;
+  return {
+    outcome: 'error',
+    error: { kind: 'host' },
+    message: `${call} hypercall: the buffer at ${hex(pointer)} (${length} bytes) is not at canonical addresses`,
+  };
+}
+
+/** kskip: the test ends as skipped, the reason (UTF-8, cut at MAX_SKIP_REASON bytes) as its message. */
+function readSkip(pointer: bigint, length: bigint, guest: GuestAccess): Stop {
+  const wanted = length > BigInt(MAX_SKIP_REASON) ? MAX_SKIP_REASON : Number(length);
+  if (wanted === 0) return { outcome: 'skipped', message: '' };
+  const notCanonical = checkCanonical('skip', pointer, BigInt(wanted));
+  if (notCanonical) return notCanonical;
+  const bytes = guest.readVirtual(pointer, wanted);
+  if (bytes.length < wanted) {
+    return {
+      outcome: 'error',
+      error: { kind: 'host' },
+      message: `skip hypercall: ${wanted} bytes at ${hex(pointer)} are not all mapped in the guest`,
+    };
+  }
+  return { outcome: 'skipped', message: utf8Decoder.decode(bytes) };
 }
 
 function readReport(pointer: bigint, guest: GuestAccess): Stop {

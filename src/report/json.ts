@@ -4,7 +4,7 @@
 // Shape: { tests: JsonTest[], summary: JsonSummary }. Every test has every
 // key except "fault" (present only when an exception ended the test);
 // absent values are null: "outcome" is null for ignored tests (they did not
-// run), "message" is null when there is none. Hardware values are "0x..."
+// run), "message" is null when there is none (a skipped test's is its reason). Hardware values are "0x..."
 // strings, so there is no bigint and no precision loss. "output" is the
 // guest's console text exactly as written (line ends untouched). A run that
 // stopped early (a signal, a worker problem) says so in the summary.
@@ -38,6 +38,8 @@ export interface JsonSummary {
   passed: number;
   failed: number;
   ignored: number;
+  /** Tests that skipped themselves at run time (kskip). */
+  skipped: number;
   durationMs: number;
   /** Present, and true, only when the run stopped before its end (not for --bail). */
   incomplete?: true;
@@ -82,6 +84,7 @@ function jsonSummary(summary: RunSummary): JsonSummary {
     passed: summary.passed,
     failed: summary.failed,
     ignored: summary.ignored,
+    skipped: summary.skipped,
     durationMs: summary.durationMs,
   };
   if (summary.incomplete !== undefined) {

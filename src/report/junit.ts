@@ -78,7 +78,7 @@ function emptyCounts(): Counts {
 function count(counts: Counts, result: TestResult): void {
   counts.tests += 1;
   if (result.status === 'failed') counts.failures += 1;
-  if (result.status === 'ignored') counts.skipped += 1;
+  if (result.status === 'ignored' || result.status === 'skipped') counts.skipped += 1;
 }
 
 function failureText(result: TestResult): string {
@@ -97,7 +97,7 @@ function testcase(result: TestResult): string {
     children.push(
       `      <failure${attributes({ message: firstLine(reason), type })}>${xmlText(failureText(result))}</failure>\n`,
     );
-  } else if (result.status === 'ignored') {
+  } else if (result.status === 'ignored' || result.status === 'skipped') {
     const reason = result.message === undefined ? '' : firstLine(result.message);
     children.push(`      <skipped${reason === '' ? '' : attributes({ message: reason })}/>\n`);
   }

@@ -121,6 +121,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     passed: reported.passed,
     failed: reported.failed,
     ignored: reported.ignored,
+    skipped: reported.skipped,
     durationMs: Number(process.hrtime.bigint() - started) / 1e6,
     notRun: tests.length - reported.delivered,
   };

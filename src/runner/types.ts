@@ -29,7 +29,11 @@ export interface TestCase {
   ignore: boolean;
 }
 
-export type TestStatus = 'passed' | 'failed' | 'ignored';
+/**
+ * 'ignored': not run (.ignore). 'skipped': ran, and skipped itself at run
+ * time (kskip), whatever it expected.
+ */
+export type TestStatus = 'passed' | 'failed' | 'ignored' | 'skipped';
 
 export interface TestResult {
   name: string;
@@ -40,7 +44,7 @@ export interface TestResult {
   durationMs: number;
   /** Console text the guest wrote. */
   output: string;
-  /** For failures: what was expected and what happened. For ignored tests: why. */
+  /** For failures: what was expected and what happened. For ignored and skipped tests: why. */
   message?: string;
   fault?: FaultInfo;
 }
@@ -49,6 +53,8 @@ export interface RunSummary {
   passed: number;
   failed: number;
   ignored: number;
+  /** Tests that skipped themselves at run time (kskip); not among `ignored`. */
+  skipped: number;
   /** Wall-clock time of the whole run. */
   durationMs: number;
   /** Selected tests without a result: never started (--bail, an interrupted run) or cut off while running. */

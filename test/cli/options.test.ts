@@ -35,7 +35,7 @@ function assertJsonSchema(report: unknown): void {
     assert.deepEqual(Object.keys(t), t.fault === undefined ? keys : [...keys, 'fault'], t.name);
     assert.equal(typeof t.name, 'string');
     assert.equal(typeof t.binary, 'string');
-    assert.ok(['passed', 'failed', 'ignored'].includes(t.status), t.status);
+    assert.ok(['passed', 'failed', 'ignored', 'skipped'].includes(t.status), t.status);
     // Ignored tests did not run: no outcome.
     if (t.status === 'ignored') assert.equal(t.outcome, null, t.name);
     else assert.equal(typeof t.outcome, 'string', t.name);
@@ -54,8 +54,8 @@ function assertJsonSchema(report: unknown): void {
       assert.equal(typeof f.location, 'string');
     }
   }
-  assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'durationMs']);
-  for (const status of ['passed', 'failed', 'ignored'] as const) {
+  assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'skipped', 'durationMs']);
+  for (const status of ['passed', 'failed', 'ignored', 'skipped'] as const) {
     assert.equal(summary[status], tests.filter((t) => t.status === status).length, status);
   }
   assert.ok(typeof summary.durationMs === 'number' && summary.durationMs >= 0);

@@ -43,6 +43,7 @@ export function summarize(results: readonly TestResult[], durationMs: number): R
     passed: results.filter((r) => r.status === 'passed').length,
     failed: results.filter((r) => r.status === 'failed').length,
     ignored: results.filter((r) => r.status === 'ignored').length,
+    skipped: results.filter((r) => r.status === 'skipped').length,
     durationMs,
     notRun: 0,
   };
@@ -75,6 +76,11 @@ export function ignored(name: string, reason?: string, binary = BIN): TestResult
   const result: TestResult = { name, binary, status: 'ignored', durationMs: 0, output: '' };
   if (reason !== undefined) result.message = reason;
   return result;
+}
+
+/** A test that ran and skipped itself (kskip) with `reason`. */
+export function skipped(name: string, reason: string, binary = BIN): TestResult {
+  return { name, binary, status: 'skipped', outcome: 'skipped', durationMs: 1.5, output: 'probing\n', message: reason };
 }
 
 /** A failure with a multi-line message and output that lacks a final newline. */

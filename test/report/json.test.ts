@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { jsonReport, jsonReporter } from '../../src/report/json.js';
-import { BIN, HOSTILE_OUTPUT, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, summarize } from './fixtures.js';
+import { BIN, HOSTILE_OUTPUT, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
 
 describe('JSON reporter', () => {
   test('writes one parseable document with every test and the summary', async () => {
@@ -16,7 +16,7 @@ describe('JSON reporter', () => {
     );
     const report = JSON.parse(sink.text);
 
-    assert.deepEqual(report.summary, { passed: 1, failed: 3, ignored: 1, durationMs: 20.5 });
+    assert.deepEqual(report.summary, { passed: 1, failed: 3, ignored: 1, skipped: 0, durationMs: 20.5 });
     assert.deepEqual(
       report.tests.map((t: { name: string; status: string }) => [t.name, t.status]),
       [['p', 'passed'], ['pf', 'failed'], ['broken', 'failed'], ['skipped', 'ignored'], ['h', 'failed']],
@@ -72,6 +72,22 @@ describe('JSON reporter', () => {
     assert.equal(bare.message, null);
   });
 
+  test('a test that skipped itself: status and outcome "skipped", its reason as the message, counted apart from ignored', async () => {
+    const sink = memorySink();
+    await drive(jsonReporter(sink), [skipped('needs_x2apic', 'no x2APIC here'), ignored('later')]);
+    const report = JSON.parse(sink.text);
+    assert.deepEqual(report.tests[0], {
+      name: 'needs_x2apic',
+      binary: BIN,
+      status: 'skipped',
+      outcome: 'skipped',
+      durationMs: 1.5,
+      output: 'probing\n',
+      message: 'no x2APIC here',
+    });
+    assert.deepEqual([report.summary.ignored, report.summary.skipped], [1, 1]);
+  });
+
   test('multi-line messages and any guest bytes round-trip unchanged', async () => {
     const sink = memorySink();
     await drive(jsonReporter(sink), [assertFailed('broken'), hostile('h')]);
@@ -100,10 +116,10 @@ describe('JSON reporter', () => {
     }
   });
 
-  test('a complete run has exactly the four summary keys; an incomplete one says why and how many did not run', async () => {
+  test('a complete run has exactly the five summary keys; an incomplete one says why and how many did not run', async () => {
     const complete = memorySink();
     await drive(jsonReporter(complete), [passed('p')]);
-    assert.deepEqual(Object.keys(JSON.parse(complete.text).summary), ['passed', 'failed', 'ignored', 'durationMs']);
+    assert.deepEqual(Object.keys(JSON.parse(complete.text).summary), ['passed', 'failed', 'ignored', 'skipped', 'durationMs']);
 
     const cut = memorySink();
     await drive(jsonReporter(cut), [passed('p')], { summary: { incomplete: 'interrupted by SIGINT', notRun: 3 } });
@@ -111,6 +127,7 @@ describe('JSON reporter', () => {
       passed: 1,
       failed: 0,
       ignored: 0,
+      skipped: 0,
       durationMs: 20,
       incomplete: true,
       incompleteReason: 'interrupted by SIGINT',

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { junitDocument, junitReporter } from '../../src/report/junit.js';
 import type { RunSummary, TestResult } from '../../src/runner/types.js';
-import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, summarize } from './fixtures.js';
+import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 function child(node: XmlElement, name: string): XmlElement | undefined {
@@ -61,6 +61,17 @@ describe('JUnit reporter', () => {
 
     const q = root.children[1]!.children[0]!;
     assert.deepEqual([q.attributes.name, q.attributes.classname, q.children.length], ['q', OTHER_BIN, 0]);
+  });
+
+  test('a test that skipped itself: <skipped> with its reason, its output kept, counted as skipped', async () => {
+    const root = parseXml(await report([skipped('needs_x2apic', 'no x2APIC here\nreally'), passed('p')]));
+    const suite = root.children[0]!;
+    assert.deepEqual([suite.attributes.tests, suite.attributes.failures, suite.attributes.skipped], ['2', '0', '1']);
+    const testcase = suite.children[0]!;
+    assert.deepEqual(testcase.children.map((c) => [c.name, c.attributes, c.text]), [
+      ['skipped', { message: 'no x2APIC here' }, ''],
+      ['system-out', {}, 'probing\n'],
+    ]);
   });
 
   test('a multi-line reason: first line as the message, all of it and the output as text', async () => {

@@ -11,7 +11,7 @@ export type { ReportOutput } from './output.js';
 export { colorEnabled } from './output.js';
 export { prettyReporter, type PrettyOptions } from './pretty.js';
 export { tapReporter } from './tap.js';
-export { jsonReporter, jsonReport, type JsonReport, type JsonTest, type JsonFault, type JsonSummary } from './json.js';
+export { jsonReporter, jsonReport, type JsonReport, type JsonTest, type JsonNotRun, type JsonFault, type JsonSummary } from './json.js';
 export { junitReporter, junitDocument } from './junit.js';
 
 export interface ReporterOptions {

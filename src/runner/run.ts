@@ -12,6 +12,7 @@ import { PoolError, startWorkers, type WorkerRun } from './pool.js';
 import type { ProgressLine } from './progress.js';
 import { ReportQueue } from './report-queue.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
+import { identity } from './verdict.js';
 
 export interface RunOptions extends Selection {
   binaries: readonly string[];
@@ -139,5 +140,5 @@ function reasonText(reason: unknown): string {
 }
 
 function ignoredResult(test: TestCase): TestResult {
-  return { name: test.name, binary: test.binary, status: 'ignored', durationMs: 0, output: '' };
+  return { ...identity(test), status: 'ignored', durationMs: 0, output: '' };
 }

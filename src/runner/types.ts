@@ -38,6 +38,9 @@ export type TestStatus = 'passed' | 'failed' | 'ignored' | 'skipped';
 export interface TestResult {
   name: string;
   binary: string;
+  /** Source location of the KVMTEST() declaration (TestCase.file, TestCase.line), for reports that link to it. */
+  file: string;
+  line: number;
   status: TestStatus;
   /** runGuest's outcome; absent for a test that did not run (ignored). */
   outcome?: Outcome;

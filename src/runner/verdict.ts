@@ -65,6 +65,8 @@ export function judge(test: TestCase, result: RunForJudging): TestResult {
   const base = {
     name: test.name,
     binary: test.binary,
+    file: test.file,
+    line: test.line,
     outcome: result.outcome,
     durationMs: result.durationMs,
     output: result.output,
@@ -83,5 +85,10 @@ export function judge(test: TestCase, result: RunForJudging): TestResult {
 
 /** A test the host could not run to the end (its worker died, an internal error): failed, with why. */
 export function hostFailure(test: TestCase, message: string): TestResult {
-  return { name: test.name, binary: test.binary, status: 'failed', outcome: 'error', durationMs: 0, output: '', message };
+  return { ...identity(test), status: 'failed', outcome: 'error', durationMs: 0, output: '', message };
+}
+
+/** What every result carries of its test: which one it is, and where it is declared. */
+export function identity(test: TestCase): Pick<TestResult, 'name' | 'binary' | 'file' | 'line'> {
+  return { name: test.name, binary: test.binary, file: test.file, line: test.line };
 }

@@ -27,14 +27,17 @@ const HEX = /^0x[0-9a-f]+$/;
 /** The JSON report's schema (src/report/json.ts): exact keys, in order, and their types. */
 function assertJsonSchema(report: unknown): void {
   assert.ok(report !== null && typeof report === 'object');
-  assert.deepEqual(Object.keys(report), ['tests', 'summary']);
-  const { tests, summary } = report as JsonReport;
+  assert.deepEqual(Object.keys(report), ['tests', 'notRun', 'summary']);
+  const { tests, notRun, summary } = report as JsonReport;
   assert.ok(Array.isArray(tests));
   for (const t of tests) {
-    const keys = ['name', 'binary', 'status', 'outcome', 'durationMs', 'output', 'message'];
+    const keys = ['name', 'binary', 'file', 'line', 'status', 'outcome', 'durationMs', 'output', 'message'];
     assert.deepEqual(Object.keys(t), t.fault === undefined ? keys : [...keys, 'fault'], t.name);
     assert.equal(typeof t.name, 'string');
     assert.equal(typeof t.binary, 'string');
+    // The fixtures are C files: each test is declared on a line of one.
+    assert.match(t.file, /\.c$/, t.name);
+    assert.ok(Number.isInteger(t.line) && t.line > 0, t.name);
     assert.ok(['passed', 'failed', 'ignored', 'skipped'].includes(t.status), t.status);
     // Ignored tests did not run: no outcome.
     if (t.status === 'ignored') assert.equal(t.outcome, null, t.name);
@@ -53,6 +56,13 @@ function assertJsonSchema(report: unknown): void {
       assert.ok(f.cr2 === null || HEX.test(f.cr2), String(f.cr2));
       assert.equal(typeof f.location, 'string');
     }
+  }
+  assert.ok(Array.isArray(notRun));
+  for (const n of notRun) {
+    assert.deepEqual(Object.keys(n), ['name', 'binary', 'file', 'line', 'reason'], n.name);
+    assert.match(n.file, /\.c$/, n.name);
+    assert.ok(Number.isInteger(n.line) && n.line > 0, n.name);
+    assert.equal(typeof n.reason, 'string');
   }
   assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'skipped', 'durationMs']);
   for (const status of ['passed', 'failed', 'ignored', 'skipped'] as const) {
@@ -205,6 +215,16 @@ describe('running tests', () => {
     assert.ok(note, result.stderr);
     assert.equal(Number(note[1]), report.summary.failed);
     assert.equal(Number(note[2]) + report.tests.length, 7, 'reported and not run add up to all the tests');
+    // The left-out tests are listed, with where they are declared, so a consumer can run them.
+    assert.equal(report.notRun.length, Number(note[2]));
+    assert.deepEqual(
+      [...report.tests.map((t) => t.name), ...report.notRun.map((t) => t.name)].sort(),
+      ['assertion_fails', 'should_gp_but_ud', 'should_halt_but_returns', 'should_panic_but_returns', 'times_out', 'uncaught_page_fault', 'unexpected_port_io'],
+    );
+    for (const n of report.notRun) {
+      assert.deepEqual([n.binary, n.reason], [bin.failing, '--bail stopped the run'], n.name);
+      assert.ok(n.file.endsWith('failing.c'), n.file);
+    }
   });
 
   test('--bail N: stops after N failures', guestTest(), async () => {

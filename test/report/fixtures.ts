@@ -26,8 +26,8 @@ export function caseFor(result: TestResult): TestCase {
   return {
     name: result.name,
     binary: result.binary,
-    file: 'tests.c',
-    line: 1,
+    file: result.file,
+    line: result.line,
     fn: 0x1000n,
     record: 0x2000n,
     expect: { kind: 'return' },
@@ -69,18 +69,18 @@ export const BIN = 'build/tests.elf';
 export const OTHER_BIN = 'build/more.elf';
 
 export function passed(name: string, binary = BIN, output = ''): TestResult {
-  return { name, binary, status: 'passed', outcome: 'returned', durationMs: 3, output };
+  return { name, binary, file: 'tests.c', line: 3, status: 'passed', outcome: 'returned', durationMs: 3, output };
 }
 
 export function ignored(name: string, reason?: string, binary = BIN): TestResult {
-  const result: TestResult = { name, binary, status: 'ignored', durationMs: 0, output: '' };
+  const result: TestResult = { name, binary, file: 'tests.c', line: 7, status: 'ignored', durationMs: 0, output: '' };
   if (reason !== undefined) result.message = reason;
   return result;
 }
 
 /** A test that ran and skipped itself (kskip) with `reason`. */
 export function skipped(name: string, reason: string, binary = BIN): TestResult {
-  return { name, binary, status: 'skipped', outcome: 'skipped', durationMs: 1.5, output: 'probing\n', message: reason };
+  return { name, binary, file: 'tests.c', line: 9, status: 'skipped', outcome: 'skipped', durationMs: 1.5, output: 'probing\n', message: reason };
 }
 
 /** A failure with a multi-line message and output that lacks a final newline. */
@@ -88,6 +88,8 @@ export function assertFailed(name: string, binary = BIN): TestResult {
   return {
     name,
     binary,
+    file: 'tests.c',
+    line: 11,
     status: 'failed',
     outcome: 'assert-failed',
     durationMs: 4.5,
@@ -101,6 +103,8 @@ export function pageFault(name: string, binary = BIN): TestResult {
   return {
     name,
     binary,
+    file: 'src/poke.c',
+    line: 20,
     status: 'failed',
     outcome: 'fault',
     durationMs: 2,
@@ -125,6 +129,8 @@ export function hostile(name: string, binary = BIN): TestResult {
   return {
     name,
     binary,
+    file: 'dir/h<"&">.c',
+    line: 30,
     status: 'failed',
     outcome: 'panicked',
     durationMs: 1,

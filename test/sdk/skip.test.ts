@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { judge } from '../../src/runner/verdict.js';
 import { guestTest } from '../helpers/kvm.js';
-import { buildFixtures, describeResult, TestBinary } from './sdk-helpers.js';
+import { buildFixtures, describeResult, FIXTURES, lineOf, TestBinary } from './sdk-helpers.js';
 
 describe('kskip', guestTest(), () => {
   let binary: TestBinary;
@@ -20,6 +20,8 @@ describe('kskip', guestTest(), () => {
     assert.deepEqual(judge(binary.test('skips_with_a_formatted_reason'), result), {
       name: 'skips_with_a_formatted_reason',
       binary: binary.path,
+      file: `${FIXTURES}skip.c`,
+      line: lineOf('skip.c', 'KVMTEST(skips_with_a_formatted_reason)'),
       status: 'skipped',
       outcome: 'skipped',
       durationMs: result.durationMs,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseXml, type XmlElement } from '../report/xml.js';
 import { jobLimit } from '../../src/runner/limits.js';
+import { schemaErrors, withXmllint } from '../helpers/consumers.js';
 import { guestTest, toolchainTest } from '../helpers/kvm.js';
 import { BIN, buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runCommand, runJson, tempDir, type JsonReport } from './helpers.js';
 
@@ -291,21 +292,27 @@ describe('reporting', () => {
     assert.deepEqual(out.slice(-4, -1), ['# pass 7', '# fail 7', '# skip 1']);
   });
 
-  test('--reporter junit: well-formed XML with one testcase per test', guestTest(), async () => {
+  test('--reporter junit: XML valid against the Jenkins JUnit schema, with one testcase per test', guestTest(withXmllint()), async () => {
     const [result, json] = await Promise.all([
       kvmtest(['run', '--reporter', 'junit', bin.passing, bin.failing]),
       runJson([bin.passing, bin.failing]),
     ]);
     assert.equal(result.status, 1, describeRun(result));
+    assert.deepEqual(schemaErrors(result.stdout), []);
     const root = parseXml(result.stdout);
     assert.equal(root.name, 'testsuites');
     assert.deepEqual(
-      [root.attributes['tests'], root.attributes['failures'], root.attributes['skipped']],
-      ['15', '7', '1'],
+      [root.attributes['tests'], root.attributes['failures'], root.attributes['errors']],
+      ['15', '7', '0'],
     );
     assert.deepEqual(
-      root.children.map((suite) => [suite.name, suite.attributes['name']]),
-      [['testsuite', bin.passing], ['testsuite', bin.failing]],
+      root.children.map((suite) => [suite.name, suite.attributes['name'], suite.attributes['skipped']]),
+      [['testsuite', bin.passing, '1'], ['testsuite', bin.failing, '0']],
+    );
+    // The classname is the binary without its dots, which Jenkins would split at.
+    assert.deepEqual(
+      [...new Set(elements(root, 'testcase').map((c) => c.attributes['classname']))],
+      [bin.passing.replace(/\./g, '_'), bin.failing.replace(/\./g, '_')],
     );
     const cases = elements(root, 'testcase');
     assert.deepEqual(

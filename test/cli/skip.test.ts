@@ -1,11 +1,11 @@
 // `kvmtest run` on tests that skip themselves (kskip): the run succeeds,
 // and each reporter shows the skips in its own format, as its consumers read
-// it: TAP through Perl's TAP::Parser, JUnit through the XML checker, JSON
-// through JSON.parse.
+// it: TAP through Perl's TAP::Parser, JUnit through xmllint and the Jenkins
+// JUnit schema, JSON through JSON.parse.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { guestTest } from '../helpers/kvm.js';
-import { parseTap, withTapParser } from '../helpers/consumers.js';
+import { parseTap, schemaErrors, withTapParser, withXmllint } from '../helpers/consumers.js';
 import { parseXml } from '../report/xml.js';
 import { buildFixture, CAN_BUILD, describeRun, kvmtest, lines, runJson } from './helpers.js';
 
@@ -52,9 +52,10 @@ describe('kvmtest run: tests that skip themselves', () => {
     assert.deepEqual(lines(result.stdout).slice(-4, -1), ['# pass 1', '# fail 0', '# skip 3']);
   });
 
-  test('junit: <skipped message="REASON"/>, counted as skipped; the output kept', guestTest(), async () => {
+  test('junit: <skipped message="REASON"/>, counted as skipped; the output kept; valid for Jenkins', guestTest(withXmllint()), async () => {
     const result = await kvmtest(['run', '--reporter', 'junit', elf]);
     assert.equal(result.status, 0, describeRun(result));
+    assert.deepEqual(schemaErrors(result.stdout), []);
     const suite = parseXml(result.stdout).children[0]!;
     assert.deepEqual([suite.attributes['tests'], suite.attributes['failures'], suite.attributes['skipped']], ['4', '0', '3']);
     const cases = new Map(suite.children.map((c) => [c.attributes['name'], c]));

@@ -1,11 +1,18 @@
 // Real consumers of kvmtest's reports, from the distribution rather than
 // written here, so a report is checked by what reads it in the field:
-// Perl's TAP::Parser (what `prove` uses) for TAP. A test that needs one is
+// Perl's TAP::Parser (what `prove` uses) for TAP, and libxml2's xmllint
+// validating JUnit XML against the schema Jenkins checks reports with
+// (test/report/fixtures/jenkins-junit.xsd). A test that needs one is
 // skipped with the reason where it is missing, except under CI, which has
-// it (perl is on the image) and must not pass on a silent skip.
+// both (perl is on the image, .ci/run installs libxml2-utils) and must not
+// pass on a silent skip.
 import { execFileSync, spawnSync } from 'node:child_process';
 import type { TestOptions } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { IN_CI } from './kvm.js';
+
+/** The Jenkins JUnit schema, in the source tree (this file runs from dist/test/helpers). */
+export const JENKINS_JUNIT_XSD = fileURLToPath(new URL('../../../test/report/fixtures/jenkins-junit.xsd', import.meta.url));
 
 /** One test point as TAP::Parser reads it. */
 export interface ParsedTapTest {
@@ -77,4 +84,37 @@ export function parseTap(tap: string): ParsedTap {
   const run = spawnSync('perl', ['-e', TAP_TO_JSON], { input: tap, encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`TAP::Parser failed (status ${run.status}):\n${run.stderr}`);
   return JSON.parse(run.stdout) as ParsedTap;
+}
+
+let xmllintProbe: { reason?: string } | undefined;
+
+/** Why xmllint cannot be run here, or undefined when it can. */
+export function xmllintMissing(): string | undefined {
+  if (!xmllintProbe) {
+    try {
+      execFileSync('xmllint', ['--version'], { stdio: 'ignore' });
+      xmllintProbe = {};
+    } catch {
+      xmllintProbe = { reason: 'xmllint is not installed (apt-get install libxml2-utils)' };
+    }
+  }
+  return xmllintProbe.reason;
+}
+
+/** Options for a test that validates XML with xmllint. */
+export function withXmllint(extra: TestOptions = {}): TestOptions {
+  const reason = IN_CI ? undefined : xmllintMissing();
+  return reason ? { ...extra, skip: reason } : extra;
+}
+
+/**
+ * What xmllint says is wrong with `xml` against the schema `xsd` (default:
+ * Jenkins' JUnit schema): one line per error, none when it is valid.
+ */
+export function schemaErrors(xml: string, xsd: string = JENKINS_JUNIT_XSD): string[] {
+  const run = spawnSync('xmllint', ['--noout', '--schema', xsd, '-'], { input: xml, encoding: 'utf8' });
+  if (run.error) throw run.error;
+  // 0: valid; 3: invalid against the schema; anything else: xmllint could not check.
+  if (run.status !== 0 && run.status !== 3) throw new Error(`xmllint failed (status ${run.status}):\n${run.stderr}`);
+  return run.stderr.split('\n').filter((line) => line !== '' && !/ validates$| fails to validate$/.test(line));
 }

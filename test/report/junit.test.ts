@@ -1,8 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { junitDocument, junitReporter } from '../../src/report/junit.js';
+import { junitClassname, junitDocument, junitReporter } from '../../src/report/junit.js';
 import type { RunSummary, TestResult } from '../../src/runner/types.js';
 import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
+import { schemaErrors, withXmllint } from '../helpers/consumers.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 function child(node: XmlElement, name: string): XmlElement | undefined {
@@ -35,7 +36,6 @@ describe('JUnit reporter', () => {
       tests: '4',
       failures: '1',
       errors: '0',
-      skipped: '1',
       time: '1.235',
     });
     assert.deepEqual(
@@ -47,7 +47,7 @@ describe('JUnit reporter', () => {
     );
 
     const [p, pf, skipped] = root.children[0]!.children;
-    assert.deepEqual(p!.attributes, { name: 'p', classname: BIN, time: '0.003' });
+    assert.deepEqual(p!.attributes, { name: 'p', classname: 'build/tests_elf', time: '0.003' });
     assert.equal(child(p!, 'system-out')?.text, 'hello\n');
     assert.equal(child(p!, 'failure'), undefined);
 
@@ -60,7 +60,7 @@ describe('JUnit reporter', () => {
     assert.deepEqual(skipped!.children.map((c) => [c.name, c.attributes]), [['skipped', { message: 'needs a real APIC' }]]);
 
     const q = root.children[1]!.children[0]!;
-    assert.deepEqual([q.attributes.name, q.attributes.classname, q.children.length], ['q', OTHER_BIN, 0]);
+    assert.deepEqual([q.attributes.name, q.attributes.classname, q.children.length], ['q', 'build/more_elf', 0]);
   });
 
   test('a test that skipped itself: <skipped> with its reason, its output kept, counted as skipped', async () => {
@@ -96,7 +96,7 @@ describe('JUnit reporter', () => {
     assert.equal(suite.attributes.name, 'dir/a&b "c".elf');
     const testcase = suite.children[0]!;
     assert.equal(testcase.attributes.name, 'h<"&">');
-    assert.equal(testcase.attributes.classname, 'dir/a&b "c".elf');
+    assert.equal(testcase.attributes.classname, 'dir/a&b "c"_elf');
     const shown = 'a <b> & "c" \'d\' ]]> \\x00\\x07\\x1b[31mred\\x1b[0m \\ufffe\tend\n';
     assert.equal(child(testcase, 'system-out')!.text, shown);
     const failure = child(testcase, 'failure')!;
@@ -114,7 +114,7 @@ describe('JUnit reporter', () => {
 
   test('an empty run is still a valid document', async () => {
     const root = parseXml(await report([], { durationMs: 0 }));
-    assert.deepEqual(root.attributes, { name: 'kvmtest', tests: '0', failures: '0', errors: '0', skipped: '0', time: '0.000' });
+    assert.deepEqual(root.attributes, { name: 'kvmtest', tests: '0', failures: '0', errors: '0', time: '0.000' });
     assert.deepEqual(root.children, []);
   });
 
@@ -166,6 +166,39 @@ describe('JUnit reporter', () => {
       root.children.map((s) => s.children.filter((c) => c.name === 'testcase').length),
       [2, 1],
     );
+  });
+
+  test('a classname Jenkins does not split: it reads package.Class at the last dot, and there is none', () => {
+    for (const binary of ['tests.elf', 'build/v1.2/tests.elf', '../out/x.y.z', 'plain']) {
+      const classname = junitClassname(binary);
+      assert.ok(!classname.includes('.'), classname);
+      assert.equal(classname.replace(/_/g, '.'), binary.replace(/_/g, '.'), 'only the dots changed');
+    }
+    // Two binaries stay two classes.
+    assert.notEqual(junitClassname(BIN), junitClassname(OTHER_BIN));
+  });
+
+  test('valid against the Jenkins JUnit schema, whatever the results (xmllint)', withXmllint(), async () => {
+    const documents = {
+      'every kind of result': await report(
+        [passed('p', BIN, 'hello\n'), pageFault('pf'), assertFailed('broken'), ignored('i', 'why'), skipped('s', 'no x2APIC'), passed('q', OTHER_BIN)],
+        { durationMs: 1234567.891 },
+      ),
+      'hostile text': await report([{ ...hostile('h<"&">'), binary: 'dir/a&b "c".elf' }]),
+      'an empty run': await report([], { durationMs: 0 }),
+      'an incomplete run': await report([passed('p'), pageFault('pf')], { summary: { incomplete: 'interrupted by SIGINT', notRun: 4 } }),
+    };
+    for (const [what, xml] of Object.entries(documents)) assert.deepEqual(schemaErrors(xml), [], what);
+  });
+
+  test('the schema check is not vacuous: it refuses what Jenkins refuses', withXmllint(), () => {
+    const head = '<?xml version="1.0" encoding="UTF-8"?>\n';
+    const suite = (attrs: string, body = '') => `<testsuite name="s" tests="1" failures="0" errors="0"${attrs}>${body}</testsuite>`;
+    assert.deepEqual(schemaErrors(`${head}<testsuites name="kvmtest" tests="1" failures="0" errors="0" time="0.5">${suite(' skipped="0"', '<testcase name="t"/>')}</testsuites>`), []);
+    assert.match(schemaErrors(`${head}<testsuites skipped="1">${suite('')}</testsuites>`).join('\n'), /attribute 'skipped': The attribute 'skipped' is not allowed/);
+    assert.match(schemaErrors(`${head}<testsuites>${suite('', '<testcase name="t" file="a.c" line="3"/>')}</testsuites>`).join('\n'), /attribute 'file': The attribute 'file' is not allowed/);
+    assert.match(schemaErrors(`${head}<testsuites><testsuite name="s" tests="1"/></testsuites>`).join('\n'), /attribute 'failures' is required/);
+    assert.match(schemaErrors(`${head}<testsuites time="1s"/>`).join('\n'), /attribute 'time'/);
   });
 
   test('a reason with "--" in it cannot end the comment early', async () => {

@@ -5,10 +5,11 @@
 // as results arrive, so memory does not grow with the run.
 // Guest output can hold any byte; characters XML 1.0 forbids are shown as
 // \xNN (or \uNNNN) so the file always parses and the bytes stay visible.
-import type { Reporter, RunSummary, TestResult } from '../runner/types.js';
+import type { Reporter, RunSummary, TestCase, TestResult } from '../runner/types.js';
+import { type ListRange, NotRunTracker, notRunReason } from './not-run.js';
 import { write, writeAndFlush, type ReportOutput } from './output.js';
 import { Spool, type SpoolRange } from './spool.js';
-import { failureReason, firstLine, groupByBinary, normalizeNewlines, seconds } from './text.js';
+import { failureReason, firstLine, normalizeNewlines, seconds } from './text.js';
 
 // What XML 1.0's Char production leaves out (anything else cannot appear,
 // even as a reference): C0 controls but tab and line breaks, lone
@@ -120,7 +121,10 @@ function testcase(result: TestResult): string {
   return `${open}>\n${children.join('')}    </testcase>\n`;
 }
 
-/** What a run that stopped early says about itself: "interrupted by SIGINT; 3 of 10 tests did not run". */
+/**
+ * What a run that stopped early says about itself: "interrupted by SIGINT;
+ * 3 of 10 tests did not run". `reported`: the results written.
+ */
 function incompleteNote(summary: RunSummary, reported: number): string | undefined {
   if (summary.incomplete === undefined) return undefined;
   return `${firstLine(summary.incomplete)}; ${summary.notRun} of ${reported + summary.notRun} tests did not run`;
@@ -131,8 +135,7 @@ function xmlComment(text: string): string {
   return `<!-- ${escape(text, FORBIDDEN_ONLY, {}).replace(/-(?=-|$)/g, '- ')} -->`;
 }
 
-function documentStart(total: Counts, summary: RunSummary): string {
-  const note = incompleteNote(summary, total.tests);
+function documentStart(total: Counts, summary: RunSummary, note: string | undefined): string {
   // Jenkins' schema allows no "skipped" here (each <testsuite> has its own).
   const { tests, failures, errors } = total;
   return (
@@ -158,19 +161,114 @@ function suiteStart(binary: string, suite: Suite, note: string | undefined): str
 const SUITE_END = '  </testsuite>\n';
 const DOCUMENT_END = '</testsuites>\n';
 
-/** The whole document in memory, for programs that hold their results anyway. */
-export function junitDocument(results: readonly TestResult[], summary: RunSummary): string {
-  const total = emptyCounts();
-  for (const result of results) count(total, result);
-  const note = incompleteNote(summary, total.tests);
-  let text = documentStart(total, summary);
-  for (const [binary, group] of groupByBinary(results)) {
-    const suite: Suite = { counts: emptyCounts(), timeMs: 0 };
-    for (const result of group) {
-      count(suite.counts, result);
-      suite.timeMs += result.durationMs;
+/** Positions [from, to) in the announced list, or bytes [start, end) of the store. */
+type Part = ListRange | SpoolRange;
+
+interface PlannedSuite extends Suite {
+  /** Its test cases in report order: results' elements where the store keeps them, and runs of tests without a result. */
+  parts: Part[];
+}
+
+/**
+ * The document's layout, built as results arrive: the suites in order of
+ * first appearance, their counts, and where each test case is. A result's
+ * <testcase> goes to the store at once; the tests without a result are
+ * kept as positions in the announced list, and written at the end, when
+ * the reason is known.
+ */
+class JunitPlan {
+  /** Counts of every <testcase> written, results and tests without one. */
+  readonly total = emptyCounts();
+  /** The results among them. */
+  reported = 0;
+  readonly suites = new Map<string, PlannedSuite>();
+  private readonly tracker = new NotRunTracker();
+
+  constructor(private readonly store: (text: string) => SpoolRange) {}
+
+  start(tests: readonly TestCase[]): void {
+    this.tracker.start(tests);
+  }
+
+  add(result: TestResult): void {
+    const gap = this.tracker.before(result);
+    if (gap) this.addNotRun(gap);
+    const suite = this.suite(result.binary);
+    count(this.total, result);
+    count(suite.counts, result);
+    suite.timeMs += result.durationMs;
+    this.reported += 1;
+    const range = this.store(testcase(result));
+    const last = suite.parts[suite.parts.length - 1];
+    if (last && 'end' in last && last.end === range.start) last.end = range.end;
+    else suite.parts.push(range);
+  }
+
+  /** After the last result: the tests after it got none. */
+  finish(): void {
+    const rest = this.tracker.rest();
+    if (rest) this.addNotRun(rest);
+  }
+
+  test(position: number): TestCase {
+    return this.tracker.test(position);
+  }
+
+  private addNotRun({ from, to }: ListRange): void {
+    for (let i = from; i < to; i++) {
+      const suite = this.suite(this.tracker.test(i).binary);
+      for (const counts of [this.total, suite.counts]) {
+        counts.tests += 1;
+        counts.skipped += 1;
+      }
+      const last = suite.parts[suite.parts.length - 1];
+      if (last && 'to' in last && last.to === i) last.to = i + 1;
+      else suite.parts.push({ from: i, to: i + 1 });
     }
-    text += suiteStart(binary, suite, note) + group.map(testcase).join('') + SUITE_END;
+  }
+
+  private suite(binary: string): PlannedSuite {
+    let suite = this.suites.get(binary);
+    if (!suite) this.suites.set(binary, (suite = { counts: emptyCounts(), timeMs: 0, parts: [] }));
+    return suite;
+  }
+}
+
+/** A test without a result: skipped, saying why ("not run: --bail stopped the run"). */
+function notRunCase(test: TestCase, reason: string): string {
+  const open = `    <testcase${attributes({ name: test.name, classname: junitClassname(test.binary), time: seconds(0, 3) })}`;
+  return `${open}>\n      <skipped${attributes({ message: `not run: ${reason}` })}/>\n    </testcase>\n`;
+}
+
+/** The document but its end tag, in order: text, or a range of the store to copy. */
+function* documentPieces(plan: JunitPlan, summary: RunSummary): Generator<string | SpoolRange> {
+  const note = incompleteNote(summary, plan.reported);
+  const reason = notRunReason(summary);
+  yield documentStart(plan.total, summary, note);
+  for (const [binary, suite] of plan.suites) {
+    yield suiteStart(binary, suite, note);
+    for (const part of suite.parts) {
+      if ('end' in part) yield part;
+      else for (let i = part.from; i < part.to; i++) yield notRunCase(plan.test(i), reason);
+    }
+    yield SUITE_END;
+  }
+}
+
+/**
+ * The whole document in memory, for programs that hold their results
+ * anyway. `tests` is the announced list (onRunStart's), from which the tests
+ * without a result are found; without it, none are listed.
+ */
+export function junitDocument(results: readonly TestResult[], summary: RunSummary, tests: readonly TestCase[] = []): string {
+  const cases: string[] = [];
+  const plan = new JunitPlan((text) => ({ start: cases.push(text) - 1, end: cases.length }));
+  plan.start(tests);
+  for (const result of results) plan.add(result);
+  plan.finish();
+  let text = '';
+  for (const piece of documentPieces(plan, summary)) {
+    text += typeof piece === 'string' ? piece : cases.slice(piece.start, piece.end).join('');
   }
   return text + DOCUMENT_END;
 }
@@ -182,31 +280,21 @@ export function junitDocument(results: readonly TestResult[], summary: RunSummar
  */
 export function junitReporter(out: ReportOutput): Reporter {
   const spool = new Spool();
-  const total = emptyCounts();
-  // In order of first appearance; each suite's test cases as spool ranges
-  // (one range per suite when results come grouped by binary, as the runner's do).
-  const suites = new Map<string, Suite & { ranges: SpoolRange[] }>();
+  const plan = new JunitPlan((text) => spool.append(text));
   return {
+    onRunStart({ tests }) {
+      plan.start(tests);
+    },
+
     onTestResult(result) {
-      let suite = suites.get(result.binary);
-      if (!suite) suites.set(result.binary, (suite = { counts: emptyCounts(), timeMs: 0, ranges: [] }));
-      count(total, result);
-      count(suite.counts, result);
-      suite.timeMs += result.durationMs;
-      const range = spool.append(testcase(result));
-      const last = suite.ranges[suite.ranges.length - 1];
-      if (last && last.end === range.start) last.end = range.end;
-      else suite.ranges.push(range);
+      plan.add(result);
     },
 
     async onRunEnd(summary) {
       try {
-        const note = incompleteNote(summary, total.tests);
-        await write(out, documentStart(total, summary));
-        for (const [binary, suite] of suites) {
-          await write(out, suiteStart(binary, suite, note));
-          for (const range of suite.ranges) await spool.copyTo(out, range);
-          await write(out, SUITE_END);
+        plan.finish();
+        for (const piece of documentPieces(plan, summary)) {
+          await (typeof piece === 'string' ? write(out, piece) : spool.copyTo(out, piece));
         }
         await writeAndFlush(out, DOCUMENT_END);
       } finally {

@@ -228,6 +228,21 @@ describe('running tests', () => {
     }
   });
 
+  test('--bail with --reporter junit: the tests left out are skipped test cases, and the report stays valid for Jenkins', guestTest(withXmllint()), async () => {
+    const result = await kvmtest(['run', '--bail', '--jobs', '1', '--reporter', 'junit', bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.deepEqual(schemaErrors(result.stdout), []);
+    const suite = parseXml(result.stdout).children[0]!;
+    const cases = elements(suite, 'testcase');
+    assert.equal(cases.length, 7, 'every selected test is a test case');
+    const notRun = cases.filter((c) => c.children.some((k) => k.name === 'skipped' && k.attributes['message'] === 'not run: --bail stopped the run'));
+    const note = /(\d+) test\(s\) not run/.exec(result.stderr);
+    assert.ok(note, result.stderr);
+    assert.equal(notRun.length, Number(note[1]));
+    assert.ok(notRun.length > 0 && notRun.length < 7, `${notRun.length} left out`);
+    assert.deepEqual([suite.attributes['tests'], suite.attributes['skipped']], ['7', String(notRun.length)]);
+  });
+
   test('--bail N: stops after N failures', guestTest(), async () => {
     const { result, report } = await runJson(['--bail', '3', '--jobs', '1', bin.failing]);
     assert.equal(result.status, 1, describeRun(result));

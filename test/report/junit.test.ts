@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { junitClassname, junitDocument, junitReporter } from '../../src/report/junit.js';
 import type { RunSummary, TestResult } from '../../src/runner/types.js';
-import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
+import { BIN, OTHER_BIN, assertFailed, caseFor, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
 import { schemaErrors, withXmllint } from '../helpers/consumers.js';
 import { parseXml, type XmlElement } from './xml.js';
 
@@ -18,7 +18,7 @@ async function report(
   const sink = memorySink();
   await drive(junitReporter(sink), results, options);
   const summary = { ...summarize(results, options.durationMs ?? 20), ...options.summary };
-  assert.equal(sink.text, junitDocument(results, summary), 'the same document as building it at once');
+  assert.equal(sink.text, junitDocument(results, summary, results.map(caseFor)), 'the same document as building it at once');
   return sink.text;
 }
 
@@ -199,6 +199,57 @@ describe('JUnit reporter', () => {
     assert.match(schemaErrors(`${head}<testsuites>${suite('', '<testcase name="t" file="a.c" line="3"/>')}</testsuites>`).join('\n'), /attribute 'file': The attribute 'file' is not allowed/);
     assert.match(schemaErrors(`${head}<testsuites><testsuite name="s" tests="1"/></testsuites>`).join('\n'), /attribute 'failures' is required/);
     assert.match(schemaErrors(`${head}<testsuites time="1s"/>`).join('\n'), /attribute 'time'/);
+  });
+
+  /** A run of `announced` that reported only `results` (--bail, or a stop): the streamed report, checked against the one built at once. */
+  async function leftOut(announced: readonly TestResult[], results: readonly TestResult[], summary: Partial<RunSummary> = {}): Promise<string> {
+    const sink = memorySink();
+    const reporter = junitReporter(sink);
+    await reporter.onRunStart?.({ tests: announced.map(caseFor), binaries: [...new Set(announced.map((r) => r.binary))] });
+    for (const result of results) await reporter.onTestResult?.(result);
+    const full = { ...summarize(results, 20), notRun: announced.length - results.length, ...summary };
+    await reporter.onRunEnd?.(full);
+    assert.equal(sink.text, junitDocument(results, full, announced.map(caseFor)), 'the same document as building it at once');
+    return sink.text;
+  }
+
+  test('tests that --bail left out are skipped test cases, where they are in the list, counted in their suites', async () => {
+    const [a, b, c, d, e] = [passed('a'), pageFault('b'), passed('c'), passed('d', OTHER_BIN), passed('e', OTHER_BIN)];
+    const root = parseXml(await leftOut([a!, b!, c!, d!, e!], [b!, d!]));
+    assert.deepEqual([root.attributes.tests, root.attributes.failures], ['5', '1']);
+    assert.deepEqual(
+      root.children.map((suite) => [
+        suite.attributes.name,
+        suite.attributes.tests,
+        suite.attributes.skipped,
+        suite.children.map((c) => [c.attributes.name, c.children.map((k) => `${k.name}${k.attributes.message ? ` ${k.attributes.message}` : ''}`).join()]),
+      ]),
+      [
+        [BIN, '3', '2', [['a', 'skipped not run: --bail stopped the run'], ['b', `failure ${pageFault('b').message}`], ['c', 'skipped not run: --bail stopped the run']]],
+        [OTHER_BIN, '2', '1', [['d', ''], ['e', 'skipped not run: --bail stopped the run']]],
+      ],
+    );
+    const notRun = root.children[0]!.children[0]!;
+    assert.deepEqual(notRun.attributes, { name: 'a', classname: 'build/tests_elf', time: '0.000' });
+  });
+
+  test('a binary none of whose tests ran still gets its suite, in list order', async () => {
+    const root = parseXml(await leftOut([passed('a', OTHER_BIN), passed('b')], [passed('b')]));
+    assert.deepEqual(root.children.map((s) => [s.attributes.name, s.attributes.tests, s.attributes.skipped]), [[OTHER_BIN, '1', '1'], [BIN, '1', '0']]);
+  });
+
+  test('an interrupted run gives its reason to the tests without a result; the note counts the results', async () => {
+    const xml = await leftOut([passed('a'), passed('b'), passed('c')], [passed('b')], { incomplete: 'interrupted by SIGINT\nmore' });
+    assert.match(xml, /<!-- kvmtest: incomplete run: interrupted by SIGINT; 2 of 3 tests did not run -->/);
+    const root = parseXml(xml);
+    assert.deepEqual(
+      root.children[0]!.children.filter((c) => c.name === 'testcase').map((c) => c.children[0]?.attributes.message ?? ''),
+      ['not run: interrupted by SIGINT', '', 'not run: interrupted by SIGINT'],
+    );
+  });
+
+  test('with tests left out, still valid against the Jenkins JUnit schema (xmllint)', withXmllint(), async () => {
+    assert.deepEqual(schemaErrors(await leftOut([passed('a'), passed('b'), passed('c', OTHER_BIN)], [passed('b')])), []);
   });
 
   test('a reason with "--" in it cannot end the comment early', async () => {

@@ -100,9 +100,29 @@ function failureText(result: TestResult): string {
   return output === '' ? `${reason}\n` : `${reason}\n\noutput:\n${output}\n`;
 }
 
+export interface JunitOptions {
+  /**
+   * Give each <testcase> `file` and `line` attributes, where its KVMTEST is
+   * (GitLab and GitHub test-report actions show them). Off by default: the
+   * schema Jenkins validates with allows no such attribute, and its xUnit
+   * plugin refuses a report that has one.
+   */
+  fileAttributes?: boolean;
+}
+
+/** A <testcase> start tag without its ">" or "/>". */
+function testcaseStart(test: Pick<TestResult, 'name' | 'binary' | 'file' | 'line'>, timeMs: number, options: JunitOptions): string {
+  const where: Record<string, string | number> = {};
+  if (options.fileAttributes && test.file !== '') {
+    where.file = test.file;
+    if (test.line > 0) where.line = test.line;
+  }
+  return `    <testcase${attributes({ name: test.name, classname: junitClassname(test.binary), ...where, time: seconds(timeMs, 3) })}`;
+}
+
 /** One <testcase> element, as lines ending in "\n". */
-function testcase(result: TestResult): string {
-  const open = `    <testcase${attributes({ name: result.name, classname: junitClassname(result.binary), time: seconds(result.durationMs, 3) })}`;
+function testcase(result: TestResult, options: JunitOptions): string {
+  const open = testcaseStart(result, result.durationMs, options);
   const children: string[] = [];
   if (result.status === 'failed') {
     const reason = failureReason(result);
@@ -184,7 +204,10 @@ class JunitPlan {
   readonly suites = new Map<string, PlannedSuite>();
   private readonly tracker = new NotRunTracker();
 
-  constructor(private readonly store: (text: string) => SpoolRange) {}
+  constructor(
+    private readonly store: (text: string) => SpoolRange,
+    readonly options: JunitOptions,
+  ) {}
 
   start(tests: readonly TestCase[]): void {
     this.tracker.start(tests);
@@ -198,7 +221,7 @@ class JunitPlan {
     count(suite.counts, result);
     suite.timeMs += result.durationMs;
     this.reported += 1;
-    const range = this.store(testcase(result));
+    const range = this.store(testcase(result, this.options));
     const last = suite.parts[suite.parts.length - 1];
     if (last && 'end' in last && last.end === range.start) last.end = range.end;
     else suite.parts.push(range);
@@ -235,8 +258,8 @@ class JunitPlan {
 }
 
 /** A test without a result: skipped, saying why ("not run: --bail stopped the run"). */
-function notRunCase(test: TestCase, reason: string): string {
-  const open = `    <testcase${attributes({ name: test.name, classname: junitClassname(test.binary), time: seconds(0, 3) })}`;
+function notRunCase(test: TestCase, reason: string, options: JunitOptions): string {
+  const open = testcaseStart(test, 0, options);
   return `${open}>\n      <skipped${attributes({ message: `not run: ${reason}` })}/>\n    </testcase>\n`;
 }
 
@@ -249,7 +272,7 @@ function* documentPieces(plan: JunitPlan, summary: RunSummary): Generator<string
     yield suiteStart(binary, suite, note);
     for (const part of suite.parts) {
       if ('end' in part) yield part;
-      else for (let i = part.from; i < part.to; i++) yield notRunCase(plan.test(i), reason);
+      else for (let i = part.from; i < part.to; i++) yield notRunCase(plan.test(i), reason, plan.options);
     }
     yield SUITE_END;
   }
@@ -260,9 +283,14 @@ function* documentPieces(plan: JunitPlan, summary: RunSummary): Generator<string
  * anyway. `tests` is the announced list (onRunStart's), from which the tests
  * without a result are found; without it, none are listed.
  */
-export function junitDocument(results: readonly TestResult[], summary: RunSummary, tests: readonly TestCase[] = []): string {
+export function junitDocument(
+  results: readonly TestResult[],
+  summary: RunSummary,
+  tests: readonly TestCase[] = [],
+  options: JunitOptions = {},
+): string {
   const cases: string[] = [];
-  const plan = new JunitPlan((text) => ({ start: cases.push(text) - 1, end: cases.length }));
+  const plan = new JunitPlan((text) => ({ start: cases.push(text) - 1, end: cases.length }), options);
   plan.start(tests);
   for (const result of results) plan.add(result);
   plan.finish();
@@ -278,9 +306,9 @@ export function junitDocument(results: readonly TestResult[], summary: RunSummar
  * spool file as its result arrives, and at the end the file is assembled
  * from the spool under start tags whose counts are known by then.
  */
-export function junitReporter(out: ReportOutput): Reporter {
+export function junitReporter(out: ReportOutput, options: JunitOptions = {}): Reporter {
   const spool = new Spool();
-  const plan = new JunitPlan((text) => spool.append(text));
+  const plan = new JunitPlan((text) => spool.append(text), options);
   return {
     onRunStart({ tests }) {
       plan.start(tests);

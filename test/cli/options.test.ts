@@ -341,6 +341,19 @@ describe('reporting', () => {
     );
   });
 
+  test('KVMTEST_JUNIT_FILE_ATTRIBUTES=1: each testcase says where its test is declared, as the JSON report does', guestTest(), async () => {
+    const [result, json] = await Promise.all([
+      kvmtest(['run', '--reporter', 'junit', bin.passing, bin.failing], { env: { ...process.env, KVMTEST_JUNIT_FILE_ATTRIBUTES: '1' } }),
+      runJson([bin.passing, bin.failing]),
+    ]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.deepEqual(
+      elements(parseXml(result.stdout), 'testcase').map((c) => [c.attributes['name'], c.attributes['file'], c.attributes['line']]),
+      json.report.tests.map((t) => [t.name, t.file, String(t.line)]),
+    );
+    assert.ok(json.report.tests.every((t) => t.file.endsWith('.c') && t.line > 0));
+  });
+
   test('--output FILE: the report goes to the file, not to standard output', guestTest(), async () => {
     const file = join(tempDir(), 'report.json');
     const result = await kvmtest(['run', '--reporter', 'json', '--output', file, bin.passing, bin.failing]);

@@ -252,6 +252,37 @@ describe('JUnit reporter', () => {
     assert.deepEqual(schemaErrors(await leftOut([passed('a'), passed('b'), passed('c', OTHER_BIN)], [passed('b')])), []);
   });
 
+  test('file and line attributes when asked for, on results and on tests without one; none by default', async () => {
+    const announced = [pageFault('pf'), { ...passed('nowhere'), file: '', line: 0 }, hostile('h'), passed('later')];
+    const results = announced.slice(0, 3);
+    const summary = { ...summarize(results, 20), notRun: 1 };
+    const sink = memorySink();
+    const reporter = junitReporter(sink, { fileAttributes: true });
+    await reporter.onRunStart?.({ tests: announced.map(caseFor), binaries: [BIN] });
+    for (const result of results) await reporter.onTestResult?.(result);
+    await reporter.onRunEnd?.(summary);
+    assert.equal(sink.text, junitDocument(results, summary, announced.map(caseFor), { fileAttributes: true }));
+    const cases = parseXml(sink.text).children[0]!.children;
+    assert.deepEqual(
+      cases.map((c) => [c.attributes.name, c.attributes.file, c.attributes.line]),
+      [
+        ['pf', 'src/poke.c', '20'],
+        ['nowhere', undefined, undefined],
+        ['h', 'dir/h<"&">.c', '30'],
+        ['later', 'tests.c', '3'],
+      ],
+    );
+    assert.ok(!junitDocument(results, summary, announced.map(caseFor)).includes(' file='), 'off by default');
+  });
+
+  test("file and line are what Jenkins' schema refuses, and all it refuses (xmllint)", withXmllint(), () => {
+    const results = [passed('p'), pageFault('pf'), skipped('s', 'why')];
+    const xml = junitDocument(results, summarize(results, 20), results.map(caseFor), { fileAttributes: true });
+    const errors = schemaErrors(xml);
+    assert.equal(errors.length, 6, errors.join('\n'));
+    for (const error of errors) assert.match(error, /attribute '(file|line)': The attribute '(file|line)' is not allowed/);
+  });
+
   test('a reason with "--" in it cannot end the comment early', async () => {
     const xml = await report([], { summary: { incomplete: 'worker died -- twice-', notRun: 1 } });
     assert.doesNotThrow(() => parseXml(xml));

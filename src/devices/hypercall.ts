@@ -47,14 +47,8 @@ export class HypercallPort implements PortDevice {
     // write (rep outsl to this port) then costs next to nothing.
     const kept = Math.min(guest.consoleRoom(), MAX_WRITE);
     const wanted = length > BigInt(kept) ? kept : Number(length);
-    const bytes = guest.readVirtual(pointer, wanted);
-    if (bytes.length < wanted) {
-      return {
-        outcome: 'error',
-        error: { kind: 'host' },
-        message: `write hypercall: ${wanted} bytes at ${hex(pointer)} are not all mapped in the guest`,
-      };
-    }
+    const bytes = readMapped('write', pointer, wanted, guest);
+    if (!(bytes instanceof Uint8Array)) return bytes;
     guest.print(bytes);
     if (length > BigInt(MAX_WRITE) && wanted === MAX_WRITE) {
       guest.print(utf8.encode(`\n[kvmtest: a write of ${length} bytes was cut to its first ${MAX_WRITE}]\n`));
@@ -75,21 +69,25 @@ function checkCanonical(call: string, pointer: bigint, length: bigint): Stop | u
   };
 }
 
+/** `length` bytes at `pointer`, or an error Stop when the guest has not mapped them all. */
+function readMapped(call: string, pointer: bigint, length: number, guest: GuestAccess): Uint8Array | Stop {
+  const bytes = guest.readVirtual(pointer, length);
+  if (bytes.length === length) return bytes;
+  return {
+    outcome: 'error',
+    error: { kind: 'host' },
+    message: `${call} hypercall: ${length} bytes at ${hex(pointer)} are not all mapped in the guest`,
+  };
+}
+
 /** kskip: the test ends as skipped, the reason (UTF-8, cut at MAX_SKIP_REASON bytes) as its message. */
 function readSkip(pointer: bigint, length: bigint, guest: GuestAccess): Stop {
   const wanted = length > BigInt(MAX_SKIP_REASON) ? MAX_SKIP_REASON : Number(length);
   if (wanted === 0) return { outcome: 'skipped', message: '' };
   const notCanonical = checkCanonical('skip', pointer, BigInt(wanted));
   if (notCanonical) return notCanonical;
-  const bytes = guest.readVirtual(pointer, wanted);
-  if (bytes.length < wanted) {
-    return {
-      outcome: 'error',
-      error: { kind: 'host' },
-      message: `skip hypercall: ${wanted} bytes at ${hex(pointer)} are not all mapped in the guest`,
-    };
-  }
-  return { outcome: 'skipped', message: utf8Decoder.decode(bytes) };
+  const bytes = readMapped('skip', pointer, wanted, guest);
+  return bytes instanceof Uint8Array ? { outcome: 'skipped', message: utf8Decoder.decode(bytes) } : bytes;
 }
 
 function readReport(pointer: bigint, guest: GuestAccess): Stop {

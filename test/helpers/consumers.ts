@@ -58,26 +58,35 @@ $doc{parseErrors} = [$parser->parse_errors];
 print JSON::PP->new->canonical->encode(\\%doc);
 `;
 
-let tapProbe: { reason?: string } | undefined;
-
-/** Why TAP::Parser cannot be run here, or undefined when it can. */
-export function tapParserMissing(): string | undefined {
-  if (!tapProbe) {
-    try {
-      execFileSync('perl', ['-MTAP::Parser', '-MJSON::PP', '-e', '1'], { stdio: 'ignore' });
-      tapProbe = {};
-    } catch {
-      tapProbe = { reason: "Perl's TAP::Parser is not installed (apt-get install perl)" };
+/**
+ * A consumer that may be missing: `missing()` says why it cannot run here
+ * (the command fails), `options()` skips a test with that reason but under CI.
+ */
+function consumer(command: string, args: readonly string[], reason: string) {
+  let probe: { reason?: string } | undefined;
+  const missing = (): string | undefined => {
+    if (!probe) {
+      try {
+        execFileSync(command, args, { stdio: 'ignore' });
+        probe = {};
+      } catch {
+        probe = { reason };
+      }
     }
-  }
-  return tapProbe.reason;
+    return probe.reason;
+  };
+  const options = (extra: TestOptions = {}): TestOptions => {
+    const why = IN_CI ? undefined : missing();
+    return why ? { ...extra, skip: why } : extra;
+  };
+  return { missing, options };
 }
 
+const tapParser = consumer('perl', ['-MTAP::Parser', '-MJSON::PP', '-e', '1'], "Perl's TAP::Parser is not installed (apt-get install perl)");
+/** Why TAP::Parser cannot be run here, or undefined when it can. */
+export const tapParserMissing = tapParser.missing;
 /** Options for a test that reads TAP with TAP::Parser. */
-export function withTapParser(extra: TestOptions = {}): TestOptions {
-  const reason = IN_CI ? undefined : tapParserMissing();
-  return reason ? { ...extra, skip: reason } : extra;
-}
+export const withTapParser = tapParser.options;
 
 /** `tap` as TAP::Parser reads it. */
 export function parseTap(tap: string): ParsedTap {
@@ -86,26 +95,11 @@ export function parseTap(tap: string): ParsedTap {
   return JSON.parse(run.stdout) as ParsedTap;
 }
 
-let xmllintProbe: { reason?: string } | undefined;
-
+const xmllint = consumer('xmllint', ['--version'], 'xmllint is not installed (apt-get install libxml2-utils)');
 /** Why xmllint cannot be run here, or undefined when it can. */
-export function xmllintMissing(): string | undefined {
-  if (!xmllintProbe) {
-    try {
-      execFileSync('xmllint', ['--version'], { stdio: 'ignore' });
-      xmllintProbe = {};
-    } catch {
-      xmllintProbe = { reason: 'xmllint is not installed (apt-get install libxml2-utils)' };
-    }
-  }
-  return xmllintProbe.reason;
-}
-
+export const xmllintMissing = xmllint.missing;
 /** Options for a test that validates XML with xmllint. */
-export function withXmllint(extra: TestOptions = {}): TestOptions {
-  const reason = IN_CI ? undefined : xmllintMissing();
-  return reason ? { ...extra, skip: reason } : extra;
-}
+export const withXmllint = xmllint.options;
 
 /**
  * What xmllint says is wrong with `xml` against the schema `xsd` (default:

@@ -11,10 +11,11 @@ export type Outcome =
   | 'triple-fault'
   | 'unexpected-io'
   | 'timeout'
-  | 'error';
+  | 'error'
+  | 'skipped';
 
 export const OUTCOMES: readonly Outcome[] = [
-  'returned', 'halted', 'assert-failed', 'panicked', 'fault', 'triple-fault', 'unexpected-io', 'timeout', 'error',
+  'returned', 'halted', 'assert-failed', 'panicked', 'fault', 'triple-fault', 'unexpected-io', 'timeout', 'error', 'skipped',
 ];
 
 export interface RegisterDump {
@@ -84,7 +85,7 @@ export interface GuestResult {
   outcome: Outcome;
   /** Console text the guest wrote (serial port and print hypercalls). */
   output: string;
-  /** Why the run ended, when the outcome is not 'returned'. */
+  /** Why the run ended, when the outcome is not 'returned' (for 'skipped': the test's reason). */
   message?: string;
   /** Registers when the guest returned or stopped (for a fault: at the faulting instruction). */
   regs: RegisterDump;

@@ -131,6 +131,15 @@ enum kt_fault_vector {
 /* kpanic(fmt, ...): the test panics (fails, unless it is .should_panic). */
 #define kpanic(...) kt_panic(__FILE__, __LINE__, __VA_ARGS__)
 
+/*
+ * kskip(fmt, ...): the test ends at once as skipped, with the formatted
+ * reason, whatever it expected (a .should_panic test that calls it is
+ * skipped, not failed). For tests that find out at run time that this
+ * machine cannot run them: a CPUID bit that is clear, a feature that ktry
+ * shows missing.
+ */
+#define kskip(...) kt_skip(__VA_ARGS__)
+
 /* "ONE" for one argument, "MORE" for 2 to 32. */
 #define KT_CAT_(a, b) KT_CAT2_(a, b)
 #define KT_CAT2_(a, b) a##b
@@ -151,6 +160,8 @@ KT_NORETURN KT_PRINTF(4, 5) void kt_assert_failed_msg(const char *file, uint32_t
 KT_NORETURN void kt_assert_eq_failed(const char *file, uint32_t line, const char *expr, const char *left_expr,
                                      const char *right_expr, uint64_t left, uint64_t right);
 KT_NORETURN KT_PRINTF(3, 4) void kt_panic(const char *file, uint32_t line, const char *fmt, ...);
+/* Not cold: a skip is a normal end, not a failure path. */
+__attribute__((noreturn)) KT_PRINTF(1, 2) void kt_skip(const char *fmt, ...);
 
 /* ---- Output -------------------------------------------------------------- */
 

@@ -120,6 +120,35 @@ function detectVirtualization(): Virtualization {
   return { kind: 'unknown', detail: 'KVM of an unknown kind (no kvm_intel, kvm_amd or kvm_pvm module found)' };
 }
 
+/**
+ * What to do about the groups that cannot run here. kvmtest run has two
+ * ways to keep such tests from failing: --skip PATTERN leaves them out, and
+ * kskip() lets a test skip itself. A test cannot catch an emulation
+ * failure (it ends the run), so it must check before it uses the
+ * instruction: a CPUID bit where the vCPU truly lacks the feature, and a
+ * timing probe on a software-assisted KVM, whose CPUID shows features its
+ * emulator cannot run.
+ */
+export function closingAdvice(missing: number, kind: Virtualization['kind']): string {
+  if (missing === 0) return 'Everything probed works here.\n';
+  if (kind === 'software') {
+    return (
+      `${missing} group(s) cannot run on this host. Tests that use them end in an emulation failure\n` +
+      'here and run normally on a hardware-virtualized KVM (Intel VT-x or AMD-V, with kvm_intel or kvm_amd):\n' +
+      'run such tests there. Here, leave them out with --skip PATTERN, or let each skip itself: a test cannot\n' +
+      'catch an emulation failure, but it can check first and call kskip("reason") (this KVM\'s CPUID shows\n' +
+      'features its emulator cannot run; a timing probe shows the emulator, about a thousand times slower).\n' +
+      'Build test code with `kvmtest cc`: it keeps the compiler from emitting SSE on its own\n' +
+      '(-mgeneral-regs-only) unless you pass --allow-simd.\n'
+    );
+  }
+  return (
+    `${missing} group(s) are not available: the vCPU lacks them (see the reasons above). kvmtest gives the guest\n` +
+    'the CPUID that KVM reports as supported; a newer CPU or kernel may offer more. Tests that need them can\n' +
+    'check CPUID and call kskip("reason") where the feature is missing, or be left out with --skip PATTERN.\n'
+  );
+}
+
 export async function doctorCommand(out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const line = (label: string, text: string) => out.write(`${label.padEnd(18)}${text}\n`);
   out.write('kvmtest doctor\n\n');
@@ -149,21 +178,6 @@ export async function doctorCommand(out: NodeJS.WritableStream = process.stdout)
   const results = PROBES.map(runProbe);
   for (const r of results) out.write(`  ${r.works ? 'ok ' : 'no '}  ${r.group}${r.works ? '' : `: ${r.why}`}\n`);
   const missing = results.filter((r) => !r.works);
-  out.write('\n');
-  if (missing.length === 0) {
-    out.write('Everything probed works here.\n');
-  } else if (virt.kind === 'software') {
-    out.write(
-      `${missing.length} group(s) cannot run on this host. Tests that use them end in an emulation failure\n` +
-        'here and run normally on a hardware-virtualized KVM (Intel VT-x or AMD-V, with kvm_intel or kvm_amd);\n' +
-        'run such tests there, or keep them apart with --filter. Build test code with `kvmtest cc`: it keeps the\n' +
-        'compiler from emitting SSE on its own (-mgeneral-regs-only) unless you pass --allow-simd.\n',
-    );
-  } else {
-    out.write(
-      `${missing.length} group(s) are not available: the vCPU lacks them (see the reasons above). kvmtest gives the guest\n` +
-        'the CPUID that KVM reports as supported; a newer CPU or kernel may offer more.\n',
-    );
-  }
+  out.write(`\n${closingAdvice(missing.length, virt.kind)}`);
   return 0;
 }

@@ -14,6 +14,9 @@ const utf8 = new TextEncoder();
 export const REPORT_SIZE = 64;
 const REPORT_KIND = { assert: 1, assertEq: 2, panic: 3 } as const;
 const MAX_STRING = 4096;
+/** The most of a skip reason the host reads (the SDK's are at most 1023 bytes). */
+const MAX_SKIP_REASON = MAX_STRING;
+const utf8Decoder = new TextDecoder();
 const MAX_ADDRESS = (1n << 64n) - 1n;
 
 export class HypercallPort implements PortDevice {
@@ -29,6 +32,8 @@ export class HypercallPort implements PortDevice {
         return this.write_(regs.rdi, regs.rsi, guest);
       case HYPERCALL.report:
         return readReport(regs.rdi, guest);
+      case HYPERCALL.skip:
+        return readSkip(regs.rdi, regs.rsi, guest);
       default:
         return { outcome: 'unexpected-io', message: `unknown hypercall ${value} (out to port ${hex(port)})` };
     }
@@ -36,26 +41,14 @@ export class HypercallPort implements PortDevice {
 
   private write_(pointer: bigint, length: bigint, guest: GuestAccess): Stop | void {
     if (length === 0n) return;
-    const end = pointer + length - 1n;
-    if (!isCanonical(pointer) || end > MAX_ADDRESS || !isCanonical(end)) {
-      return {
-        outcome: 'error',
-        error: { kind: 'host' },
-        message: `write hypercall: the buffer at ${hex(pointer)} (${length} bytes) is not at canonical addresses`,
-      };
-    }
+    const notCanonical = checkCanonical('write', pointer, length);
+    if (notCanonical) return notCanonical;
     // Read no more than the console will keep: a guest repeating a large
     // write (rep outsl to this port) then costs next to nothing.
     const kept = Math.min(guest.consoleRoom(), MAX_WRITE);
     const wanted = length > BigInt(kept) ? kept : Number(length);
-    const bytes = guest.readVirtual(pointer, wanted);
-    if (bytes.length < wanted) {
-      return {
-        outcome: 'error',
-        error: { kind: 'host' },
-        message: `write hypercall: ${wanted} bytes at ${hex(pointer)} are not all mapped in the guest`,
-      };
-    }
+    const bytes = readMapped('write', pointer, wanted, guest);
+    if (!(bytes instanceof Uint8Array)) return bytes;
     guest.print(bytes);
     if (length > BigInt(MAX_WRITE) && wanted === MAX_WRITE) {
       guest.print(utf8.encode(`\n[kvmtest: a write of ${length} bytes was cut to its first ${MAX_WRITE}]\n`));
@@ -63,6 +56,38 @@ export class HypercallPort implements PortDevice {
       guest.dropOutput(Number(length - BigInt(wanted)));
     }
   }
+}
+
+/** An error Stop when the buffer [pointer, pointer + length) is not all at canonical addresses. */
+function checkCanonical(call: string, pointer: bigint, length: bigint): Stop | undefined {
+  const end = pointer + length - 1n;
+  if (isCanonical(pointer) && end <= MAX_ADDRESS && isCanonical(end)) return undefined;
+  return {
+    outcome: 'error',
+    error: { kind: 'host' },
+    message: `${call} hypercall: the buffer at ${hex(pointer)} (${length} bytes) is not at canonical addresses`,
+  };
+}
+
+/** `length` bytes at `pointer`, or an error Stop when the guest has not mapped them all. */
+function readMapped(call: string, pointer: bigint, length: number, guest: GuestAccess): Uint8Array | Stop {
+  const bytes = guest.readVirtual(pointer, length);
+  if (bytes.length === length) return bytes;
+  return {
+    outcome: 'error',
+    error: { kind: 'host' },
+    message: `${call} hypercall: ${length} bytes at ${hex(pointer)} are not all mapped in the guest`,
+  };
+}
+
+/** kskip: the test ends as skipped, the reason (UTF-8, cut at MAX_SKIP_REASON bytes) as its message. */
+function readSkip(pointer: bigint, length: bigint, guest: GuestAccess): Stop {
+  const wanted = length > BigInt(MAX_SKIP_REASON) ? MAX_SKIP_REASON : Number(length);
+  if (wanted === 0) return { outcome: 'skipped', message: '' };
+  const notCanonical = checkCanonical('skip', pointer, BigInt(wanted));
+  if (notCanonical) return notCanonical;
+  const bytes = readMapped('skip', pointer, wanted, guest);
+  return bytes instanceof Uint8Array ? { outcome: 'skipped', message: utf8Decoder.decode(bytes) } : bytes;
 }
 
 function readReport(pointer: bigint, guest: GuestAccess): Stop {

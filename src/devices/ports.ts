@@ -24,6 +24,8 @@ export const HYPERCALL = {
   write: 1,
   /** rdi = pointer to a struct kt_report: the test failed an assertion or panicked. */
   report: 2,
+  /** rdi = pointer to the reason's bytes, rsi = length: the test is skipped (kskip). */
+  skip: 3,
 } as const;
 
 export type EnginePortRole = 'serial' | 'exit' | 'hypercall' | 'doorbell';

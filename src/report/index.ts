@@ -11,8 +11,8 @@ export type { ReportOutput } from './output.js';
 export { colorEnabled, COLOR_CHOICES, type ColorChoice } from './output.js';
 export { prettyReporter, type PrettyOptions } from './pretty.js';
 export { tapReporter } from './tap.js';
-export { jsonReporter, jsonReport, type JsonReport, type JsonTest, type JsonFault, type JsonSummary } from './json.js';
-export { junitReporter, junitDocument } from './junit.js';
+export { jsonReporter, jsonReport, type JsonReport, type JsonTest, type JsonNotRun, type JsonFault, type JsonSummary } from './json.js';
+export { junitReporter, junitDocument, junitClassname, type JunitOptions } from './junit.js';
 
 export interface ReporterOptions {
   /** pretty only: force color on or off (default: a TTY without NO_COLOR). */
@@ -21,6 +21,18 @@ export interface ReporterOptions {
   showOutput?: boolean;
   /** pretty only: a character per test (--quiet). */
   quiet?: boolean;
+  /**
+   * junit only: `file` and `line` attributes on each <testcase> (see
+   * JunitOptions). Default: KVMTEST_JUNIT_FILE_ATTRIBUTES set to a value
+   * other than "" and "0", else off.
+   */
+  junitFileAttributes?: boolean;
+}
+
+/** KVMTEST_JUNIT_FILE_ATTRIBUTES: how `kvmtest run` users ask for JUnit's file and line attributes. */
+export function junitFileAttributesFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = env['KVMTEST_JUNIT_FILE_ATTRIBUTES'] ?? '';
+  return value !== '' && value !== '0';
 }
 
 export const REPORTER_NAMES = ['pretty', 'tap', 'json', 'junit'] as const;
@@ -30,7 +42,7 @@ const FACTORIES: Record<ReporterName, (out: ReportOutput, options: ReporterOptio
   pretty: (out, options) => prettyReporter(out, options),
   tap: (out) => tapReporter(out),
   json: (out) => jsonReporter(out),
-  junit: (out) => junitReporter(out),
+  junit: (out, options) => junitReporter(out, { fileAttributes: options.junitFileAttributes ?? junitFileAttributesFromEnv() }),
 };
 
 function isReporterName(name: string): name is ReporterName {

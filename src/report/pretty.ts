@@ -61,6 +61,7 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
   function statusText(result: TestResult): string {
     if (result.status === 'passed') return paint.green('ok');
     if (result.status === 'failed') return paint.red('FAILED');
+    // Ignored and skipped alike, in cargo's wording for an ignored test: "ignored, REASON".
     const reason = result.message === undefined ? '' : oneLine(result.message);
     return reason === '' ? paint.yellow('ignored') : `${paint.yellow('ignored')}, ${reason}`;
   }
@@ -80,7 +81,7 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
     const verdict = anyFailed ? paint.red('FAILED') : paint.green('ok');
     return (
       `test result: ${verdict}. ${summary.passed} passed; ${summary.failed} failed; ` +
-      `${summary.ignored} ignored; 0 measured; ${summary.filteredOut} filtered out; ` +
+      `${summary.ignored + summary.skipped} ignored; 0 measured; ${summary.filteredOut} filtered out; ` +
       `finished in ${seconds(summary.durationMs, 2)}s\n`
     );
   }
@@ -150,7 +151,7 @@ export function prettyReporter(out: ReportOutput, options: PrettyOptions = {}): 
         await section('failures', failures, qualify);
         let text = '\n' + summaryLine(summary, summary.failed > 0 || failures.length > 0);
         if (summary.incomplete !== undefined) {
-          const total = summary.passed + summary.failed + summary.ignored + summary.notRun;
+          const total = summary.passed + summary.failed + summary.ignored + summary.skipped + summary.notRun;
           text += `test run incomplete: ${firstLine(summary.incomplete)}; ${summary.notRun} of ${countTests(total)} did not run\n`;
         }
         await writeAndFlush(out, text);

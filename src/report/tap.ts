@@ -112,7 +112,8 @@ function description(name: string): string {
 function testPoint(result: TestResult, number: number, qualify: boolean): string {
   const name = description(qualifiedName(result, qualify));
   if (result.status === 'passed') return `ok ${number} - ${name}\n`;
-  if (result.status === 'ignored') {
+  // Not run (ignored) or skipped at run time (kskip): both are TAP's SKIP.
+  if (result.status === 'ignored' || result.status === 'skipped') {
     const reason = result.message === undefined ? '' : oneLine(result.message);
     return `ok ${number} - ${name} # SKIP${reason === '' ? '' : ` ${reason}`}\n`;
   }
@@ -153,7 +154,7 @@ export function tapReporter(out: ReportOutput): Reporter {
       } else if (count < total) {
         text += `Bail out! ${total - count} of ${total} tests not run\n`;
       }
-      text += `# pass ${summary.passed}\n# fail ${summary.failed}\n# skip ${summary.ignored}\n`;
+      text += `# pass ${summary.passed}\n# fail ${summary.failed}\n# skip ${summary.ignored + summary.skipped}\n`;
       text += `# duration_ms ${Number(summary.durationMs.toFixed(3))}\n`;
       await writeAndFlush(out, text);
     },

@@ -49,14 +49,3 @@ export function failureReason(result: TestResult): string {
   if (result.message !== undefined && result.message.trim() !== '') return result.message;
   return result.outcome !== undefined ? `test failed (outcome: ${result.outcome})` : 'test failed';
 }
-
-/** Results grouped by binary, groups and members in report order. */
-export function groupByBinary(results: readonly TestResult[]): Map<string, TestResult[]> {
-  const groups = new Map<string, TestResult[]>();
-  for (const result of results) {
-    const group = groups.get(result.binary);
-    if (group) group.push(result);
-    else groups.set(result.binary, [result]);
-  }
-  return groups;
-}

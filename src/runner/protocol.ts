@@ -4,6 +4,7 @@
 // is running without a message per test.
 import type { ExecutionOptions } from './executor.js';
 import type { TestCase, TestResult } from './types.js';
+import { identity } from './verdict.js';
 
 export interface RunBatchMessage {
   type: 'run';
@@ -50,7 +51,7 @@ export function isPlainPass(result: TestResult): boolean {
 
 /** Rebuilds a plain pass from its test and duration. */
 export function plainPass(test: TestCase, durationMs: number): TestResult {
-  return { name: test.name, binary: test.binary, status: 'passed', outcome: 'returned', durationMs, output: '' };
+  return { ...identity(test), status: 'passed', outcome: 'returned', durationMs, output: '' };
 }
 
 /** The worker cannot run anything (no /dev/kvm, unreadable binary...): the run must stop. */

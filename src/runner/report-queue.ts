@@ -39,7 +39,7 @@ export class ReportQueue {
   private skipMissing = false;
   private failure: { error: unknown } | undefined;
   /** Counts over the results handed over. */
-  readonly counts = { passed: 0, failed: 0, ignored: 0, delivered: 0 };
+  readonly counts = { passed: 0, failed: 0, ignored: 0, skipped: 0, delivered: 0 };
 
   constructor(
     private readonly total: number,

@@ -11,6 +11,7 @@ import { PoolError, startWorkers, type WorkerRun } from './pool.js';
 import type { ProgressLine } from './progress.js';
 import { ReportQueue } from './report-queue.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
+import { identity } from './verdict.js';
 
 /** A test's time limit when neither it (.timeout_ms) nor the run (--timeout) sets one; runGuest's own default is lower. */
 export const DEFAULT_TEST_TIMEOUT_MS = 10_000;
@@ -131,6 +132,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
     passed: reported.passed,
     failed: reported.failed,
     ignored: reported.ignored,
+    skipped: reported.skipped,
     filteredOut,
     durationMs: Number(process.hrtime.bigint() - started) / 1e6,
     notRun: tests.length - reported.delivered,
@@ -149,5 +151,5 @@ function reasonText(reason: unknown): string {
 }
 
 function ignoredResult(test: TestCase): TestResult {
-  return { name: test.name, binary: test.binary, status: 'ignored', durationMs: 0, output: '' };
+  return { ...identity(test), status: 'ignored', durationMs: 0, output: '' };
 }

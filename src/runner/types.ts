@@ -29,18 +29,25 @@ export interface TestCase {
   ignore: boolean;
 }
 
-export type TestStatus = 'passed' | 'failed' | 'ignored';
+/**
+ * 'ignored': not run (.ignore). 'skipped': ran, and skipped itself at run
+ * time (kskip), whatever it expected.
+ */
+export type TestStatus = 'passed' | 'failed' | 'ignored' | 'skipped';
 
 export interface TestResult {
   name: string;
   binary: string;
+  /** Source location of the KVMTEST() declaration (TestCase.file, TestCase.line), for reports that link to it. */
+  file: string;
+  line: number;
   status: TestStatus;
   /** runGuest's outcome; absent for a test that did not run (ignored). */
   outcome?: Outcome;
   durationMs: number;
   /** Console text the guest wrote. */
   output: string;
-  /** For failures: what was expected and what happened. For ignored tests: why. */
+  /** For failures: what was expected and what happened. For ignored and skipped tests: why. */
   message?: string;
   fault?: FaultInfo;
 }
@@ -49,6 +56,8 @@ export interface RunSummary {
   passed: number;
   failed: number;
   ignored: number;
+  /** Tests that skipped themselves at run time (kskip); not among `ignored`. */
+  skipped: number;
   /** Tests of the binaries that filters, --skip or --shard left out. */
   filteredOut: number;
   /** Wall-clock time of the whole run. */

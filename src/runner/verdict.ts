@@ -42,6 +42,8 @@ export function describeOutcome(result: RunForJudging): string {
       return 'it timed out';
     case 'error':
       return result.error?.kind === 'emulation-failure' ? 'it hit an emulation failure' : 'KVM stopped it with an error';
+    case 'skipped':
+      return 'it skipped itself';
   }
 }
 
@@ -63,11 +65,16 @@ export function judge(test: TestCase, result: RunForJudging): TestResult {
   const base = {
     name: test.name,
     binary: test.binary,
+    file: test.file,
+    line: test.line,
     outcome: result.outcome,
     durationMs: result.durationMs,
     output: result.output,
     ...(result.fault && { fault: result.fault }),
   };
+  // A test that skipped itself (kskip) said it cannot run here: that holds
+  // whatever it expected, so a .should_panic test is skipped, not failed.
+  if (result.outcome === 'skipped') return { ...base, status: 'skipped', ...(result.message !== undefined && { message: result.message }) };
   if (passes(test.expect, result)) return { ...base, status: 'passed' };
   const what = `${describeOutcome(result)}${result.message ? `: ${result.message}` : ''}`;
   const message = test.expect.kind === 'return'
@@ -78,5 +85,10 @@ export function judge(test: TestCase, result: RunForJudging): TestResult {
 
 /** A test the host could not run to the end (its worker died, an internal error): failed, with why. */
 export function hostFailure(test: TestCase, message: string): TestResult {
-  return { name: test.name, binary: test.binary, status: 'failed', outcome: 'error', durationMs: 0, output: '', message };
+  return { ...identity(test), status: 'failed', outcome: 'error', durationMs: 0, output: '', message };
+}
+
+/** What every result carries of its test: which one it is, and where it is declared. */
+export function identity(test: TestCase): Pick<TestResult, 'name' | 'binary' | 'file' | 'line'> {
+  return { name: test.name, binary: test.binary, file: test.file, line: test.line };
 }

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
+import { closingAdvice } from '../../src/commands/doctor.js';
 import { guestTest, isSoftwareKvm, kvmUnavailableReason, toolchainTest } from '../helpers/kvm.js';
 import { buildFixture, BIN, CAN_BUILD, describeRun, kvmtest, lines, runCommand, tempDir, type CommandResult } from './helpers.js';
 
@@ -65,6 +66,27 @@ describe('kvmtest doctor', () => {
     } else {
       assert.equal(groups.get('int3 (-> #BP)'), undefined, 'int3 raises #BP on a hardware KVM');
     }
+  });
+
+  test('ends with the advice for the groups that cannot run here', guestTest(), () => {
+    const missing = [...instructionGroups(doctor.stdout).values()].filter((why) => why !== undefined).length;
+    assert.ok(doctor.stdout.endsWith(`\n${closingAdvice(missing, isSoftwareKvm() ? 'software' : 'hardware')}`), doctor.stdout);
+  });
+});
+
+describe("doctor's advice about groups that cannot run", () => {
+  test('names the two ways kvmtest run has to keep such tests from failing, and not --filter, which only includes', () => {
+    for (const kind of ['software', 'hardware', 'unknown'] as const) {
+      const advice = closingAdvice(3, kind);
+      assert.match(advice, /^3 group\(s\) /, kind);
+      assert.match(advice, /--skip PATTERN/, kind);
+      assert.match(advice, /kskip\("reason"\)/, kind);
+      assert.doesNotMatch(advice, /--filter/, kind);
+    }
+    // CPUID tells the truth about a hardware vCPU, not about PVM's emulator.
+    assert.match(closingAdvice(3, 'hardware'), /check CPUID and call kskip/);
+    assert.match(closingAdvice(3, 'software'), /cannot\s+catch an emulation failure, but it can check first/);
+    assert.equal(closingAdvice(0, 'software'), 'Everything probed works here.\n');
   });
 });
 

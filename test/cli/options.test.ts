@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseXml, type XmlElement } from '../report/xml.js';
 import { jobLimit } from '../../src/runner/limits.js';
+import { schemaErrors, withXmllint } from '../helpers/consumers.js';
 import { guestTest, toolchainTest } from '../helpers/kvm.js';
 import { BIN, buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runCommand, runJson, tempDir, type JsonReport } from './helpers.js';
 
@@ -27,15 +28,18 @@ const HEX = /^0x[0-9a-f]+$/;
 /** The JSON report's schema (src/report/json.ts): exact keys, in order, and their types. */
 function assertJsonSchema(report: unknown): void {
   assert.ok(report !== null && typeof report === 'object');
-  assert.deepEqual(Object.keys(report), ['tests', 'summary']);
-  const { tests, summary } = report as JsonReport;
+  assert.deepEqual(Object.keys(report), ['tests', 'notRun', 'summary']);
+  const { tests, notRun, summary } = report as JsonReport;
   assert.ok(Array.isArray(tests));
   for (const t of tests) {
-    const keys = ['name', 'binary', 'status', 'outcome', 'durationMs', 'output', 'message'];
+    const keys = ['name', 'binary', 'file', 'line', 'status', 'outcome', 'durationMs', 'output', 'message'];
     assert.deepEqual(Object.keys(t), t.fault === undefined ? keys : [...keys, 'fault'], t.name);
     assert.equal(typeof t.name, 'string');
     assert.equal(typeof t.binary, 'string');
-    assert.ok(['passed', 'failed', 'ignored'].includes(t.status), t.status);
+    // The fixtures are C files: each test is declared on a line of one.
+    assert.match(t.file, /\.c$/, t.name);
+    assert.ok(Number.isInteger(t.line) && t.line > 0, t.name);
+    assert.ok(['passed', 'failed', 'ignored', 'skipped'].includes(t.status), t.status);
     // Ignored tests did not run: no outcome.
     if (t.status === 'ignored') assert.equal(t.outcome, null, t.name);
     else assert.equal(typeof t.outcome, 'string', t.name);
@@ -54,8 +58,15 @@ function assertJsonSchema(report: unknown): void {
       assert.equal(typeof f.location, 'string');
     }
   }
-  assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'filteredOut', 'durationMs']);
-  for (const status of ['passed', 'failed', 'ignored'] as const) {
+  assert.ok(Array.isArray(notRun));
+  for (const n of notRun) {
+    assert.deepEqual(Object.keys(n), ['name', 'binary', 'file', 'line', 'reason'], n.name);
+    assert.match(n.file, /\.c$/, n.name);
+    assert.ok(Number.isInteger(n.line) && n.line > 0, n.name);
+    assert.equal(typeof n.reason, 'string');
+  }
+  assert.deepEqual(Object.keys(summary), ['passed', 'failed', 'ignored', 'skipped', 'filteredOut', 'durationMs']);
+  for (const status of ['passed', 'failed', 'ignored', 'skipped'] as const) {
     assert.equal(summary[status], tests.filter((t) => t.status === status).length, status);
   }
   assert.ok(typeof summary.durationMs === 'number' && summary.durationMs >= 0);
@@ -300,6 +311,31 @@ describe('running tests', () => {
     assert.ok(note, result.stderr);
     assert.equal(Number(note[1]), report.summary.failed);
     assert.equal(Number(note[2]) + report.tests.length, 7, 'reported and not run add up to all the tests');
+    // The left-out tests are listed, with where they are declared, so a consumer can run them.
+    assert.equal(report.notRun.length, Number(note[2]));
+    assert.deepEqual(
+      [...report.tests.map((t) => t.name), ...report.notRun.map((t) => t.name)].sort(),
+      ['assertion_fails', 'should_gp_but_ud', 'should_halt_but_returns', 'should_panic_but_returns', 'times_out', 'uncaught_page_fault', 'unexpected_port_io'],
+    );
+    for (const n of report.notRun) {
+      assert.deepEqual([n.binary, n.reason], [bin.failing, '--bail stopped the run'], n.name);
+      assert.ok(n.file.endsWith('failing.c'), n.file);
+    }
+  });
+
+  test('--bail with --reporter junit: the tests left out are skipped test cases, and the report stays valid for Jenkins', guestTest(withXmllint()), async () => {
+    const result = await kvmtest(['run', '--bail', '--jobs', '1', '--reporter', 'junit', bin.failing]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.deepEqual(schemaErrors(result.stdout), []);
+    const suite = parseXml(result.stdout).children[0]!;
+    const cases = elements(suite, 'testcase');
+    assert.equal(cases.length, 7, 'every selected test is a test case');
+    const notRun = cases.filter((c) => c.children.some((k) => k.name === 'skipped' && k.attributes['message'] === 'not run: --bail stopped the run'));
+    const note = /(\d+) test\(s\) not run/.exec(result.stderr);
+    assert.ok(note, result.stderr);
+    assert.equal(notRun.length, Number(note[1]));
+    assert.ok(notRun.length > 0 && notRun.length < 7, `${notRun.length} left out`);
+    assert.deepEqual([suite.attributes['tests'], suite.attributes['skipped']], ['7', String(notRun.length)]);
   });
 
   test('--bail N: stops after N failures', guestTest(), async () => {
@@ -366,21 +402,27 @@ describe('reporting', () => {
     assert.deepEqual(out.slice(-4, -1), ['# pass 7', '# fail 7', '# skip 1']);
   });
 
-  test('--reporter junit: well-formed XML with one testcase per test', guestTest(), async () => {
+  test('--reporter junit: XML valid against the Jenkins JUnit schema, with one testcase per test', guestTest(withXmllint()), async () => {
     const [result, json] = await Promise.all([
       kvmtest(['run', '--reporter', 'junit', bin.passing, bin.failing]),
       runJson([bin.passing, bin.failing]),
     ]);
     assert.equal(result.status, 1, describeRun(result));
+    assert.deepEqual(schemaErrors(result.stdout), []);
     const root = parseXml(result.stdout);
     assert.equal(root.name, 'testsuites');
     assert.deepEqual(
-      [root.attributes['tests'], root.attributes['failures'], root.attributes['skipped']],
-      ['15', '7', '1'],
+      [root.attributes['tests'], root.attributes['failures'], root.attributes['errors']],
+      ['15', '7', '0'],
     );
     assert.deepEqual(
-      root.children.map((suite) => [suite.name, suite.attributes['name']]),
-      [['testsuite', bin.passing], ['testsuite', bin.failing]],
+      root.children.map((suite) => [suite.name, suite.attributes['name'], suite.attributes['skipped']]),
+      [['testsuite', bin.passing, '1'], ['testsuite', bin.failing, '0']],
+    );
+    // The classname is the binary without its dots, which Jenkins would split at.
+    assert.deepEqual(
+      [...new Set(elements(root, 'testcase').map((c) => c.attributes['classname']))],
+      [bin.passing.replace(/\./g, '_'), bin.failing.replace(/\./g, '_')],
     );
     const cases = elements(root, 'testcase');
     assert.deepEqual(
@@ -392,6 +434,19 @@ describe('reporting', () => {
       failed.map((c) => c.attributes['name']),
       json.report.tests.filter((t) => t.status === 'failed').map((t) => t.name),
     );
+  });
+
+  test('KVMTEST_JUNIT_FILE_ATTRIBUTES=1: each testcase says where its test is declared, as the JSON report does', guestTest(), async () => {
+    const [result, json] = await Promise.all([
+      kvmtest(['run', '--reporter', 'junit', bin.passing, bin.failing], { env: { ...process.env, KVMTEST_JUNIT_FILE_ATTRIBUTES: '1' } }),
+      runJson([bin.passing, bin.failing]),
+    ]);
+    assert.equal(result.status, 1, describeRun(result));
+    assert.deepEqual(
+      elements(parseXml(result.stdout), 'testcase').map((c) => [c.attributes['name'], c.attributes['file'], c.attributes['line']]),
+      json.report.tests.map((t) => [t.name, t.file, String(t.line)]),
+    );
+    assert.ok(json.report.tests.every((t) => t.file.endsWith('.c') && t.line > 0));
   });
 
   test('--output FILE: the report goes to the file, not to standard output', guestTest(), async () => {

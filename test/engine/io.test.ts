@@ -67,11 +67,13 @@ const SOURCES = {
   `,
 } as const;
 
-// Hypercalls: write (1) twice with a serial byte between them, and the
-// report (2) records of the three kinds (struct kt_report, sdk/include/kvmtest/abi.h).
+// Hypercalls: write (1) twice with a serial byte between them, the
+// report (2) records of the three kinds (struct kt_report, sdk/include/kvmtest/abi.h),
+// and skip (3) with a reason, an empty one and buffers the host cannot read.
 const HYPERCALL_ELF = `
   .text
   .globl _start, report_assert, report_assert_eq, report_panic
+  .globl skip_with_reason, skip_without_reason, skip_unmapped, skip_noncanonical
 _start:
   lea first(%rip), %rdi
   mov $first_len, %esi
@@ -100,6 +102,35 @@ report:
   mov $0xf5, %dx
   out %eax, %dx
   hlt
+skip_with_reason:
+  lea first(%rip), %rdi
+  mov $first_len, %esi
+  mov $1, %eax
+  mov $0xf5, %dx
+  out %eax, %dx
+  lea reason(%rip), %rdi
+  mov $reason_len, %esi
+  jmp skip
+skip_without_reason:
+  xor %edi, %edi
+  xor %esi, %esi
+  jmp skip
+skip_unmapped:
+  mov $0x40000000, %edi
+  mov $8, %esi
+  jmp skip
+skip_noncanonical:
+  mov $0x800000000000, %rdi
+  mov $8, %esi
+skip:
+  mov $3, %eax
+  mov $0xf5, %dx
+  out %eax, %dx
+  /* Never reached: the host ends the run at the skip. */
+  mov $0x3f8, %dx
+  mov $'!', %al
+  out %al, %dx
+  ret
 
   .data
 first: .ascii "first message, "
@@ -113,6 +144,8 @@ eq_expr: .asciz "inw(0x1) == 0xfe"
 left_expr: .asciz "inw(0x1)"
 right_expr: .asciz "0xfe"
 panic_message: .asciz "out of frames"
+reason: .ascii "no x2APIC here \\xc3\\xa9"
+  .set reason_len, . - reason
 
   .balign 8
 rec_assert:
@@ -267,5 +300,27 @@ describe('hypercalls', () => {
     assert.equal(r.outcome, 'panicked', r.message);
     assert.deepEqual(r.assertion, { kind: 'panic', file: 'guest.c', line: 7, message: 'out of frames' });
     assert.match(r.message ?? '', /guest\.c:7: out of frames/);
+  });
+
+  test('skip ends the run at once as skipped, its UTF-8 reason as the message, the output kept', guestTest(), async () => {
+    const r = await runGuest({ image: { elf: hypercalls }, entry: 'skip_with_reason' });
+    assert.equal(r.outcome, 'skipped', r.message);
+    assert.equal(r.message, 'no x2APIC here \u00e9');
+    assert.equal(r.output, 'first message, ', 'what the test printed before, and nothing after');
+    assert.equal(r.assertion, undefined);
+  });
+
+  test('skip with an empty reason (length 0) reads nothing', guestTest(), async () => {
+    const r = await runGuest({ image: { elf: hypercalls }, entry: 'skip_without_reason' });
+    assert.deepEqual([r.outcome, r.message, r.output], ['skipped', '', '']);
+  });
+
+  test('skip with a reason the host cannot read is an error, not a skip', guestTest(), async () => {
+    const unmapped = await runGuest({ image: { elf: hypercalls }, entry: 'skip_unmapped' });
+    assert.deepEqual([unmapped.outcome, unmapped.error?.kind], ['error', 'host']);
+    assert.match(unmapped.message ?? '', /skip hypercall: 8 bytes at 0x40000000 are not all mapped/);
+    const wild = await runGuest({ image: { elf: hypercalls }, entry: 'skip_noncanonical' });
+    assert.deepEqual([wild.outcome, wild.error?.kind], ['error', 'host']);
+    assert.match(wild.message ?? '', /skip hypercall: the buffer at 0x800000000000 \(8 bytes\) is not at canonical addresses/);
   });
 });

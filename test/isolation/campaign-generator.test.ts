@@ -18,6 +18,8 @@ const campaign = (seed: number, tests = 20): Campaign =>
 const result = (name: string, fields: Partial<JsonTest>): JsonTest => ({
   name,
   binary: 'campaign.elf',
+  file: 'campaign.c',
+  line: 1,
   status: 'passed',
   outcome: 'returned',
   durationMs: 1,

@@ -26,8 +26,8 @@ export function caseFor(result: TestResult): TestCase {
   return {
     name: result.name,
     binary: result.binary,
-    file: 'tests.c',
-    line: 1,
+    file: result.file,
+    line: result.line,
     fn: 0x1000n,
     record: 0x2000n,
     expect: { kind: 'return' },
@@ -43,6 +43,7 @@ export function summarize(results: readonly TestResult[], durationMs: number): R
     passed: results.filter((r) => r.status === 'passed').length,
     failed: results.filter((r) => r.status === 'failed').length,
     ignored: results.filter((r) => r.status === 'ignored').length,
+    skipped: results.filter((r) => r.status === 'skipped').length,
     filteredOut: 0,
     durationMs,
     notRun: 0,
@@ -69,13 +70,18 @@ export const BIN = 'build/tests.elf';
 export const OTHER_BIN = 'build/more.elf';
 
 export function passed(name: string, binary = BIN, output = ''): TestResult {
-  return { name, binary, status: 'passed', outcome: 'returned', durationMs: 3, output };
+  return { name, binary, file: 'tests.c', line: 3, status: 'passed', outcome: 'returned', durationMs: 3, output };
 }
 
 export function ignored(name: string, reason?: string, binary = BIN): TestResult {
-  const result: TestResult = { name, binary, status: 'ignored', durationMs: 0, output: '' };
+  const result: TestResult = { name, binary, file: 'tests.c', line: 7, status: 'ignored', durationMs: 0, output: '' };
   if (reason !== undefined) result.message = reason;
   return result;
+}
+
+/** A test that ran and skipped itself (kskip) with `reason`. */
+export function skipped(name: string, reason: string, binary = BIN): TestResult {
+  return { name, binary, file: 'tests.c', line: 9, status: 'skipped', outcome: 'skipped', durationMs: 1.5, output: 'probing\n', message: reason };
 }
 
 /** A failure with a multi-line message and output that lacks a final newline. */
@@ -83,6 +89,8 @@ export function assertFailed(name: string, binary = BIN): TestResult {
   return {
     name,
     binary,
+    file: 'tests.c',
+    line: 11,
     status: 'failed',
     outcome: 'assert-failed',
     durationMs: 4.5,
@@ -96,6 +104,8 @@ export function pageFault(name: string, binary = BIN): TestResult {
   return {
     name,
     binary,
+    file: 'src/poke.c',
+    line: 20,
     status: 'failed',
     outcome: 'fault',
     durationMs: 2,
@@ -120,6 +130,8 @@ export function hostile(name: string, binary = BIN): TestResult {
   return {
     name,
     binary,
+    file: 'dir/h<"&">.c',
+    line: 30,
     status: 'failed',
     outcome: 'panicked',
     durationMs: 1,

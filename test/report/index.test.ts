@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Writable } from 'node:stream';
-import { createReporter, REPORTER_NAMES } from '../../src/report/index.js';
+import { createReporter, junitFileAttributesFromEnv, REPORTER_NAMES } from '../../src/report/index.js';
 import { assertFailed, drive, memorySink, passed } from './fixtures.js';
 
 describe('createReporter', () => {
@@ -32,6 +32,31 @@ describe('createReporter', () => {
       json: '{',
       junit: '<?xml version="1.0" encoding="UTF-8"?>',
     });
+  });
+
+  test("junit's file and line attributes: off unless asked for, by option or KVMTEST_JUNIT_FILE_ATTRIBUTES", async () => {
+    const attributesOf = async (options: { junitFileAttributes?: boolean }) => {
+      const sink = memorySink();
+      await drive(createReporter('junit', sink, options), [passed('p')]);
+      return /<testcase [^>]*>|<testcase [^/]*\/>/.exec(sink.text)![0];
+    };
+    const saved = process.env['KVMTEST_JUNIT_FILE_ATTRIBUTES'];
+    try {
+      delete process.env['KVMTEST_JUNIT_FILE_ATTRIBUTES'];
+      assert.doesNotMatch(await attributesOf({}), / file=/);
+      assert.match(await attributesOf({ junitFileAttributes: true }), / file="tests\.c" line="3" /);
+      process.env['KVMTEST_JUNIT_FILE_ATTRIBUTES'] = '1';
+      assert.match(await attributesOf({}), / file="tests\.c" line="3" /);
+      assert.doesNotMatch(await attributesOf({ junitFileAttributes: false }), / file=/, 'the option wins');
+    } finally {
+      if (saved === undefined) delete process.env['KVMTEST_JUNIT_FILE_ATTRIBUTES'];
+      else process.env['KVMTEST_JUNIT_FILE_ATTRIBUTES'] = saved;
+    }
+    assert.deepEqual(
+      ['', '0', '1', 'true', 'yes'].map((value) => junitFileAttributesFromEnv({ KVMTEST_JUNIT_FILE_ATTRIBUTES: value })),
+      [false, false, true, true, true],
+    );
+    assert.equal(junitFileAttributesFromEnv({}), false);
   });
 
   test('passes color through to the pretty reporter', async () => {

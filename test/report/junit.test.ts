@@ -1,8 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { junitDocument, junitReporter } from '../../src/report/junit.js';
+import { junitClassname, junitDocument, junitReporter } from '../../src/report/junit.js';
 import type { RunSummary, TestResult } from '../../src/runner/types.js';
-import { BIN, OTHER_BIN, assertFailed, drive, hostile, ignored, memorySink, pageFault, passed, summarize } from './fixtures.js';
+import { BIN, OTHER_BIN, assertFailed, caseFor, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
+import { schemaErrors, withXmllint } from '../helpers/consumers.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 function child(node: XmlElement, name: string): XmlElement | undefined {
@@ -17,7 +18,7 @@ async function report(
   const sink = memorySink();
   await drive(junitReporter(sink), results, options);
   const summary = { ...summarize(results, options.durationMs ?? 20), ...options.summary };
-  assert.equal(sink.text, junitDocument(results, summary), 'the same document as building it at once');
+  assert.equal(sink.text, junitDocument(results, summary, results.map(caseFor)), 'the same document as building it at once');
   return sink.text;
 }
 
@@ -35,7 +36,6 @@ describe('JUnit reporter', () => {
       tests: '4',
       failures: '1',
       errors: '0',
-      skipped: '1',
       time: '1.235',
     });
     assert.deepEqual(
@@ -47,7 +47,7 @@ describe('JUnit reporter', () => {
     );
 
     const [p, pf, skipped] = root.children[0]!.children;
-    assert.deepEqual(p!.attributes, { name: 'p', classname: BIN, time: '0.003' });
+    assert.deepEqual(p!.attributes, { name: 'p', classname: 'build/tests_elf', time: '0.003' });
     assert.equal(child(p!, 'system-out')?.text, 'hello\n');
     assert.equal(child(p!, 'failure'), undefined);
 
@@ -60,7 +60,18 @@ describe('JUnit reporter', () => {
     assert.deepEqual(skipped!.children.map((c) => [c.name, c.attributes]), [['skipped', { message: 'needs a real APIC' }]]);
 
     const q = root.children[1]!.children[0]!;
-    assert.deepEqual([q.attributes.name, q.attributes.classname, q.children.length], ['q', OTHER_BIN, 0]);
+    assert.deepEqual([q.attributes.name, q.attributes.classname, q.children.length], ['q', 'build/more_elf', 0]);
+  });
+
+  test('a test that skipped itself: <skipped> with its reason, its output kept, counted as skipped', async () => {
+    const root = parseXml(await report([skipped('needs_x2apic', 'no x2APIC here\nreally'), passed('p')]));
+    const suite = root.children[0]!;
+    assert.deepEqual([suite.attributes.tests, suite.attributes.failures, suite.attributes.skipped], ['2', '0', '1']);
+    const testcase = suite.children[0]!;
+    assert.deepEqual(testcase.children.map((c) => [c.name, c.attributes, c.text]), [
+      ['skipped', { message: 'no x2APIC here' }, ''],
+      ['system-out', {}, 'probing\n'],
+    ]);
   });
 
   test('a multi-line reason: first line as the message, all of it and the output as text', async () => {
@@ -85,7 +96,7 @@ describe('JUnit reporter', () => {
     assert.equal(suite.attributes.name, 'dir/a&b "c".elf');
     const testcase = suite.children[0]!;
     assert.equal(testcase.attributes.name, 'h<"&">');
-    assert.equal(testcase.attributes.classname, 'dir/a&b "c".elf');
+    assert.equal(testcase.attributes.classname, 'dir/a&b "c"_elf');
     const shown = 'a <b> & "c" \'d\' ]]> \\x00\\x07\\x1b[31mred\\x1b[0m \\ufffe\tend\n';
     assert.equal(child(testcase, 'system-out')!.text, shown);
     const failure = child(testcase, 'failure')!;
@@ -103,7 +114,7 @@ describe('JUnit reporter', () => {
 
   test('an empty run is still a valid document', async () => {
     const root = parseXml(await report([], { durationMs: 0 }));
-    assert.deepEqual(root.attributes, { name: 'kvmtest', tests: '0', failures: '0', errors: '0', skipped: '0', time: '0.000' });
+    assert.deepEqual(root.attributes, { name: 'kvmtest', tests: '0', failures: '0', errors: '0', time: '0.000' });
     assert.deepEqual(root.children, []);
   });
 
@@ -155,6 +166,121 @@ describe('JUnit reporter', () => {
       root.children.map((s) => s.children.filter((c) => c.name === 'testcase').length),
       [2, 1],
     );
+  });
+
+  test('a classname Jenkins does not split: it reads package.Class at the last dot, and there is none', () => {
+    for (const binary of ['tests.elf', 'build/v1.2/tests.elf', '../out/x.y.z', 'plain']) {
+      const classname = junitClassname(binary);
+      assert.ok(!classname.includes('.'), classname);
+      assert.equal(classname.replace(/_/g, '.'), binary.replace(/_/g, '.'), 'only the dots changed');
+    }
+    // Two binaries stay two classes.
+    assert.notEqual(junitClassname(BIN), junitClassname(OTHER_BIN));
+  });
+
+  test('valid against the Jenkins JUnit schema, whatever the results (xmllint)', withXmllint(), async () => {
+    const documents = {
+      'every kind of result': await report(
+        [passed('p', BIN, 'hello\n'), pageFault('pf'), assertFailed('broken'), ignored('i', 'why'), skipped('s', 'no x2APIC'), passed('q', OTHER_BIN)],
+        { durationMs: 1234567.891 },
+      ),
+      'hostile text': await report([{ ...hostile('h<"&">'), binary: 'dir/a&b "c".elf' }]),
+      'an empty run': await report([], { durationMs: 0 }),
+      'an incomplete run': await report([passed('p'), pageFault('pf')], { summary: { incomplete: 'interrupted by SIGINT', notRun: 4 } }),
+    };
+    for (const [what, xml] of Object.entries(documents)) assert.deepEqual(schemaErrors(xml), [], what);
+  });
+
+  test('the schema check is not vacuous: it refuses what Jenkins refuses', withXmllint(), () => {
+    const head = '<?xml version="1.0" encoding="UTF-8"?>\n';
+    const suite = (attrs: string, body = '') => `<testsuite name="s" tests="1" failures="0" errors="0"${attrs}>${body}</testsuite>`;
+    assert.deepEqual(schemaErrors(`${head}<testsuites name="kvmtest" tests="1" failures="0" errors="0" time="0.5">${suite(' skipped="0"', '<testcase name="t"/>')}</testsuites>`), []);
+    assert.match(schemaErrors(`${head}<testsuites skipped="1">${suite('')}</testsuites>`).join('\n'), /attribute 'skipped': The attribute 'skipped' is not allowed/);
+    assert.match(schemaErrors(`${head}<testsuites>${suite('', '<testcase name="t" file="a.c" line="3"/>')}</testsuites>`).join('\n'), /attribute 'file': The attribute 'file' is not allowed/);
+    assert.match(schemaErrors(`${head}<testsuites><testsuite name="s" tests="1"/></testsuites>`).join('\n'), /attribute 'failures' is required/);
+    assert.match(schemaErrors(`${head}<testsuites time="1s"/>`).join('\n'), /attribute 'time'/);
+  });
+
+  /** A run of `announced` that reported only `results` (--bail, or a stop): the streamed report, checked against the one built at once. */
+  async function leftOut(announced: readonly TestResult[], results: readonly TestResult[], summary: Partial<RunSummary> = {}): Promise<string> {
+    const sink = memorySink();
+    const reporter = junitReporter(sink);
+    await reporter.onRunStart?.({ tests: announced.map(caseFor), binaries: [...new Set(announced.map((r) => r.binary))] });
+    for (const result of results) await reporter.onTestResult?.(result);
+    const full = { ...summarize(results, 20), notRun: announced.length - results.length, ...summary };
+    await reporter.onRunEnd?.(full);
+    assert.equal(sink.text, junitDocument(results, full, announced.map(caseFor)), 'the same document as building it at once');
+    return sink.text;
+  }
+
+  test('tests that --bail left out are skipped test cases, where they are in the list, counted in their suites', async () => {
+    const [a, b, c, d, e] = [passed('a'), pageFault('b'), passed('c'), passed('d', OTHER_BIN), passed('e', OTHER_BIN)];
+    const root = parseXml(await leftOut([a!, b!, c!, d!, e!], [b!, d!]));
+    assert.deepEqual([root.attributes.tests, root.attributes.failures], ['5', '1']);
+    assert.deepEqual(
+      root.children.map((suite) => [
+        suite.attributes.name,
+        suite.attributes.tests,
+        suite.attributes.skipped,
+        suite.children.map((c) => [c.attributes.name, c.children.map((k) => `${k.name}${k.attributes.message ? ` ${k.attributes.message}` : ''}`).join()]),
+      ]),
+      [
+        [BIN, '3', '2', [['a', 'skipped not run: --bail stopped the run'], ['b', `failure ${pageFault('b').message}`], ['c', 'skipped not run: --bail stopped the run']]],
+        [OTHER_BIN, '2', '1', [['d', ''], ['e', 'skipped not run: --bail stopped the run']]],
+      ],
+    );
+    const notRun = root.children[0]!.children[0]!;
+    assert.deepEqual(notRun.attributes, { name: 'a', classname: 'build/tests_elf', time: '0.000' });
+  });
+
+  test('a binary none of whose tests ran still gets its suite, in list order', async () => {
+    const root = parseXml(await leftOut([passed('a', OTHER_BIN), passed('b')], [passed('b')]));
+    assert.deepEqual(root.children.map((s) => [s.attributes.name, s.attributes.tests, s.attributes.skipped]), [[OTHER_BIN, '1', '1'], [BIN, '1', '0']]);
+  });
+
+  test('an interrupted run gives its reason to the tests without a result; the note counts the results', async () => {
+    const xml = await leftOut([passed('a'), passed('b'), passed('c')], [passed('b')], { incomplete: 'interrupted by SIGINT\nmore' });
+    assert.match(xml, /<!-- kvmtest: incomplete run: interrupted by SIGINT; 2 of 3 tests did not run -->/);
+    const root = parseXml(xml);
+    assert.deepEqual(
+      root.children[0]!.children.filter((c) => c.name === 'testcase').map((c) => c.children[0]?.attributes.message ?? ''),
+      ['not run: interrupted by SIGINT', '', 'not run: interrupted by SIGINT'],
+    );
+  });
+
+  test('with tests left out, still valid against the Jenkins JUnit schema (xmllint)', withXmllint(), async () => {
+    assert.deepEqual(schemaErrors(await leftOut([passed('a'), passed('b'), passed('c', OTHER_BIN)], [passed('b')])), []);
+  });
+
+  test('file and line attributes when asked for, on results and on tests without one; none by default', async () => {
+    const announced = [pageFault('pf'), { ...passed('nowhere'), file: '', line: 0 }, hostile('h'), passed('later')];
+    const results = announced.slice(0, 3);
+    const summary = { ...summarize(results, 20), notRun: 1 };
+    const sink = memorySink();
+    const reporter = junitReporter(sink, { fileAttributes: true });
+    await reporter.onRunStart?.({ tests: announced.map(caseFor), binaries: [BIN] });
+    for (const result of results) await reporter.onTestResult?.(result);
+    await reporter.onRunEnd?.(summary);
+    assert.equal(sink.text, junitDocument(results, summary, announced.map(caseFor), { fileAttributes: true }));
+    const cases = parseXml(sink.text).children[0]!.children;
+    assert.deepEqual(
+      cases.map((c) => [c.attributes.name, c.attributes.file, c.attributes.line]),
+      [
+        ['pf', 'src/poke.c', '20'],
+        ['nowhere', undefined, undefined],
+        ['h', 'dir/h<"&">.c', '30'],
+        ['later', 'tests.c', '3'],
+      ],
+    );
+    assert.ok(!junitDocument(results, summary, announced.map(caseFor)).includes(' file='), 'off by default');
+  });
+
+  test("file and line are what Jenkins' schema refuses, and all it refuses (xmllint)", withXmllint(), () => {
+    const results = [passed('p'), pageFault('pf'), skipped('s', 'why')];
+    const xml = junitDocument(results, summarize(results, 20), results.map(caseFor), { fileAttributes: true });
+    const errors = schemaErrors(xml);
+    assert.equal(errors.length, 6, errors.join('\n'));
+    for (const error of errors) assert.match(error, /attribute '(file|line)': The attribute '(file|line)' is not allowed/);
   });
 
   test('a reason with "--" in it cannot end the comment early', async () => {

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { prettyReporter } from '../../src/report/pretty.js';
 import { colorEnabled } from '../../src/report/output.js';
-import { BIN, OTHER_BIN, assertFailed, drive, ignored, memorySink, pageFault, passed } from './fixtures.js';
+import { BIN, OTHER_BIN, assertFailed, drive, ignored, memorySink, pageFault, passed, skipped } from './fixtures.js';
 
 describe('pretty reporter', () => {
   test('prints cargo-style lines, the failures section and a FAILED summary', async () => {
@@ -59,6 +59,14 @@ describe('pretty reporter', () => {
     const sink = memorySink();
     await drive(prettyReporter(sink), [], { durationMs: 0 });
     assert.equal(sink.text, 'running 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n');
+  });
+
+  test('a test that skipped itself reads as cargo shows an ignored one, with its reason, and counts among the ignored', async () => {
+    const sink = memorySink();
+    await drive(prettyReporter(sink), [passed('p'), skipped('needs_x2apic', 'no x2APIC here'), ignored('plain')]);
+    assert.match(sink.text, /^test needs_x2apic \.\.\. ignored, no x2APIC here\n/m);
+    assert.ok(!sink.text.includes('probing'), "a skipped test's output is not shown, as a passing one's is not");
+    assert.match(sink.text, /^test result: ok\. 1 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in /m);
   });
 
   test('an ignored test without a reason, and a multi-line reason folded to one line', async () => {

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { tapReporter } from '../../src/report/tap.js';
-import { OTHER_BIN, assertFailed, caseFor, drive, hostile, ignored, memorySink, pageFault, passed, summarize } from './fixtures.js';
+import { OTHER_BIN, assertFailed, caseFor, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
 
 const lines = (...text: string[]): string => text.map((line) => `${line}\n`).join('');
 
@@ -48,6 +48,25 @@ describe('TAP reporter', () => {
         'ok 5 - bare # SKIP',
         '# pass 1',
         '# fail 2',
+        '# skip 2',
+        '# duration_ms 20',
+      ),
+    );
+  });
+
+  test('a test that skipped itself is an ok point with a SKIP directive and its reason, counted in # skip', async () => {
+    const sink = memorySink();
+    await drive(tapReporter(sink), [skipped('needs_x2apic', 'no x2APIC # here\nreally'), ignored('bare'), passed('p')]);
+    assert.equal(
+      sink.text,
+      lines(
+        'TAP version 13',
+        '1..3',
+        'ok 1 - needs_x2apic # SKIP no x2APIC # here really',
+        'ok 2 - bare # SKIP',
+        'ok 3 - p',
+        '# pass 1',
+        '# fail 0',
         '# skip 2',
         '# duration_ms 20',
       ),

@@ -63,7 +63,17 @@ describe('ReportQueue', () => {
     const finished = queue.finish();
     await finished;
     assert.deepEqual(slow.names, ['a', 'b', 'c']);
-    assert.deepEqual(queue.counts, { passed: 3, failed: 0, ignored: 0, delivered: 3 });
+    assert.deepEqual(queue.counts, { passed: 3, failed: 0, ignored: 0, skipped: 0, delivered: 3 });
+  });
+
+  test('counts tests that skipped themselves apart from ignored ones', async () => {
+    const { reporter } = recorder();
+    const queue = new ReportQueue(3, [reporter]);
+    queue.add(0, { ...passed('a'), status: 'skipped', outcome: 'skipped', message: 'no x2APIC' });
+    queue.add(1, { ...passed('b'), status: 'ignored', outcome: undefined });
+    queue.add(2, passed('c'));
+    await queue.finish();
+    assert.deepEqual(queue.counts, { passed: 1, failed: 0, ignored: 1, skipped: 1, delivered: 3 });
   });
 
   test('finish() skips tests that never got a result and hands over the rest in order', async () => {

@@ -51,3 +51,19 @@ describe('hostFailure', () => {
     assert.deepEqual(failure, { name: 't', binary: 'b.elf', status: 'failed', outcome: 'error', durationMs: 0, output: '', message: 'the worker died' });
   });
 });
+
+describe('a test that skipped itself', () => {
+  const EXPECTATIONS: Expectation[] = [{ kind: 'return' }, { kind: 'panic' }, { kind: 'halt' }, { kind: 'fault', vector: 13 }];
+
+  test('is skipped, with its reason, whatever it expected', () => {
+    const skip: RunForJudging = { outcome: 'skipped', output: 'probing\n', message: 'no x2APIC here', durationMs: 2 };
+    for (const expect of EXPECTATIONS) {
+      const result = judge(testCase(expect), skip);
+      assert.deepEqual(
+        [result.status, result.outcome, result.message, result.output],
+        ['skipped', 'skipped', 'no x2APIC here', 'probing\n'],
+        expect.kind,
+      );
+    }
+  });
+});

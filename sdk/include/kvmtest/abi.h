@@ -35,6 +35,9 @@
 #define KT_HC_WRITE 1
 /* rdi = pointer to a struct kt_report: the test failed. Terminal. */
 #define KT_HC_REPORT 2
+/* rdi = pointer to the reason's bytes, rsi = its length (no NUL needed):
+ * the test is skipped, whatever it expected. Terminal. */
+#define KT_HC_SKIP 3
 
 #define KT_REPORT_ASSERT 1    /* kassert */
 #define KT_REPORT_ASSERT_EQ 2 /* kassert_eq: the left/right fields are valid */

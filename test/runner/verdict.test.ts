@@ -48,7 +48,7 @@ describe('judge', () => {
 describe('hostFailure', () => {
   test('a failed test with outcome error and the message given', () => {
     const failure = hostFailure(testCase({ kind: 'return' }), 'the worker died');
-    assert.deepEqual(failure, { name: 't', binary: 'b.elf', status: 'failed', outcome: 'error', durationMs: 0, output: '', message: 'the worker died' });
+    assert.deepEqual(failure, { name: 't', binary: 'b.elf', file: 'f.c', line: 1, status: 'failed', outcome: 'error', durationMs: 0, output: '', message: 'the worker died' });
   });
 });
 

@@ -11,6 +11,22 @@ export type {
 } from './result.js';
 export { OUTCOMES } from './result.js';
 export { OptionError } from './options.js';
+export { gp, GeneralProtection } from './hardware/types.js';
+export type {
+  HardwareOptions,
+  GuestContext,
+  GuestMemoryAccess,
+  PortHandlers,
+  PortSize,
+  MmioRegion,
+  MsrHandlers,
+  MsrSpec,
+  CpuidOverride,
+  MemoryPreload,
+  RegisterName,
+  RegisterValues,
+  MaybePromise,
+} from './hardware/types.js';
 export { ElfError } from './image/elf.js';
 export { ImageError } from './image/image.js';
 export { PlacementError } from './machine/placement.js';

@@ -76,7 +76,8 @@ export interface AssertionInfo {
 
 /** Why a run ended as 'error': the host's KVM, not the guest's code, stopped it. */
 export interface ErrorInfo {
-  kind: 'emulation-failure' | 'internal-error' | 'entry-failed' | 'unexpected-exit' | 'host';
+  /** 'device': a device the test wrote in TypeScript threw, rejected or answered wrongly. */
+  kind: 'emulation-failure' | 'internal-error' | 'entry-failed' | 'unexpected-exit' | 'host' | 'device';
   /** For emulation failures: the instruction bytes at rip, as far as readable. */
   instructionBytes?: number[];
 }
@@ -95,5 +96,7 @@ export interface GuestResult {
   /** The value written to the exit port, when the guest used it. */
   exitCode?: number;
   error?: ErrorInfo;
+  /** rax, when the guest returned: a function's return value (SysV). */
+  returnValue?: bigint;
   durationMs: number;
 }

@@ -1,7 +1,7 @@
-// Routes port I/O and MMIO exits to the device that owns the address, and
+// Routes port I/O, MMIO and MSR exits to the device that owns the address, and
 // turns an access nobody owns into an 'unexpected-io' stop naming port or
 // address, direction, size and value.
-import { type AccessSize, type GuestAccess, hex, type MmioDevice, type PortDevice, type Stop } from './device.js';
+import { type AccessSize, type Answer, type GuestAccess, hex, type MmioDevice, type MsrDevice, type PortDevice, type Stop } from './device.js';
 
 export class IoBus {
   private readonly ports = new Map<number, PortDevice>();
@@ -16,13 +16,13 @@ export class IoBus {
     return this;
   }
 
-  read(port: number, size: AccessSize, guest: GuestAccess): number | Stop {
+  read(port: number, size: AccessSize, guest: GuestAccess): Answer<number | Stop> {
     const device = this.ports.get(port);
     if (!device?.read) return unexpectedPort('in', port, size, undefined, device);
     return device.read(port, size, guest);
   }
 
-  write(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop | void {
+  write(port: number, size: AccessSize, value: number, guest: GuestAccess): Answer<Stop | void> {
     const device = this.ports.get(port);
     if (!device?.write) return unexpectedPort('out', port, size, value, device);
     return device.write(port, size, value, guest);
@@ -62,13 +62,13 @@ export class MmioBus {
     return undefined;
   }
 
-  read(address: bigint, size: number, guest: GuestAccess): bigint | Stop {
+  read(address: bigint, size: number, guest: GuestAccess): Answer<bigint | Stop> {
     const device = this.find(address);
     if (!device?.read) return unexpectedMmio('read', address, size, undefined, device);
     return device.read(address, size, guest);
   }
 
-  write(address: bigint, size: number, value: bigint, guest: GuestAccess): Stop | void {
+  write(address: bigint, size: number, value: bigint, guest: GuestAccess): Answer<Stop | void> {
     const device = this.find(address);
     if (!device?.write) return unexpectedMmio('write', address, size, value, device);
     return device.write(address, size, value, guest);
@@ -80,5 +80,48 @@ function unexpectedMmio(dir: 'read' | 'write', address: bigint, size: number, va
     ? `${size}-byte MMIO read at physical ${hex(address)}`
     : `${size}-byte MMIO write of ${hex(value!)} at physical ${hex(address)}`;
   const why = device ? `${device.name} does not accept ${dir}s` : 'no memory or device is there';
+  return { outcome: 'unexpected-io', message: `unexpected ${access}: ${why}` };
+}
+
+/**
+ * The MSRs a test serves itself. KVM's MSR filter sends the guest's rdmsr
+ * and wrmsr of exactly these indices to user space (Machine.serveMsrs);
+ * every other MSR stays KVM's.
+ */
+export class MsrBus {
+  private readonly msrs = new Map<number, MsrDevice>();
+
+  register(device: MsrDevice, index: number): this {
+    const owner = this.msrs.get(index);
+    if (owner) throw new Error(`MSR ${hex(index)} is served by both ${owner.name} and ${device.name}`);
+    this.msrs.set(index, device);
+    return this;
+  }
+
+  /** The indices served, for the MSR filter. */
+  indices(): number[] {
+    return [...this.msrs.keys()];
+  }
+
+  serves(index: number): boolean {
+    return this.msrs.has(index);
+  }
+
+  read(index: number, guest: GuestAccess): Answer<bigint | 'gp' | Stop> {
+    const device = this.msrs.get(index);
+    if (!device?.read) return unexpectedMsr('rdmsr', index, undefined, device);
+    return device.read(index, guest);
+  }
+
+  write(index: number, value: bigint, guest: GuestAccess): Answer<'gp' | Stop | void> {
+    const device = this.msrs.get(index);
+    if (!device?.write) return unexpectedMsr('wrmsr', index, value, device);
+    return device.write(index, value, guest);
+  }
+}
+
+function unexpectedMsr(dir: 'rdmsr' | 'wrmsr', index: number, value: bigint | undefined, device?: MsrDevice): Stop {
+  const access = dir === 'rdmsr' ? `rdmsr of MSR ${hex(index)}` : `wrmsr of ${hex(value!)} to MSR ${hex(index)}`;
+  const why = device ? `${device.name} has no ${dir === 'rdmsr' ? 'read' : 'write'} handler` : 'no device serves it';
   return { outcome: 'unexpected-io', message: `unexpected ${access}: ${why}` };
 }

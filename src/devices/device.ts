@@ -43,6 +43,27 @@ export interface GuestAccess {
   translate(address: bigint): bigint | undefined;
   /** Reads guest-virtual memory through the guest's current page tables; may return fewer bytes. */
   readVirtual(address: bigint, length: number): Uint8Array;
+  /**
+   * Writes guest-virtual memory through the guest's current page tables (a
+   * device's DMA); returns how many bytes were written, up to the first
+   * unmapped page. The pages are restored with the machine's snapshot.
+   */
+  writeVirtual(address: bigint, data: Uint8Array): number;
+  /** A copy of guest-physical memory, or undefined unless one RAM slot holds it all. */
+  readPhysical(address: bigint, length: number): Uint8Array | undefined;
+  /** Writes guest-physical memory (restored with the snapshot); false unless one RAM slot holds it all. */
+  writePhysical(address: bigint, data: Uint8Array): boolean;
+  /**
+   * Changes registers once this exit is answered (KVM first completes the
+   * access: an `in` still lands in rax, then these apply).
+   */
+  setRegs(values: Partial<Regs>): void;
+  /**
+   * A number that changes at every exit and when the run ends: a device
+   * that hands the guest to code that may keep it (a TypeScript callback)
+   * refuses access once it has changed.
+   */
+  exitEpoch(): number;
   /** A NUL-terminated string at a guest-virtual address (at most `max` bytes), or undefined if unreadable. */
   readCString(address: bigint, max?: number): string | undefined;
   /** Appends to the guest's console output. */
@@ -55,18 +76,38 @@ export interface GuestAccess {
   describe(address: bigint): string;
 }
 
+/**
+ * What a device may answer: at once, or later (a device model written in
+ * TypeScript may await). A run that can wait (Session.runAsync) waits at
+ * that exit; one that cannot fails with a clear message.
+ */
+export type Answer<T> = T | Promise<T>;
+
 export interface PortDevice {
   readonly name: string;
   /** A guest `in`: returns the value (its low `size` bytes are used) or stops the guest. */
-  read?(port: number, size: AccessSize, guest: GuestAccess): number | Stop;
+  read?(port: number, size: AccessSize, guest: GuestAccess): Answer<number | Stop>;
   /** A guest `out`: returns a Stop to end the run, nothing to continue. */
-  write?(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop | void;
+  write?(port: number, size: AccessSize, value: number, guest: GuestAccess): Answer<Stop | void>;
 }
 
 export interface MmioDevice {
   readonly name: string;
-  read?(address: bigint, size: number, guest: GuestAccess): bigint | Stop;
-  write?(address: bigint, size: number, value: bigint, guest: GuestAccess): Stop | void;
+  read?(address: bigint, size: number, guest: GuestAccess): Answer<bigint | Stop>;
+  write?(address: bigint, size: number, value: bigint, guest: GuestAccess): Answer<Stop | void>;
+}
+
+/** An MSR a test serves itself (KVM's MSR filter sends its accesses to user space). */
+export interface MsrDevice {
+  readonly name: string;
+  /** A guest rdmsr: the value, `'gp'` to raise #GP, or a Stop. */
+  read?(index: number, guest: GuestAccess): Answer<bigint | 'gp' | Stop>;
+  /** A guest wrmsr: nothing to accept it, `'gp'` to raise #GP, or a Stop. */
+  write?(index: number, value: bigint, guest: GuestAccess): Answer<'gp' | Stop | void>;
+}
+
+export function isPromise<T>(value: Answer<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 export const hex = (value: number | bigint): string => `0x${value.toString(16)}`;

@@ -135,6 +135,7 @@ export const KVM_SYNC_X86_EVENTS = 4;
 /** KVM_CAP_X86_USER_SPACE_MSR: exit to user space on MSR accesses the filter denies. */
 export const KVM_MSR_EXIT_REASON_FILTER = 4;
 /** struct kvm_msr_filter_range flags, and the filter's default action. */
+export const KVM_MSR_FILTER_READ = 1;
 export const KVM_MSR_FILTER_WRITE = 2;
 export const KVM_MSR_FILTER_DEFAULT_ALLOW = 0;
 export const KVM_MSR_FILTER_MAX_RANGES = 16;

@@ -148,6 +148,12 @@ export class Vcpu {
     this.area.setUint8(RUN.msr_error, error);
   }
 
+  /** Answers an MSR exit: with `error` 0 the access completes (an rdmsr with `data`), with 1 KVM injects #GP. */
+  answerMsrExit(error: 0 | 1, data?: bigint): void {
+    this.area.setUint8(RUN.msr_error, error);
+    if (data !== undefined) this.area.setBigUint64(RUN.msr_data, BigInt.asUintN(64, data), true);
+  }
+
   /** The sync area's kvm_vcpu_events, copied. */
   syncedEvents(): Uint8Array {
     return this.syncEventsBytes.slice();

@@ -37,14 +37,19 @@ interface GuestCpuid {
 
 const probed = new WeakMap<Kvm, GuestCpuid>();
 
-/** `mov eax, leaf; xor ecx, ecx; cpuid; hlt` */
-function probeCode(leaf: number): Uint8Array {
-  return Uint8Array.of(0xb8, leaf & 0xff, (leaf >> 8) & 0xff, (leaf >> 16) & 0xff, leaf >>> 24, 0x31, 0xc9, 0x0f, 0xa2, 0xf4);
+const le32 = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24];
+
+/** `mov eax, leaf; mov ecx, subleaf; cpuid; hlt` */
+function probeCode(leaf: number, subleaf: number): Uint8Array {
+  return Uint8Array.of(0xb8, ...le32(leaf), 0xb9, ...le32(subleaf), 0x0f, 0xa2, 0xf4);
 }
 
-/** What `cpuid` returns in a guest of this KVM for `leaf` (subleaf 0), or undefined if the probe did not get that far. */
-function probeLeaf(kvm: Kvm, table: readonly CpuidEntry[], leaf: number): [number, number, number, number] | undefined {
-  const machine = Machine.create(kvm, { image: flatImage(probeCode(leaf), LOAD), cpuid: table });
+/**
+ * What `cpuid` returns in a guest of this KVM with this table installed,
+ * for `leaf` and `subleaf`, or undefined if the probe did not get that far.
+ */
+export function probeLeaf(kvm: Kvm, table: readonly CpuidEntry[], leaf: number, subleaf = 0): [number, number, number, number] | undefined {
+  const machine = Machine.create(kvm, { image: flatImage(probeCode(leaf, subleaf), LOAD), cpuid: table });
   try {
     // Four instructions and a hlt: no timer needed; a signal only retries.
     for (let attempt = 0; attempt < 100; attempt++) {

@@ -12,13 +12,18 @@ import { cpuHasXsave, encodeXcr0, longModeSregs, RFLAGS_RESERVED, xcr0For } from
 import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
 import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
 import { guestCpuid } from './guest-cpuid.js';
+import { composeMsrFilter } from './msr-trap.js';
 import { GuestMemory, type MemorySlot, ScratchMemory } from './memory.js';
 import { PageTableBuilder } from './paging.js';
-import { type Placement, PlacementError, placeMachine, type RamRange } from './placement.js';
+import { type PhysSpan, type Placement, PlacementError, placeMachine, type RamRange } from './placement.js';
 
 export interface MachineOptions {
   image: GuestImage;
   ram?: readonly RamRange[];
+  /** Ranges that must be RAM (placement.ts). */
+  preload?: readonly PhysSpan[];
+  /** Device ranges mapped with no memory behind them (placement.ts). */
+  mmio?: readonly PhysSpan[];
   stackSize?: number;
   /** Log dirty pages in every slot (snapshot restore needs it). */
   logDirty?: boolean;
@@ -54,6 +59,10 @@ export class Machine {
    * trapMsrWrites): the machine must not be reused after this run.
    */
   unrestoredMsrWrite: number | undefined;
+  /** The MSR filter's parts: the write trap (while it is on) and the MSRs the test serves. */
+  private msrTrap: readonly MsrFilterRange[] | undefined;
+  private servedMsrs: readonly number[] = [];
+  private userSpaceMsrs = false;
 
   private constructor(
     private readonly vm: Vm,
@@ -83,6 +92,8 @@ export class Machine {
     const placement = placeMachine({
       image: options.image,
       ram: options.ram ?? [],
+      preload: options.preload,
+      mmio: options.mmio,
       stackSize,
       maxPhysBits: maxPhysBits(cpuid),
       maxGuestMemory: options.maxGuestMemory,
@@ -146,25 +157,46 @@ export class Machine {
    * host (msr-trap.ts), where letTrappedMsrWriteThrough() handles them.
    */
   trapMsrWrites(ranges: readonly MsrFilterRange[]): void {
-    // User-space exits must be on before the filter, or KVM injects #GP instead.
-    this.vm.enableCap('KVM_CAP_X86_USER_SPACE_MSR', KVM_MSR_EXIT_REASON_FILTER);
-    this.vm.setMsrFilter(ranges);
+    this.msrTrap = ranges;
+    this.applyMsrFilter();
+  }
+
+  /**
+   * Sends the guest's rdmsr and wrmsr of these MSRs to user space, for the
+   * test's own devices (and no others: the last call decides).
+   */
+  serveMsrs(indices: readonly number[]): void {
+    const sorted = [...indices].sort((a, b) => a - b);
+    if (sorted.length === this.servedMsrs.length && sorted.every((index, i) => index === this.servedMsrs[i])) return;
+    this.servedMsrs = sorted;
+    this.applyMsrFilter();
+  }
+
+  private applyMsrFilter(): void {
+    if (!this.userSpaceMsrs) {
+      // User-space exits must be on before the filter, or KVM injects #GP instead.
+      this.vm.enableCap('KVM_CAP_X86_USER_SPACE_MSR', KVM_MSR_EXIT_REASON_FILTER);
+      this.userSpaceMsrs = true;
+    }
+    this.vm.setMsrFilter(composeMsrFilter(this.msrTrap, this.servedMsrs));
   }
 
   /**
    * A trapped WRMSR: the guest must see exactly what an untrapped write
    * does (success or #GP, with KVM's own checks), so the write is not
-   * emulated here. Filtering is switched off, the exit completed without
-   * running the guest, and the registers and pending events put back as
-   * they were at the WRMSR, which the guest then executes again, for real.
-   * The machine remembers the MSR, so that it is not reused. Returns false
-   * if KVM would not settle the exit.
+   * emulated here. The trap is switched off (the MSRs the test serves stay
+   * served), the exit completed without running the guest, and the
+   * registers and pending events put back as they were at the WRMSR, which
+   * the guest then executes again, for real. The machine remembers the
+   * MSR, so that it is not reused. Returns false if KVM would not settle
+   * the exit.
    */
   letTrappedMsrWriteThrough(): boolean {
     this.unrestoredMsrWrite ??= this.vcpu.msrExit().index;
     const regs = this.vcpu.syncedRegs();
     const events = this.vcpu.syncedEvents();
-    this.vm.setMsrFilter([]);
+    this.msrTrap = undefined;
+    this.applyMsrFilter();
     this.vcpu.setMsrExitError(0);
     if (!this.vcpu.settlePendingExit()) return false;
     this.vcpu.stageRegs(regs);

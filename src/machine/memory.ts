@@ -31,6 +31,12 @@ export class MemorySlot {
    * of a fresh slot is zero. A snapshot copies only these.
    */
   readonly hostWritten = new Set<number>();
+  /**
+   * Pages the host wrote since the last restore (a device's DMA, bytes a test
+   * preloads): KVM's dirty log sees only the guest's writes, so a snapshot
+   * restores these too.
+   */
+  readonly hostDirty = new Set<number>();
 
   constructor(
     readonly slot: number,
@@ -138,12 +144,34 @@ export class GuestMemory implements PhysAccess {
     this.noteHostWrite(phys, data.length);
   }
 
-  private noteHostWrite(phys: bigint, length: number): void {
+  /**
+   * Writes bytes while the machine is in use (not at load): recorded, so
+   * that a snapshot restore puts the pages back. They may span slots that
+   * touch; returns false, writing nothing, if any byte has no memory.
+   */
+  writeAtRuntime(phys: bigint, data: Uint8Array): boolean {
+    const parts: Array<[bigint, Uint8Array, Uint8Array]> = [];
+    for (let done = 0; done < data.length; ) {
+      const at = phys + BigInt(done);
+      const slot = this.slotAt(at);
+      if (!slot) return false;
+      const length = Math.min(data.length - done, Number(slot.end - at));
+      parts.push([at, this.physView(at, length)!, data.subarray(done, done + length)]);
+      done += length;
+    }
+    for (const [at, target, bytes] of parts) {
+      target.set(bytes);
+      this.noteHostWrite(at, bytes.length, 'hostDirty');
+    }
+    return true;
+  }
+
+  private noteHostWrite(phys: bigint, length: number, set: 'hostWritten' | 'hostDirty' = 'hostWritten'): void {
     if (length === 0) return;
     const slot = this.slotAt(phys)!;
     const first = Number((phys - slot.guestPhys) / PAGE);
     const last = Number((phys + BigInt(length) - 1n - slot.guestPhys) / PAGE);
-    for (let page = first; page <= last; page++) slot.hostWritten.add(page);
+    for (let page = first; page <= last; page++) slot[set].add(page);
   }
 
   readU64(phys: bigint): bigint | undefined {

@@ -11,7 +11,12 @@
 // outside those blocks gets a range of its own. Elsewhere KVM has no MSR to
 // write: the write raises #GP (or, with kvm.ignore_msrs, is dropped) and
 // leaves no state.
-import { KVM_MSR_FILTER_MAX_BITMAP_SIZE, KVM_MSR_FILTER_MAX_RANGES, KVM_MSR_FILTER_WRITE } from '../kvm/constants.js';
+//
+// The same filter sends the MSRs a test serves itself (hardware/) to user
+// space, reads and writes: KVM decides an access by the first range that
+// covers the MSR for that kind of access, so the served MSRs' read ranges
+// come first, and the trap's write ranges deny the served MSRs too.
+import { KVM_MSR_FILTER_MAX_BITMAP_SIZE, KVM_MSR_FILTER_MAX_RANGES, KVM_MSR_FILTER_READ, KVM_MSR_FILTER_WRITE } from '../kvm/constants.js';
 import type { MsrFilterRange } from '../kvm/vm.js';
 
 /** Blocks of the MSR space where KVM implements MSRs, as [first, end). */
@@ -48,4 +53,57 @@ export function msrTrapRanges(restored: ReadonlySet<number>, listed: readonly nu
     }
     return { flags: KVM_MSR_FILTER_WRITE, base: first, count, bitmap };
   });
+}
+
+/** Most MSRs one filter range covers: its bitmap's bits. */
+const RANGE_SPAN = KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8;
+
+/** Groups sorted MSR indices into [first, end) blocks no wider than a filter range. */
+export function msrBlocks(indices: readonly number[]): Array<[number, number]> {
+  const blocks: Array<[number, number]> = [];
+  for (const index of [...indices].sort((a, b) => a - b)) {
+    const last = blocks[blocks.length - 1];
+    if (last && index < last[0] + RANGE_SPAN) last[1] = index + 1;
+    else blocks.push([index, index + 1]);
+  }
+  return blocks;
+}
+
+/** A range over [first, end) for `flags` that denies `denied` and allows the rest. */
+function denyingRange(flags: number, first: number, end: number, denied: ReadonlySet<number>): MsrFilterRange {
+  const count = end - first;
+  const bitmap = new Uint8Array(Math.ceil(count / 8)).fill(0xff);
+  for (const index of denied) {
+    if (index >= first && index < end) bitmap[(index - first) >> 3]! &= ~(1 << ((index - first) & 7));
+  }
+  return { flags, base: first, count, bitmap };
+}
+
+/**
+ * The whole filter: reads and writes of the `served` MSRs go to user space,
+ * and, when `trap` is given (msrTrapRanges), so do writes outside the
+ * restored set.
+ */
+export function composeMsrFilter(trap: readonly MsrFilterRange[] | undefined, served: readonly number[]): MsrFilterRange[] {
+  const denied = new Set(served);
+  const blocks = msrBlocks(served);
+  const ranges = blocks.map(([first, end]) => denyingRange(KVM_MSR_FILTER_READ, first, end, denied));
+  if (trap) {
+    for (const range of trap) {
+      const bitmap = range.bitmap.slice();
+      for (const index of denied) {
+        if (index >= range.base && index < range.base + range.count) bitmap[(index - range.base) >> 3]! &= ~(1 << ((index - range.base) & 7));
+      }
+      ranges.push({ ...range, bitmap });
+    }
+  }
+  // Served MSRs that no trap range covers get write ranges of their own.
+  const covered = (index: number) => trap?.some((r) => index >= r.base && index < r.base + r.count) ?? false;
+  for (const [first, end] of msrBlocks(served.filter((index) => !covered(index)))) {
+    ranges.push(denyingRange(KVM_MSR_FILTER_WRITE, first, end, denied));
+  }
+  if (ranges.length > KVM_MSR_FILTER_MAX_RANGES) {
+    throw new Error(`the MSRs served lie too far apart: KVM's MSR filter needs ${ranges.length} ranges for them, more than its ${KVM_MSR_FILTER_MAX_RANGES}`);
+  }
+  return ranges;
 }

@@ -64,9 +64,27 @@ function physicalAddress(vaddr: bigint, lma: bigint | undefined, source: string)
 /** Guest memory one machine may have unless told otherwise (RAM ranges, image and the engine's megabyte). */
 export const DEFAULT_MAX_GUEST_MEMORY = 16n << 30n;
 
+/** A named stretch of guest-physical addresses, [start, end). */
+export interface PhysSpan {
+  name: string;
+  start: bigint;
+  end: bigint;
+}
+
 export interface PlacementInput {
   image: GuestImage;
   ram: readonly RamRange[];
+  /**
+   * Ranges that must hold RAM (bytes a test preloads): the pages that
+   * nothing else backs become RAM, identity-mapped.
+   */
+  preload?: readonly PhysSpan[];
+  /**
+   * Device ranges with no memory behind them: mapped at virtual = physical,
+   * so that every access exits to the host as MMIO. They must not share a
+   * page with anything backed.
+   */
+  mmio?: readonly PhysSpan[];
   stackSize: number;
   /** The CPU's physical address width (MAXPHYADDR). */
   maxPhysBits: number;
@@ -74,7 +92,7 @@ export interface PlacementInput {
   maxGuestMemory?: bigint;
 }
 
-export function placeMachine({ image, ram, stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY }: PlacementInput): Placement {
+export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY }: PlacementInput): Placement {
   const physLimit = 1n << BigInt(maxPhysBits);
   const regions: PhysRegion[] = [];
   const mappings: Mapping[] = [];
@@ -172,9 +190,43 @@ export function placeMachine({ image, ram, stackSize, maxPhysBits, maxGuestMemor
       throw new PlacementError(`${what}${cur.name} overlaps ${prev.name}`);
     }
   }
+  for (const span of preload) {
+    for (const gap of uncoveredPages(span, regions)) {
+      if (gap.end > physLimit || gap.end > LOW_HALF_END) throw new PlacementError(`${span.name} ends beyond this CPU's ${maxPhysBits}-bit physical address space`);
+      const name = `${span.name}'s RAM [${hex(gap.start)}, ${hex(gap.end)})`;
+      regions.push({ name, phys: gap.start, size: gap.end - gap.start, kind: 'ram' });
+      mappings.push({ name, virt: gap.start, phys: gap.start, size: gap.end - gap.start, writable: true, executable: true });
+    }
+  }
+  for (const device of mmio) {
+    const start = pageFloor(device.start);
+    const end = pageCeil(device.end);
+    if (end > physLimit || end > LOW_HALF_END) throw new PlacementError(`${device.name} ends beyond this CPU's ${maxPhysBits}-bit physical address space`);
+    const clash = regions.find((r) => start < r.phys + r.size && r.phys < end);
+    if (clash) {
+      throw new PlacementError(
+        `${device.name} [${hex(device.start)}, ${hex(device.end)}) shares memory or a 4 KiB page with ${clash.name}: ` +
+          'an MMIO region needs pages of its own, with no RAM behind them (memory there would answer instead of the device)',
+      );
+    }
+    mappings.push({ name: device.name, virt: start, phys: start, size: end - start, writable: true, executable: false });
+  }
   const slots = mergeNearby(regions);
   checkGuestMemory(slots, maxGuestMemory);
   return { regions: slots, mappings, contents, stackBottom };
+}
+
+/** The whole pages of `span` that no region backs, as runs. */
+function uncoveredPages(span: PhysSpan, regions: readonly PhysRegion[]): PhysSpan[] {
+  const gaps: PhysSpan[] = [];
+  const end = pageCeil(span.end);
+  for (let page = pageFloor(span.start); page < end; page += 0x1000n) {
+    if (regions.some((r) => page >= r.phys && page < r.phys + r.size)) continue;
+    const last = gaps[gaps.length - 1];
+    if (last && last.end === page) last.end = page + 0x1000n;
+    else gaps.push({ name: span.name, start: page, end: page + 0x1000n });
+  }
+  return gaps;
 }
 
 /**

@@ -153,6 +153,9 @@ export class Snapshot {
     let pageTablesTouched = false;
     for (const { slot, pages } of this.slots) {
       const bitmap = machine.memory.fetchDirtyPages(slot);
+      // The host's own writes since the last restore count as dirty too.
+      for (const page of slot.hostDirty) bitmap[page >> 5]! |= 1 << (page & 31);
+      slot.hostDirty.clear();
       // Pages that were zero at load go back to zero; runs of them are given
       // back to the host (madvise), so a test that filled a large RAM range
       // leaves no resident memory behind and costs no memset.

@@ -73,6 +73,11 @@ export class RunTimer {
     this.ticking = false;
   }
 
+  /** Milliseconds until the deadline (negative once past, Infinity when disarmed). */
+  remainingMs(): number {
+    return this.deadline - performance.now();
+  }
+
   /** True once the deadline has passed. */
   expired(): boolean {
     return performance.now() >= this.deadline;

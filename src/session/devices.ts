@@ -1,8 +1,9 @@
 // The devices a session's guest talks to: the engine's own ports (one table
 // of them, devices/ports.ts), the test's configured ports, and the console
-// they write to. A set is made per run, so that no device's state outlives
-// the test it served.
-import { IoBus, MmioBus } from '../devices/bus.js';
+// they write to; a test written in TypeScript adds its own (hardware/).
+// A set is made per run, so that no device's state outlives the test it
+// served.
+import { IoBus, MmioBus, MsrBus } from '../devices/bus.js';
 import { ConfiguredPort } from '../devices/configured-port.js';
 import { ConsoleBuffer } from '../devices/console.js';
 import type { PortDevice } from '../devices/device.js';
@@ -16,6 +17,8 @@ export interface DeviceSet {
   console: ConsoleBuffer;
   io: IoBus;
   mmio: MmioBus;
+  /** MSRs the test serves (none for C tests). */
+  msrs: MsrBus;
 }
 
 /** The engine's devices, plus a configured port for each of `ioports` (port -> value). */
@@ -30,5 +33,5 @@ export function standardDevices(ioports: ReadonlyMap<number, number>): DeviceSet
   const io = new IoBus();
   for (const { role, first, count } of ENGINE_PORTS) io.register(devices[role], first, count);
   for (const [port, value] of ioports) io.register(new ConfiguredPort(port, value), port);
-  return { console, io, mmio: new MmioBus() };
+  return { console, io, mmio: new MmioBus(), msrs: new MsrBus() };
 }

@@ -1,8 +1,14 @@
-// What each kind of exit means for a run: port I/O and MMIO go to the
-// devices, a trapped MSR write goes back to the guest, and everything else
-// (HLT, a triple fault, an emulation failure, a failed entry) becomes a Stop
-// that says what happened. Nothing a guest does makes these throw.
-import { type AccessSize, hex, isStop, type Stop } from '../devices/device.js';
+// What each kind of exit means for a run: port I/O, MMIO and the MSRs a
+// test serves go to the devices, a trapped MSR write goes back to the guest,
+// and everything else (HLT, a triple fault, an emulation failure, a failed
+// entry) becomes a Stop that says what happened. Nothing a guest does makes
+// these throw.
+//
+// A device may answer later (a Promise, from a device model written in
+// TypeScript): the handler then returns a Promise too, which continues the
+// exit where it left off once the answer comes, through ctx.wait (which
+// gives up when the run's deadline passes).
+import { type AccessSize, type Answer, hex, isPromise, isStop, type Stop } from '../devices/device.js';
 import { INTERNAL_ERROR } from '../kvm/constants.js';
 import { ioItem, mmioValue, setIoItem, setMmioValue, type VcpuExit } from '../kvm/exit.js';
 import type { Regs, Sregs } from '../kvm/structs.js';
@@ -21,13 +27,28 @@ export interface ExitContext {
   expired(): boolean;
   /** The stop for a run that overstayed its deadline, with the registers given. */
   timeout(regs: Regs): Stop;
+  /**
+   * A device's late answer: resolves with it, or with a Stop when the run's
+   * deadline passes first (what the device answers after that is ignored);
+   * a Stop at once when this run cannot wait.
+   */
+  wait<T>(answer: Promise<T>): Promise<T | Stop> | Stop;
+}
+
+/** What handling an exit gives: undefined to go on running, or the Stop that ends the run; maybe later. */
+export type Handled = Answer<Stop | undefined>;
+
+/** Goes on with `next` once a late answer comes (or the run ends without it). */
+function later<T>(ctx: ExitContext, answer: Promise<T>, next: (value: NoInfer<T> | Stop) => Handled): Handled {
+  const waited = ctx.wait(answer);
+  return isPromise(waited) ? waited.then(next) : waited;
 }
 
 const SYSTEM_EVENT_NAMES: Record<number, string> = { 1: 'shutdown', 2: 'reset', 3: 'crash' };
 const MAX_INSTRUCTION_BYTES = 15;
 
 /** Handles one exit: undefined to go on running, or the Stop that ends the run. */
-export function handleExit(ctx: ExitContext, exit: VcpuExit): Stop | undefined {
+export function handleExit(ctx: ExitContext, exit: VcpuExit): Handled {
   const { guest } = ctx;
   switch (exit.reason) {
     case 'io':
@@ -52,11 +73,19 @@ export function handleExit(ctx: ExitContext, exit: VcpuExit): Stop | undefined {
         message: `KVM could not enter the guest (hardware entry failure reason ${hex(exit.hardwareReason)}); the vCPU state is invalid`,
       };
     case 'wrmsr':
+      if (ctx.devices.msrs.serves(exit.index)) return handleMsr(ctx, exit);
       if (ctx.machine.letTrappedMsrWriteThrough()) return undefined;
       return {
         outcome: 'error',
         error: { kind: 'host' },
         message: `KVM did not complete the guest's write to MSR ${hex(exit.index)} at ${guest.describe(guest.rip())}`,
+      };
+    case 'rdmsr':
+      if (ctx.devices.msrs.serves(exit.index)) return handleMsr(ctx, exit);
+      return {
+        outcome: 'error',
+        error: { kind: 'unexpected-exit' },
+        message: `unexpected KVM exit KVM_EXIT_X86_RDMSR (MSR ${hex(exit.index)}) at ${guest.describe(guest.rip())}`,
       };
     case 'system-event':
       return {
@@ -64,10 +93,9 @@ export function handleExit(ctx: ExitContext, exit: VcpuExit): Stop | undefined {
         error: { kind: 'unexpected-exit' },
         message: `the guest requested a system ${SYSTEM_EVENT_NAMES[exit.type] ?? `event ${exit.type}`}`,
       };
-    case 'rdmsr':
     case 'other':
     case 'interrupted': {
-      const name = exit.reason === 'other' ? exit.name : exit.reason === 'rdmsr' ? 'KVM_EXIT_X86_RDMSR' : 'EINTR';
+      const name = exit.reason === 'other' ? exit.name : 'EINTR';
       return {
         outcome: 'error',
         error: { kind: 'unexpected-exit' },
@@ -77,40 +105,73 @@ export function handleExit(ctx: ExitContext, exit: VcpuExit): Stop | undefined {
   }
 }
 
-function handleIo(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'io' }>): Stop | undefined {
+/**
+ * A port exit, from item `from` on. String I/O (rep outsb/insb) carries
+ * `count` items back to back. Each may cost a device real work (a hypercall
+ * copies up to a megabyte), so the deadline is checked between them.
+ */
+function handleIo(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'io' }>, from = 0): Handled {
   const { devices, guest } = ctx;
   const size = exit.size as AccessSize;
-  // String I/O (rep outsb/insb) carries `count` items back to back. Each
-  // may cost a device real work (a hypercall copies up to a megabyte), so
-  // the deadline is checked between them.
-  for (let i = 0; i < exit.count; i++) {
+  for (let i = from; i < exit.count; i++) {
     if (i > 0 && ctx.expired()) return unsettled(ctx, ctx.timeout(guest.regs()));
     if (exit.direction === 'out') {
-      const stop = devices.io.write(exit.port, size, ioItem(exit, i), guest);
-      if (stop) return stop.settled ? stop : unsettled(ctx, stop);
+      const answer = devices.io.write(exit.port, size, ioItem(exit, i), guest);
+      if (isPromise(answer)) return later(ctx, answer, (late) => afterWrite(ctx, late) ?? handleIo(ctx, exit, i + 1));
+      const stop = afterWrite(ctx, answer);
+      if (stop) return stop;
     } else {
-      const value = devices.io.read(exit.port, size, guest);
-      if (isStop(value)) return stopInsideRead(ctx, value);
-      setIoItem(exit, i, value);
+      const answer = devices.io.read(exit.port, size, guest);
+      const answerRead = (value: number | Stop) => {
+        if (isStop(value)) return stopInsideRead(ctx, value);
+        setIoItem(exit, i, value);
+        return undefined;
+      };
+      if (isPromise(answer)) return later(ctx, answer, (late) => answerRead(late) ?? handleIo(ctx, exit, i + 1));
+      const stop = answerRead(answer);
+      if (stop) return stop;
     }
   }
   return undefined;
 }
 
-function handleMmio(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'mmio' }>): Stop | undefined {
+/** What a device's answer to a write means: go on (undefined) or stop. */
+function afterWrite(ctx: ExitContext, answer: Stop | void): Stop | undefined {
+  if (!answer) return undefined;
+  return answer.settled ? answer : unsettled(ctx, answer);
+}
+
+function handleMmio(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'mmio' }>): Handled {
   const { devices, guest } = ctx;
   if (exit.isWrite) {
-    const stop = devices.mmio.write(exit.address, exit.length, mmioValue(exit), guest);
-    return stop ? unsettled(ctx, stop) : undefined;
+    const answer = devices.mmio.write(exit.address, exit.length, mmioValue(exit), guest);
+    return isPromise(answer) ? later(ctx, answer, (late) => afterWrite(ctx, late)) : afterWrite(ctx, answer);
   }
-  const value = devices.mmio.read(exit.address, exit.length, guest);
-  if (isStop(value)) return stopInsideRead(ctx, value);
-  setMmioValue(exit, value);
-  return undefined;
+  const answer = devices.mmio.read(exit.address, exit.length, guest);
+  const answerRead = (value: bigint | Stop) => {
+    if (isStop(value)) return stopInsideRead(ctx, value);
+    setMmioValue(exit, value);
+    return undefined;
+  };
+  return isPromise(answer) ? later(ctx, answer, answerRead) : answerRead(answer);
+}
+
+/** An rdmsr or wrmsr of an MSR the test serves: the value, success, or #GP. */
+function handleMsr(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'rdmsr' | 'wrmsr' }>): Handled {
+  const { devices, guest, machine } = ctx;
+  const answerAccess = (value: bigint | 'gp' | Stop | void) => {
+    if (isStop(value)) return stopInsideRead(ctx, value);
+    if (value === 'gp') machine.vcpu.answerMsrExit(1);
+    else machine.vcpu.answerMsrExit(0, typeof value === 'bigint' ? value : undefined);
+    return undefined;
+  };
+  const answer: Answer<bigint | 'gp' | Stop | void> =
+    exit.reason === 'rdmsr' ? devices.msrs.read(exit.index, guest) : devices.msrs.write(exit.index, exit.value, guest);
+  return isPromise(answer) ? later(ctx, answer, answerAccess) : answerAccess(answer);
 }
 
 /**
- * A stop during a port or MMIO exit: KVM still expects to finish the access
+ * A stop during a port, MMIO or MSR exit: KVM still expects to finish the access
  * on the next KVM_RUN (complete a read into the registers, send the next
  * fragment of a split access, advance rip), which would act on whatever
  * runs next. The machine finishes it before it is reused.

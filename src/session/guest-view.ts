@@ -1,7 +1,8 @@
 // What a device sees of the guest during one exit (GuestAccess): the
-// registers, decoded at most once per exit, memory read through the guest's
-// current page tables, the console, and addresses named by the image's
-// symbols.
+// registers, decoded at most once per exit, memory read and written through
+// the guest's current page tables, the console, and addresses named by the
+// image's symbols. Register writes wait until the exit is answered (the
+// session applies them, see takeRegisterWrites).
 import type { ConsoleBuffer } from '../devices/console.js';
 import type { GuestAccess } from '../devices/device.js';
 import type { Regs, Sregs } from '../kvm/structs.js';
@@ -13,6 +14,9 @@ const utf8 = new TextDecoder();
 export class GuestView implements GuestAccess {
   private regsCache: Regs | undefined;
   private sregsCache: Sregs | undefined;
+  private registerWrites: Partial<Regs> | undefined;
+  /** Bumped at every exit and at the end of a run: what a device holds of an earlier exit is stale. */
+  private epoch = 0;
 
   constructor(
     private readonly machine: Machine,
@@ -21,8 +25,10 @@ export class GuestView implements GuestAccess {
 
   /** Forgets what was decoded: a new exit has different registers. */
   newExit(): void {
+    this.epoch++;
     this.regsCache = undefined;
     this.sregsCache = undefined;
+    this.registerWrites = undefined;
   }
 
   regs(): Regs {
@@ -47,6 +53,50 @@ export class GuestView implements GuestAccess {
 
   readVirtual(address: bigint, length: number): Uint8Array {
     return readVirtual(this.machine.memory, this.cr3(), address, length);
+  }
+
+  writeVirtual(address: bigint, data: Uint8Array): number {
+    let done = 0;
+    while (done < data.length) {
+      const at = address + BigInt(done);
+      const phys = this.translate(at);
+      if (phys === undefined) break;
+      const inPage = Math.min(data.length - done, 4096 - Number(at & 0xfffn));
+      if (!this.machine.memory.writeAtRuntime(phys, data.subarray(done, done + inPage))) break;
+      done += inPage;
+    }
+    return done;
+  }
+
+  readPhysical(address: bigint, length: number): Uint8Array | undefined {
+    return this.machine.memory.physView(address, length)?.slice();
+  }
+
+  writePhysical(address: bigint, data: Uint8Array): boolean {
+    return this.machine.memory.writeAtRuntime(address, data);
+  }
+
+  setRegs(values: Partial<Regs>): void {
+    this.registerWrites = { ...this.registerWrites, ...values };
+    if (this.regsCache) Object.assign(this.regsCache, values);
+  }
+
+  /** The run is over: a device that kept the guest of its last exit can no longer use it. */
+  endRun(): void {
+    this.epoch++;
+    this.registerWrites = undefined;
+  }
+
+  /** Which exit this is (see GuestAccess.exitEpoch). */
+  exitEpoch(): number {
+    return this.epoch;
+  }
+
+  /** The register writes devices asked for during this exit, once (then forgotten). */
+  takeRegisterWrites(): Partial<Regs> | undefined {
+    const writes = this.registerWrites;
+    this.registerWrites = undefined;
+    return writes;
   }
 
   readCString(address: bigint, max = 4096): string | undefined {

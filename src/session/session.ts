@@ -1,11 +1,17 @@
 // A session: one machine, the devices its guest talks to, and the run timer,
 // driven exit by exit. `step()` enters the vCPU once and handles what comes
 // back, so a caller may stop between exits (a debugger, a device that waits)
-// with every exit fully answered; `run()` steps until something ends the
-// run; `result()` turns the end into the plain GuestResult. The library
-// (runGuest) and the runner's executor both drive guests through this, and
-// nothing above it reads KVM's structures.
-import type { Stop } from '../devices/device.js';
+// with every exit fully answered; `run()` and `runAsync()` step until
+// something ends the run; `result()` turns the end into the plain
+// GuestResult. The library (runGuest) and the runner's executors drive
+// guests through this, and nothing above it reads KVM's structures.
+//
+// A device may answer an exit later (a Promise). `runAsync()` waits for it,
+// with the run's deadline still running; `run()` cannot wait, and ends the
+// run with a message saying so. Either way, once a run has ended, a late
+// answer is dropped and the guest a device was handed is closed: neither
+// reaches the machine, which may be running the next test by then.
+import { type Answer, isPromise, type Stop } from '../devices/device.js';
 import type { Regs } from '../kvm/structs.js';
 import type { Machine } from '../machine/machine.js';
 import type { RunTimer } from '../machine/timeout.js';
@@ -18,6 +24,8 @@ export class Session {
   private readonly guest: GuestView;
   private readonly exits: ExitContext;
   private timeoutMs = 0;
+  /** False while run() drives the session: a device's Promise cannot be waited for. */
+  private canWait = true;
 
   constructor(
     readonly machine: Machine,
@@ -31,38 +39,60 @@ export class Session {
       guest: this.guest,
       expired: () => timer.expired(),
       timeout: (regs) => this.timeoutStop(regs),
+      wait: (answer) => this.wait(answer),
     };
+    // The MSRs the test serves exit to user space; every other stays KVM's.
+    machine.serveMsrs(devices.msrs.indices());
   }
 
-  /** Runs the guest until something ends the run, or `timeoutMs` pass. */
+  /** Runs the guest until something ends the run, or `timeoutMs` pass. Devices must answer at once. */
   run(timeoutMs: number): Stop {
     this.start(timeoutMs);
+    this.canWait = false;
     try {
       for (;;) {
         const stop = this.step();
+        if (isPromise(stop)) throw new Error('internal: a step that cannot wait returned a Promise');
         if (stop) return stop;
       }
     } finally {
-      this.timer.disarm();
+      this.canWait = true;
+      this.finish();
     }
   }
 
-  /** Starts the run's clock; then call step() until it returns a Stop, and finish(). */
+  /** Runs the guest until something ends the run, or `timeoutMs` pass, waiting for devices that answer later. */
+  async runAsync(timeoutMs: number): Promise<Stop> {
+    this.start(timeoutMs);
+    try {
+      for (;;) {
+        let stop = this.step();
+        if (isPromise(stop)) stop = await stop;
+        if (stop) return stop;
+      }
+    } finally {
+      this.finish();
+    }
+  }
+
+  /** Starts the run's clock; then call step() until it gives a Stop, and finish(). */
   start(timeoutMs: number): void {
     this.timeoutMs = timeoutMs;
     this.timer.arm(timeoutMs);
   }
 
-  /** Ends the run's clock. */
+  /** Ends the run's clock; what devices were handed of the guest is no longer usable. */
   finish(): void {
     this.timer.disarm();
+    this.guest.endRun();
   }
 
   /**
    * One KVM_RUN and the exit it ended with, handled: undefined when the
-   * guest may go on, or the Stop that ends the run (a timeout included).
+   * guest may go on, or the Stop that ends the run (a timeout included);
+   * a Promise of one of those when a device answers later.
    */
-  step(): Stop | undefined {
+  step(): Answer<Stop | undefined> {
     const { machine, timer } = this;
     const exit = machine.vcpu.run();
     if (exit.reason === 'interrupted') {
@@ -70,13 +100,8 @@ export class Session {
       return timer.expired() ? this.timeoutStop(machine.vcpu.getRegs()) : undefined;
     }
     this.guest.newExit();
-    const stop = handleExit(this.exits, exit);
-    if (stop) return stop;
-    // A guest that exits back to back spends its time here rather than in
-    // KVM_RUN, so the timer's signal rarely interrupts KVM_RUN: check the
-    // deadline after every exit too.
-    if (timer.expired()) return unsettled(this.exits, this.timeoutStop(machine.vcpu.syncedRegs()));
-    return undefined;
+    const handled = handleExit(this.exits, exit);
+    return isPromise(handled) ? handled.then((stop) => this.afterExit(stop)) : this.afterExit(handled);
   }
 
   /** The run's plain result: the stop, the console's text, the registers. */
@@ -97,7 +122,59 @@ export class Session {
     if (stop.assertion) result.assertion = stop.assertion;
     if (stop.exitCode !== undefined) result.exitCode = stop.exitCode;
     if (stop.error) result.error = stop.error;
+    if (stop.outcome === 'returned') result.returnValue = regs.rax;
     return result;
+  }
+
+  /** After an exit was answered: register writes devices asked for, then the deadline. */
+  private afterExit(stop: Stop | undefined): Stop | undefined {
+    const { machine, timer } = this;
+    if (stop) return stop;
+    const writes = this.guest.takeRegisterWrites();
+    if (writes) {
+      // KVM finishes the access first (an `in` lands in rax), then the writes apply.
+      if (!machine.vcpu.settlePendingExit()) {
+        return { outcome: 'error', error: { kind: 'host' }, message: 'KVM did not complete the access before a device changed registers' };
+      }
+      machine.vcpu.stageRegs({ ...machine.vcpu.getRegs(), ...writes });
+    }
+    // A guest that exits back to back spends its time here rather than in
+    // KVM_RUN, so the timer's signal rarely interrupts KVM_RUN: check the
+    // deadline after every exit too.
+    if (timer.expired()) return unsettled(this.exits, this.timeoutStop(machine.vcpu.syncedRegs()));
+    return undefined;
+  }
+
+  private wait<T>(answer: Promise<T>): Promise<T | Stop> | Stop {
+    if (!this.canWait) {
+      answer.catch(() => {});
+      return unsettled(this.exits, {
+        outcome: 'error',
+        error: { kind: 'device' },
+        message: 'a device answered with a Promise, which runGuestSync cannot wait for: use runGuest (or answer with the value itself)',
+      });
+    }
+    const regs = this.guest.regs();
+    return new Promise<T | Stop>((resolve) => {
+      // The guest's time limit keeps running while the device works.
+      const deadline = setTimeout(() => resolve(unsettled(this.exits, this.timeoutStop(regs))), Math.max(0, this.timer.remainingMs()));
+      answer.then(
+        (value) => {
+          clearTimeout(deadline);
+          // The answer came past the deadline (the timer is coarse): a timeout, as after any exit.
+          resolve(this.timer.expired() ? unsettled(this.exits, this.timeoutStop(regs)) : value);
+        },
+        (err: unknown) => {
+          clearTimeout(deadline);
+          // Devices turn their own failures into Stops; this is the last guard.
+          resolve(unsettled(this.exits, {
+            outcome: 'error',
+            error: { kind: 'device' },
+            message: `a device's answer failed: ${(err as Error)?.stack ?? String(err)}`,
+          }));
+        },
+      );
+    });
   }
 
   private timeoutStop(regs: Regs): Stop {

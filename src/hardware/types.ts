@@ -1,0 +1,118 @@
+// The hardware a test describes in TypeScript: ports, MMIO, MSRs, CPUID,
+// memory and registers, as values or as functions that run while the guest
+// runs. These are the public option types; normalize.ts checks them and
+// setup.ts turns them into a machine and its devices.
+import type { RegisterDump } from '../result.js';
+import type { IoPortSpec } from '../options.js';
+import type { RamRange } from '../machine/placement.js';
+
+/** A value given now, or a Promise of it (the vCPU waits at that exit until it settles). */
+export type MaybePromise<T> = T | Promise<T>;
+
+export type PortSize = 1 | 2 | 4;
+
+/** The guest as a callback sees it: at the exit it was called for, and only until it answers. */
+export interface GuestContext {
+  /** The registers at this exit (a copy). */
+  readonly regs: Readonly<RegisterDump>;
+  /**
+   * Changes registers once this exit is answered: KVM first completes the
+   * access (an `in` still lands in rax), then these apply.
+   */
+  setRegs(values: RegisterValues): void;
+  /** Guest memory, through the guest's current page tables (virtual addresses), or physical. */
+  readonly memory: GuestMemoryAccess;
+}
+
+export interface GuestMemoryAccess {
+  /** `length` bytes at a guest-virtual address; throws if any of them is not mapped. */
+  read(address: bigint | number, length: number): Uint8Array;
+  /** Writes bytes at a guest-virtual address (a device's DMA); throws if any page is not mapped. */
+  write(address: bigint | number, data: Uint8Array | readonly number[]): void;
+  /** `length` bytes at a guest-physical address; throws outside guest RAM. */
+  readPhysical(address: bigint | number, length: number): Uint8Array;
+  /** Writes bytes at a guest-physical address; throws outside guest RAM. */
+  writePhysical(address: bigint | number, data: Uint8Array | readonly number[]): void;
+}
+
+/** A port served by functions. A direction without a handler fails the test as unexpected I/O. */
+export interface PortHandlers {
+  /** A guest `in`: the value (its low `size` bytes; wider values fail the test). */
+  read?(port: number, size: PortSize, guest: GuestContext): MaybePromise<number | bigint>;
+  /** A guest `out`. */
+  write?(port: number, value: number, size: PortSize, guest: GuestContext): MaybePromise<void>;
+}
+
+/** A range of guest-physical addresses with no memory behind it: every access calls these. */
+export interface MmioRegion {
+  address: bigint | number;
+  /** Bytes; the region must not share a 4 KiB page with RAM, the image or the engine. */
+  size: bigint | number;
+  /** For messages (default: "mmio[i]"). */
+  name?: string;
+  /** A guest read of `size` bytes (1, 2, 4 or 8) at `offset` into the region. */
+  read?(offset: number, size: number, guest: GuestContext): MaybePromise<number | bigint>;
+  write?(offset: number, value: bigint, size: number, guest: GuestContext): MaybePromise<void>;
+}
+
+/** An MSR served by functions; throw gp() (or return it) to raise #GP in the guest. */
+export interface MsrHandlers {
+  read?(guest: GuestContext): MaybePromise<bigint | number>;
+  write?(value: bigint, guest: GuestContext): MaybePromise<void>;
+}
+
+/** An MSR that reads as a value (writes must write that value), or one served by functions. */
+export type MsrSpec = bigint | number | MsrHandlers;
+
+/** Registers of CPUID `leaf` (and `subleaf`) that replace what KVM reports. */
+export interface CpuidOverride {
+  leaf: number;
+  /** For leaves with subleaves (ECX input), such as 4, 7, 0xb, 0xd. Default: all subleaves of the leaf. */
+  subleaf?: number;
+  eax?: number;
+  ebx?: number;
+  ecx?: number;
+  edx?: number;
+}
+
+/** Bytes placed in guest memory before the test runs; the range becomes RAM if it is not already. */
+export interface MemoryPreload {
+  /** Guest-physical address (RAM is mapped at virtual = physical). */
+  address: bigint | number;
+  data: Uint8Array | readonly number[];
+}
+
+export type RegisterName = keyof RegisterDump;
+export type RegisterValues = Partial<Record<RegisterName, bigint | number>>;
+
+/** What a test may say about the machine it runs on, besides its code and expectations. */
+export interface HardwareOptions {
+  /** Ports that read as a fixed value (writes must write that value): { 0x1: 0xfe }. */
+  ioports?: IoPortSpec;
+  /** Ports served by functions: { 0x60: { read: () => 0xfa } }. */
+  ports?: Readonly<Record<number, PortHandlers>>;
+  mmio?: readonly MmioRegion[];
+  /** { [index]: value or { read, write } }: served through KVM's user-space MSR exits. */
+  msrs?: Readonly<Record<number, MsrSpec>>;
+  cpuid?: readonly CpuidOverride[];
+  /** Extra guest RAM, [from, to) physical ranges, identity-mapped. */
+  ram?: readonly RamRange[];
+  memory?: readonly MemoryPreload[];
+  /** Register values at entry (after args). */
+  regs?: RegisterValues;
+  /** Up to six integer arguments for the entry function (rdi, rsi, rdx, rcx, r8, r9). */
+  args?: ReadonlyArray<bigint | number>;
+}
+
+/** Thrown (or returned) by an MSR handler: the guest's rdmsr or wrmsr raises #GP. */
+export class GeneralProtection extends Error {
+  constructor() {
+    super('#GP');
+    this.name = 'GeneralProtection';
+  }
+}
+
+/** `throw gp()` in an MSR handler raises #GP in the guest. */
+export function gp(): GeneralProtection {
+  return new GeneralProtection();
+}

@@ -1,18 +1,17 @@
 // Runs the tests of one test binary in this process, each on a pristine
-// machine: with 'snapshot' isolation a machine is reused and restored from
-// its snapshot between tests; with 'vm' isolation every test gets a new VM
-// (the seed's way). Every guest failure becomes a TestResult; only host
-// problems (no /dev/kvm, a broken binary) throw.
+// machine (reusable-machines.ts: with 'snapshot' isolation a machine is
+// reused and restored from its snapshot between tests; with 'vm' isolation
+// every test gets a new VM, the seed's way). Every guest failure becomes a
+// TestResult; only host problems (no /dev/kvm, a broken binary) throw.
 import type { GuestImage } from '../image/image.js';
 import { RUNTIME_ENTRY } from '../image/test-table.js';
 import type { Kvm } from '../kvm/kvm.js';
-import { Machine } from '../machine/machine.js';
 import { PlacementError } from '../machine/placement.js';
-import { Snapshot, snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { Outcome } from '../result.js';
 import { standardDevices } from '../session/devices.js';
 import { Session } from '../session/session.js';
+import { type MachineLease, ReusableMachines } from './reusable-machines.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure, judge } from './verdict.js';
 
@@ -31,26 +30,15 @@ export interface ExecutionOptions {
   maxGuestMemory?: bigint;
 }
 
-/** Outcomes after which a machine is not trusted for another test. */
-const DISCARD_AFTER: ReadonlySet<Outcome> = new Set(['triple-fault', 'timeout', 'error']);
 /** Machines kept per binary (one per distinct set of RAM ranges). */
 const MACHINE_CACHE_SIZE = 4;
 
-interface CachedMachine {
-  machine: Machine;
-  snapshot: Snapshot;
-  /** False until it has run a test (nothing to restore yet). */
-  used: boolean;
-}
-
 export class BinaryExecutor {
   private readonly entry: bigint;
-  private readonly machines = new Map<string, CachedMachine>();
-  /** Snapshot isolation, where this KVM can keep its guarantee (otherwise a fresh VM per test). */
-  private readonly snapshots: boolean;
+  private readonly machines: ReusableMachines;
 
   constructor(
-    private readonly kvm: Kvm,
+    kvm: Kvm,
     private readonly timer: RunTimer,
     private readonly image: GuestImage,
     private readonly options: ExecutionOptions,
@@ -59,76 +47,37 @@ export class BinaryExecutor {
     // preflight.ts explains this to users before a run; this is the last guard.
     if (!symbol) throw new Error(`${image.source} has no ${RUNTIME_ENTRY} function`);
     this.entry = symbol.value;
-    this.snapshots = options.isolation === 'snapshot' && snapshotUnsupportedReason(kvm) === undefined;
+    this.machines = new ReusableMachines(kvm, options.isolation === 'snapshot', MACHINE_CACHE_SIZE);
   }
 
   run(test: TestCase): TestResult {
     const started = performance.now();
     const timeoutMs = test.timeoutMs > 0 ? test.timeoutMs : this.options.defaultTimeoutMs;
-    let slot: CachedMachine | undefined;
-    let machine: Machine;
+    let lease: MachineLease;
     try {
-      slot = this.snapshots ? this.machineFor(test) : undefined;
-      machine = slot?.machine ?? Machine.create(this.kvm, { image: this.image, ram: test.ram, maxGuestMemory: this.options.maxGuestMemory });
+      lease = this.machines.take(ramKey(test), () => ({ image: this.image, ram: test.ram, maxGuestMemory: this.options.maxGuestMemory }));
     } catch (err) {
       // The test's own options (its RAM ranges) do not fit: that test fails, the others run.
       if (err instanceof PlacementError) return hostFailure(test, `cannot build this test's machine: ${err.message}`);
       throw err;
     }
-    let discard = slot === undefined;
+    let outcome: Outcome | undefined;
     try {
-      if (slot) {
-        if (slot.used) {
-          const stats = slot.snapshot.restore(machine);
-          if (stats.discard) {
-            // The last test left the machine unfit for reuse: start over (see RestoreStats).
-            this.forget(test);
-            return this.run(test);
-          }
-        }
-        slot.used = true;
-      }
+      const { machine } = lease;
       machine.setEntry(this.entry, [test.fn, test.record]);
       // Devices are made for each test, so that none keeps state from the last one.
       const session = new Session(machine, standardDevices(test.ioports), this.timer);
       const stop = session.run(timeoutMs);
-      // A write to an MSR that no restore covers leaves state behind (msr-trap.ts).
-      if (DISCARD_AFTER.has(stop.outcome) || machine.unrestoredMsrWrite !== undefined) discard = true;
+      outcome = stop.outcome;
       // No register dumps: a test's result does not carry them.
       return judge(test, { ...stop, output: session.devices.console.text(), durationMs: performance.now() - started });
     } finally {
-      if (discard) {
-        if (slot) this.forget(test);
-        else machine.close();
-      }
+      lease.release(outcome);
     }
   }
 
   close(): void {
-    for (const { machine } of this.machines.values()) machine.close();
-    this.machines.clear();
-  }
-
-  private machineFor(test: TestCase): CachedMachine {
-    const key = ramKey(test);
-    let cached = this.machines.get(key);
-    if (!cached) {
-      if (this.machines.size >= MACHINE_CACHE_SIZE) {
-        const [oldestKey, oldest] = this.machines.entries().next().value!;
-        oldest.machine.close();
-        this.machines.delete(oldestKey);
-      }
-      const machine = Machine.create(this.kvm, { image: this.image, ram: test.ram, logDirty: true, maxGuestMemory: this.options.maxGuestMemory });
-      cached = { machine, snapshot: Snapshot.capture(machine), used: false };
-      this.machines.set(key, cached);
-    }
-    return cached;
-  }
-
-  private forget(test: TestCase): void {
-    const key = ramKey(test);
-    this.machines.get(key)?.machine.close();
-    this.machines.delete(key);
+    this.machines.close();
   }
 }
 

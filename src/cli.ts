@@ -9,6 +9,7 @@ import { type ColorChoice, COLOR_CHOICES, runCommand, type RunCommandOptions } f
 import { REPORTER_NAMES } from './report/index.js';
 import { ISOLATION_MODES, type Isolation } from './runner/executor.js';
 import { jobLimit, MAX_SHARDS } from './runner/limits.js';
+import { TEST_FILE } from './testfile/load.js';
 
 export { UsageError } from './args.js';
 
@@ -23,8 +24,8 @@ const OVERVIEW = `kvmtest: unit tests for x86-64 ring-0 code, each in its own ti
 usage:
   kvmtest cc [--higher-half] [--allow-simd] [compiler args...] -o TESTS.elf SOURCES...
       compile and link C and assembly test sources with the kvmtest SDK
-  kvmtest run [options] TESTS.elf... [FILTER...]
-      run the tests in the given test binaries
+  kvmtest run [options] [TESTS.elf | FILE.kvmtest.ts | DIR]... [FILTER...]
+      run the tests of test binaries and TypeScript test files
   kvmtest doctor
       say what this host's KVM can do
   kvmtest help COMMAND | COMMAND --help
@@ -118,13 +119,15 @@ const RUN_OPTIONS: readonly OptionSpec<RunCommandOptions>[] = [
   },
 ];
 
-const RUN_USAGE = `usage: kvmtest run [options] TESTS.elf... [FILTER...]
+const RUN_USAGE = `usage: kvmtest run [options] [TESTS.elf | FILE.kvmtest.ts | DIR]... [FILTER...]
 
-Runs the tests of the test binaries (built with \`kvmtest cc\`). An argument
-that names an existing file is a test binary; any other is a filter, as
---filter PATTERN: \`kvmtest run tests.elf inw\` runs the tests whose name
-contains "inw". BINARY::NAME, as failure lists print it, selects in that
-binary only.
+Runs the tests of test binaries (built with \`kvmtest cc\`) and test files
+(NAME.kvmtest.ts, .mts, .js or .mjs). A directory is searched for both
+(skipping node_modules and hidden directories); with none named, the
+current directory is. An argument that names an existing file or directory
+is an input; any other is a filter, as --filter PATTERN: \`kvmtest run
+tests.elf inw\` runs the tests whose name contains "inw". BINARY::NAME, as
+failure lists print it, selects in that binary (or file) only.
 
 options:
 ${renderOptions(RUN_OPTIONS)}
@@ -221,14 +224,15 @@ function commandSuggestion(word: string): string {
 }
 
 /**
- * Whether a positional argument of `kvmtest run` is a test binary: an
- * existing file, or something that looks like a path (so that a mistyped
- * binary is reported as a missing file, not taken as a filter).
+ * Whether a positional argument of `kvmtest run` names tests to run (a test
+ * binary, a test file, a directory): an existing path, or something that
+ * looks like one (so that a mistyped binary is reported as a missing file,
+ * not taken as a filter).
  */
 function isBinaryArgument(arg: string): boolean {
   if (existsSync(arg)) return true;
   if (arg.includes('::')) return false; // BINARY::NAME, a filter
-  return arg.includes('/') || /\.(elf|so|o)$/.test(arg);
+  return arg.includes('/') || /\.(elf|so|o)$/.test(arg) || TEST_FILE.test(arg);
 }
 
 /** Parses `kvmtest run` arguments; throws UsageError for anything wrong. */
@@ -238,10 +242,6 @@ export function parseRunArgs(args: readonly string[]): RunCommandOptions {
     if (isBinaryArgument(arg)) options.binaries.push(arg);
     else options.filters.push(arg);
   });
-  if (options.binaries.length === 0) {
-    const filters = options.filters.length > 0 ? ` (${options.filters.map((f) => `"${f}"`).join(', ')} ${options.filters.length === 1 ? 'is not a file, so it was taken as a filter' : 'are not files, so they were taken as filters'})` : '';
-    throw new UsageError(`run needs at least one test binary (build one with \`kvmtest cc\`)${filters}`);
-  }
   return options;
 }
 

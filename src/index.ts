@@ -1,4 +1,11 @@
 // kvmtest's public API.
+
+// Test files (NAME.kvmtest.ts): declaring tests, their guest code and their hardware.
+export { kvmtest, describe, type KvmtestApi, type DescribeApi, type Check, type TestRun } from './testfile/registry.js';
+export { c, asm, elf, bytes, type Guest, type BytesOptions } from './testfile/guests.js';
+export type { TestOptions } from './testfile/options.js';
+
+// Running one guest from a program (Vitest, node:test, a script).
 export { runGuest, runGuestSync, DEFAULT_TIMEOUT_MS, type RunGuestOptions } from './run-guest.js';
 export type {
   GuestResult,

@@ -1,10 +1,12 @@
-// `kvmtest run`: list or run the tests of test binaries and report them.
+// `kvmtest run`: list or run the tests of test binaries and test files, and report them.
 import { KvmUnavailableError } from '../kvm/errors.js';
 import { Kvm } from '../kvm/kvm.js';
 import { ReportFileError, ReportFile } from '../report/file.js';
 import { colorEnabled, type ColorChoice, createReporter, type ReporterName } from '../report/index.js';
 import { LIST_FORMATS, type ListFormat, writeTestList } from '../report/list.js';
-import { BinaryError, matchingTests, readBinaries, selectTests, type Selection } from '../runner/discover.js';
+import { BinaryError, discoverInputs, matchingTests, selectTests, type Selection, TestFileError } from '../runner/discover.js';
+import { findTestInputs } from '../runner/inputs.js';
+import { TEST_FILE } from '../testfile/load.js';
 import type { Isolation } from '../runner/executor.js';
 import { PoolError } from '../runner/pool.js';
 import { preflight } from '../runner/preflight.js';
@@ -40,8 +42,8 @@ export interface RunCommandOptions extends Selection {
 
 export async function runCommand(options: RunCommandOptions): Promise<number> {
   try {
-    const binaries = readBinaries(options.binaries);
-    const all = binaries.flatMap((b) => b.tests);
+    const { binaries, tests: all, warnings } = await discoverInputs(findTestInputs(options.binaries));
+    for (const warning of warnings) process.stderr.write(`${warning}\n`);
     const tests = selectTests(all, options);
     const selection = { filteredOut: all.length - tests.length, noMatch: noMatch(options, all) };
     if (options.list) return await list(options, tests, selection);
@@ -70,7 +72,7 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
       interrupts.dispose();
     }
   } catch (err) {
-    if (err instanceof BinaryError || err instanceof KvmUnavailableError || err instanceof PoolError || err instanceof ReportFileError) {
+    if (err instanceof BinaryError || err instanceof TestFileError || err instanceof KvmUnavailableError || err instanceof PoolError || err instanceof ReportFileError) {
       process.stderr.write(`kvmtest: ${err.message}\n`);
       return 2;
     }
@@ -92,8 +94,9 @@ function noMatch(options: RunCommandOptions, all: readonly TestCase[]): string |
     ...options.filters.map((f) => `"${f}"`),
     ...options.skips.map((s) => `--skip "${s}"`),
   ].join(', ');
-  const binaries = new Set(all.map((t) => t.binary)).size;
-  return `no test matches ${what}${options.exact ? ' (--exact)' : ''}: the ${binaries === 1 ? 'binary has' : `${binaries} binaries have`} ` +
+  const inputs = [...new Set(all.map((t) => t.binary))];
+  const holder = inputs.length !== 1 ? `${inputs.length} inputs have` : TEST_FILE.test(inputs[0]!) ? 'test file has' : 'binary has';
+  return `no test matches ${what}${options.exact ? ' (--exact)' : ''}: the ${holder} ` +
     `${all.length} test${all.length === 1 ? '' : 's'}; \`kvmtest run --list\` shows them`;
 }
 

@@ -8,6 +8,7 @@ import { ConfiguredPort } from '../devices/configured-port.js';
 import { type AccessSize, type Answer, type GuestAccess, hex, isPromise, type MmioDevice, type MsrDevice, type PortDevice, type Stop } from '../devices/device.js';
 import type { DeviceSet } from '../session/devices.js';
 import { guestContext } from './guest-context.js';
+import { describeUserError } from './user-errors.js';
 import { describe, type Hardware, type NormalizedMmio, type NormalizedMsr } from './normalize.js';
 import { GeneralProtection, type PortHandlers, type PortSize } from './types.js';
 
@@ -25,7 +26,7 @@ function at(guest: GuestAccess): string {
 }
 
 function failure(callback: string, access: string, guest: GuestAccess, err: unknown): Stop {
-  const shown = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `a non-Error value: ${describe(err)}`;
+  const shown = describeUserError(err);
   return {
     outcome: 'error',
     error: { kind: 'device' },

@@ -313,7 +313,53 @@ export function compileTests(args: readonly string[], options: CompileOptions = 
   }
 }
 
-type RuntimeBuild = { objects: string[]; stderr: string } | { failed: Run };
+/** A compiler ready to build guests: the runtime compiled, the flags worked out (testfile/build.ts uses it). */
+export interface PreparedToolchain {
+  /** The compiler's command ("gcc", or $CC split into words). */
+  command: string[];
+  /** What the compiler says of its version: part of every cache key. */
+  version: string;
+  /** Flags for guest sources (before any of the user's). */
+  userFlags: string[];
+  /** Flags for linking a guest ELF, the linker script included. */
+  linkFlags: string[];
+  /** The runtime's objects, linked into every guest ELF. */
+  runtimeObjects: string[];
+  /** What the runtime was built from and how (cache key). */
+  runtimeKey: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Prepares the system compiler for building guests from sources kvmtest
+ * generates (TypeScript tests' c`` and asm`` snippets). The runtime is built
+ * once per compiler and flags (runtime-cache.ts); where the cache cannot
+ * keep it, it is built in `scratch`, which must outlive the builds.
+ */
+export function prepareToolchain(scratch: string, env: NodeJS.ProcessEnv = process.env): PreparedToolchain {
+  const cc = compilerCommand(env);
+  const paths = sdkPaths();
+  const flags = toolchainFlags({ higherHalf: false, allowSimd: false }, paths);
+  const commands: string[][] = [];
+  const runtime = runtimeObjects(cc, flags.runtime, paths, scratch, env, commands);
+  if ('failed' in runtime) {
+    throw new ToolchainError(
+      `the kvmtest runtime (${paths.runtime}) failed to compile with ${cc.command.join(' ')}:\n${runtime.failed.stderr}`,
+    );
+  }
+  const version = run(cc, ['--version'], scratch, env, true).stdout ?? '';
+  return {
+    command: cc.command,
+    version,
+    userFlags: flags.user,
+    linkFlags: [...flags.user, ...flags.link, ...linkerScriptArgs({ higherHalf: false, allowSimd: false }, paths, [])],
+    runtimeObjects: runtime.objects,
+    runtimeKey: runtime.key ?? version,
+    env,
+  };
+}
+
+type RuntimeBuild = { objects: string[]; stderr: string; key?: string } | { failed: Run };
 
 /**
  * The runtime's object files for this compiler and these flags: from the
@@ -341,7 +387,7 @@ function runtimeObjects(
       })
     : undefined;
   const cached = key === undefined ? undefined : cachedRuntime(key, env);
-  if (cached) return { objects: cached, stderr: '' };
+  if (cached) return { objects: cached, stderr: '', key };
   const build = join(scratch, 'runtime');
   mkdirSync(build);
   const args = ['-c', ...runtimeFlags, ...paths.runtimeSources];
@@ -349,5 +395,5 @@ function runtimeObjects(
   const result = run(cc, args, build, env);
   if (result.status !== 0) return { failed: result };
   const stored = key !== undefined && result.stderr === '' ? storeRuntime(key, build, env) : undefined;
-  return { objects: stored ?? objectsIn(build), stderr: result.stderr };
+  return { objects: stored ?? objectsIn(build), stderr: result.stderr, ...(key !== undefined && { key }) };
 }

@@ -1,4 +1,4 @@
-// Finds the tests in test binaries and chooses which to run: filters and
+// Finds the tests in test binaries and test files, and chooses which to run: filters and
 // skips (substring or exact, optionally BINARY::NAME), ignored tests, and a
 // stable shard of the list for CI matrices. The order is the report's
 // order: binaries as given, tests by name within a binary, the same from
@@ -7,6 +7,9 @@ import { resolve } from 'node:path';
 import { type ElfFile, parseElf } from '../image/elf.js';
 import { readBinaryFile } from '../image/read-binary.js';
 import { readTestTable } from '../image/test-table.js';
+import { TestFileError } from '../testfile/load.js';
+import { collectTestFiles } from './collect.js';
+import type { TestInput } from './inputs.js';
 import type { TestCase } from './types.js';
 
 export interface Shard {
@@ -34,6 +37,36 @@ export interface TestBinary {
   elf: ElfFile;
   tests: TestCase[];
 }
+
+export interface Discovered {
+  /** The test binaries read (for preflight checks). */
+  binaries: TestBinary[];
+  /** Every test of every input, in report order. */
+  tests: TestCase[];
+  /** What the compiler said about test files' snippets that built. */
+  warnings: string[];
+}
+
+/**
+ * Reads the test binaries and loads the test files (in a child process),
+ * in the inputs' order. Throws BinaryError for an unusable binary and
+ * TestFileError for a test file that cannot be loaded.
+ */
+export async function discoverInputs(inputs: readonly TestInput[]): Promise<Discovered> {
+  const binaries = readBinaries(inputs.filter((i) => i.kind === 'binary').map((i) => i.path));
+  const files = await collectTestFiles([...new Set(inputs.filter((i) => i.kind === 'test-file').map((i) => i.path))]);
+  const byBinary = new Map(binaries.map((b) => [b.path, b.tests]));
+  const seen = new Set<string>();
+  const tests: TestCase[] = [];
+  for (const input of inputs) {
+    if (seen.has(input.path)) continue;
+    seen.add(input.path);
+    tests.push(...(input.kind === 'binary' ? (byBinary.get(input.path) ?? []) : (files.get(input.path)?.tests ?? [])));
+  }
+  return { binaries, tests, warnings: [...files.values()].flatMap((f) => f.warnings) };
+}
+
+export { TestFileError };
 
 /** Every test of every binary, in report order. Throws BinaryError for an unusable binary. */
 export function discoverTests(binaries: readonly string[]): TestCase[] {

@@ -164,6 +164,8 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
         execution: options.execution,
         records: BigUint64Array.from(batch.indices, (i) => tests[i]!.record),
       };
+      const guestElf = tests[batch.indices[0]!]!.guestElf;
+      if (guestElf !== undefined) message.guestElf = guestElf;
       w.child.send(message);
     }
     if (over()) finish();
@@ -174,7 +176,9 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
     writeFileSync(progressPath, Buffer.alloc(PROGRESS_BYTES));
     const child = fork(WORKER_SCRIPT, [], {
       serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      // A test file's own console output (its top level, its callbacks) goes to
+      // standard error: standard output carries the report.
+      stdio: ['ignore', 2, 'pipe', 'ipc'],
       env: { ...process.env, [PROGRESS_FILE_ENV]: progressPath, [RUNNER_PID_ENV]: String(process.pid) },
     });
     const mapping = mapSharedFile(progressPath, PROGRESS_BYTES);

@@ -16,6 +16,8 @@ export interface RunBatchMessage {
    * table: the worker reads the table itself, so tests cross as 8 bytes each.
    */
   records: BigUint64Array;
+  /** For a test file: the guest ELF the runner built from its snippets. */
+  guestElf?: string;
 }
 
 export interface ExitMessage {

@@ -4,19 +4,21 @@
 // stopped early (a signal, a worker problem): the reporters still get what
 // finished, with a summary that says the run is incomplete and why.
 import { availableParallelism } from 'node:os';
-import { discoverTests, selectTests, type Selection } from './discover.js';
+import { discoverInputs, selectTests, type Selection } from './discover.js';
+import { findTestInputs } from './inputs.js';
 import type { Isolation } from './executor.js';
 import { jobLimit } from './limits.js';
 import { PoolError, startWorkers, type WorkerRun } from './pool.js';
 import type { ProgressLine } from './progress.js';
 import { ReportQueue } from './report-queue.js';
 import type { Reporter, RunSummary, TestCase, TestResult } from './types.js';
-import { identity } from './verdict.js';
+import { hostFailure, identity } from './verdict.js';
 
 /** A test's time limit when neither it (.timeout_ms) nor the run (--timeout) sets one; runGuest's own default is lower. */
 export const DEFAULT_TEST_TIMEOUT_MS = 10_000;
 
 export interface RunOptions extends Selection {
+  /** Test binaries, test files (NAME.kvmtest.ts...) and directories to search for them. */
   binaries: readonly string[];
   /** The selected tests, if the caller already discovered them (otherwise found from `binaries`). */
   tests?: readonly TestCase[];
@@ -55,7 +57,7 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
   let tests = options.tests;
   let filteredOut = options.filteredOut ?? 0;
   if (!tests) {
-    const all = discoverTests(options.binaries);
+    const all = options.binaries.length === 0 ? [] : (await discoverInputs(findTestInputs(options.binaries))).tests;
     tests = selectTests(all, options);
     filteredOut = all.length - tests.length;
   }
@@ -81,13 +83,17 @@ export async function runTests(options: RunOptions): Promise<RunOutcome> {
   }
 
   const toRun: number[] = [];
+  let failed = 0;
   tests.forEach((test, i) => {
     if (test.ignore && !options.includeIgnored) reports.add(i, ignoredResult(test));
-    else toRun.push(i);
+    else if (test.setupError !== undefined) {
+      // A test that cannot run (its guest did not build) fails without a worker.
+      reports.add(i, hostFailure(test, test.setupError));
+      failed++;
+    } else toRun.push(i);
   });
 
   let done = 0;
-  let failed = 0;
   const bail = options.bail ?? Infinity;
   pool = startWorkers(toRun.map((i) => tests[i]!), {
     jobs: options.jobs ?? Math.min(availableParallelism(), jobLimit().max),
@@ -151,5 +157,5 @@ function reasonText(reason: unknown): string {
 }
 
 function ignoredResult(test: TestCase): TestResult {
-  return { ...identity(test), status: 'ignored', durationMs: 0, output: '' };
+  return { ...identity(test), status: 'ignored', durationMs: 0, output: '', ...(test.ignoreReason !== undefined && { message: test.ignoreReason }) };
 }

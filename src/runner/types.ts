@@ -27,6 +27,12 @@ export interface TestCase {
   /** 0 = the run's default. */
   timeoutMs: number;
   ignore: boolean;
+  /** Why an ignored test does not run, when it says (a TypeScript test's skip: 'reason'). */
+  ignoreReason?: string;
+  /** Set when the test cannot run at all (a mistake in its declaration, a guest that did not build): it fails with this. */
+  setupError?: string;
+  /** A TypeScript test file's guest ELF (its snippets, built by the runner). */
+  guestElf?: string;
 }
 
 /**

@@ -1,6 +1,6 @@
-// A worker process: receives batches of tests of one binary, runs them with
-// a BinaryExecutor (one VM reused per binary, or one per test), and sends
-// back each batch's results. Before each test it records which one in a
+// A worker process: receives batches of tests of one binary (or test file),
+// runs them with its executor (one VM reused per binary, or one per test),
+// and sends back each batch's results. Before each test it records which one in a
 // shared progress file, so that if this process dies the runner knows which
 // test killed it. It lives and dies with its runner: signals that would
 // stop a run are the runner's to handle, and the kernel kills this process
@@ -8,7 +8,6 @@
 import { constants } from 'node:os';
 import { getppid, mapSharedFile, setParentDeathSignal } from '../kvm/libc.js';
 import { getRunTimer } from '../session/host.js';
-import type { BinaryExecutor } from './executor.js';
 import {
   type FromWorker,
   isPlainPass,
@@ -21,7 +20,7 @@ import {
 } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure } from './verdict.js';
-import { WorkerBinaries } from './worker-binaries.js';
+import { type LoadedBinary, WorkerBinaries } from './worker-binaries.js';
 
 // Ctrl-C reaches the whole process group, this worker included: the runner
 // decides what happens (it stops the run and kills its workers).
@@ -47,12 +46,11 @@ function internalFailure(test: TestCase, err: unknown): TestResult {
   return hostFailure(test, `kvmtest internal error while running this test: ${(err as Error).stack ?? String(err)}`);
 }
 
-function runBatch(message: RunBatchMessage): void {
-  let executor: BinaryExecutor;
+async function runBatch(message: RunBatchMessage): Promise<void> {
+  let loaded: LoadedBinary;
   let tests: TestCase[];
   try {
-    const loaded = binaries.load(message.binary, message.execution);
-    executor = loaded.executor;
+    loaded = await binaries.load(message.binary, message.execution, message.guestElf);
     tests = Array.from(message.records, (record) => loaded.test(record));
   } catch (err) {
     send({ type: 'fatal', batch: message.batch, message: (err as Error).message });
@@ -61,30 +59,38 @@ function runBatch(message: RunBatchMessage): void {
   const durations = new Float64Array(tests.length);
   const others = new Map<number, TestResult>();
   progress[PROGRESS.batch] = message.batch;
-  tests.forEach((test, index) => {
+  for (const [index, test] of tests.entries()) {
     progress[PROGRESS.index] = index;
     progress[PROGRESS.heartbeat] = (progress[PROGRESS.heartbeat]! + 1) | 0;
     let result: TestResult;
     try {
-      result = executor.run(test);
+      const ran = loaded.run(test);
+      // C tests finish at once; only a test file's tests may wait.
+      result = ran instanceof Promise ? await ran : ran;
     } catch (err) {
       // The machine may be in any state: drop it, keep going.
-      executor.close();
+      loaded.close();
       result = internalFailure(test, err);
     }
     durations[index] = result.durationMs;
     if (!isPlainPass(result)) others.set(index, result);
-  });
+  }
   progress[PROGRESS.index] = -1;
   getRunTimer().stop();
   send({ type: 'results', batch: message.batch, durations, others });
 }
 
+// Batches run one after another, in the order they came, even when a test
+// file's tests wait on the event loop.
+let batches = Promise.resolve();
+
 process.on('message', (message: ToWorker) => {
-  if (message.type === 'run') runBatch(message);
+  if (message.type === 'run') batches = batches.then(() => runBatch(message));
   else if (message.type === 'exit') {
-    binaries.closeAll();
-    process.exit(0);
+    void batches.then(() => {
+      binaries.closeAll();
+      process.exit(0);
+    });
   }
 });
 process.on('disconnect', () => process.exit(0));

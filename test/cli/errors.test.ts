@@ -1,7 +1,8 @@
 // Usage and environment errors exit with status 2 and a message that says
 // what is wrong; --help, --version and the bare command.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { assemble } from '../helpers/toolchain.js';
@@ -13,7 +14,11 @@ const RUN_POINTER = 'Run `kvmtest run --help` for usage.';
 
 /** Exit status 2, nothing on stdout, one "kvmtest: ..." message on stderr matching every pattern. */
 async function assertUsageError(args: readonly string[], ...patterns: RegExp[]): Promise<string> {
-  const result = await kvmtest(args);
+  return assertUsageErrorIn({}, args, ...patterns);
+}
+
+async function assertUsageErrorIn(options: { cwd?: string }, args: readonly string[], ...patterns: RegExp[]): Promise<string> {
+  const result = await kvmtest(args, options);
   assert.equal(result.status, 2, `kvmtest ${args.join(' ')}: ${describeRun(result)}`);
   assert.equal(result.stdout, '', `kvmtest ${args.join(' ')} writes nothing to stdout`);
   assert.match(result.stderr, /^kvmtest: /);
@@ -148,9 +153,17 @@ describe('kvmtest run: usage errors (exit status 2, nothing run)', () => {
     await assertUsageError(['run', '--filter', '--exact', elf], /--filter needs a value/);
   });
 
-  test('no binaries', async () => {
-    await assertUsageError(['run'], /run needs at least one test binary/, /kvmtest cc/);
-    await assertUsageError(['run', '--filter', 'x'], /run needs at least one test binary/);
+  test('nothing named, and nothing to run under the current directory', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'kvmtest-empty-'));
+    try {
+      mkdirSync(join(empty, 'node_modules', 'dep'), { recursive: true });
+      writeFileSync(join(empty, 'node_modules', 'dep', 'skipped.kvmtest.mjs'), '');
+      const stderr = await assertUsageErrorIn({ cwd: empty }, ['run'], /no tests found under the current directory/, /NAME\.kvmtest\.ts/, /kvmtest cc/, /skipping node_modules/);
+      assert.ok(!stderr.includes(RUN_POINTER), 'not a usage mistake: no pointer to --help');
+      await assertUsageErrorIn({ cwd: empty }, ['run', '--filter', 'x'], /no tests found under the current directory/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });
 
@@ -182,8 +195,14 @@ describe('kvmtest run: unusable binaries and outputs (exit status 2)', () => {
     test(`${how}: a missing file`, options(), async () => {
       await assertUsageError(['run', ...mode, join(tempDir(), 'missing.elf')], /cannot read test binary .*missing\.elf: no such file/);
     });
-    test(`${how}: a directory`, options(), async () => {
-      await assertUsageError(['run', ...mode, tempDir()], /cannot read test binary .*: it is a directory/);
+    test(`${how}: a directory with no tests in it`, options(), async () => {
+      const empty = mkdtempSync(join(tmpdir(), 'kvmtest-empty-'));
+      try {
+        writeFileSync(join(empty, 'notes.txt'), 'no tests here\n');
+        await assertUsageError(['run', ...mode, empty], /no tests found under \/.*kvmtest-empty-/);
+      } finally {
+        rmSync(empty, { recursive: true, force: true });
+      }
     });
     test(`${how}: a file that is not ELF`, options(), async () => {
       await assertUsageError(['run', ...mode, notElf], /not-an-elf\.elf: not an ELF file/);

@@ -23,7 +23,7 @@ const FIRST_MEASURE = 2_000;
 const PROBE_ENV = 'KVMTEST_WORKER_MEMORY_PROBE';
 
 /** In the child: runs every test of the binary as a worker would, printing live heap bytes after FIRST_MEASURE tests and at the end. */
-function probe(binary: string): void {
+async function probe(binary: string): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc!;
   const execution = { isolation: 'snapshot' as const, defaultTimeoutMs: 10_000 };
   const records = readTestTable(loadImage({ elf: binary }).elf!, binary).map((t) => t.record);
@@ -33,12 +33,12 @@ function probe(binary: string): void {
     return process.memoryUsage().heapUsed;
   };
   let early = 0;
-  records.forEach((record, i) => {
-    const loaded = binaries.load(binary, execution);
-    const result = loaded.executor.run(loaded.test(record));
+  for (const [i, record] of records.entries()) {
+    const loaded = await binaries.load(binary, execution);
+    const result = await loaded.run(loaded.test(record));
     if (result.status !== 'passed') throw new Error(`${result.name}: ${result.message}`);
     if (i + 1 === FIRST_MEASURE) early = live();
-  });
+  }
   const late = live();
   getRunTimer().stop();
   binaries.closeAll();
@@ -46,7 +46,7 @@ function probe(binary: string): void {
 }
 
 if (process.env[PROBE_ENV]) {
-  probe(process.env[PROBE_ENV]);
+  await probe(process.env[PROBE_ENV]);
 } else {
   test(`a worker's live memory stays flat over ${TESTS} distinct tests`, guestTest({ timeout: 180_000 }), () => {
     const source = join(tempDir(), 'many-distinct.c');

@@ -1,0 +1,61 @@
+// Loads a test file (TypeScript or JavaScript) and returns the tests it
+// declares, in order. TypeScript is loaded through ts-hooks.ts, registered
+// once per process. A file that cannot be loaded (a syntax error, a throw
+// at its top level, a top-level await that never settles) is a
+// TestFileError naming the file.
+import { register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { type Collector, collectDeclarations, type TestDeclaration } from './registry.js';
+
+export class TestFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TestFileError';
+  }
+}
+
+/** The test files kvmtest run picks up: NAME.kvmtest.ts, .mts, .js or .mjs. */
+export const TEST_FILE = /\.kvmtest\.(ts|mts|js|mjs)$/;
+
+/** How long a file may take to load (its top-level code), beyond which it is given up. */
+const LOAD_TIMEOUT_MS = 60_000;
+
+let hooksRegistered = false;
+
+function registerHooks(): void {
+  if (hooksRegistered) return;
+  if (typeof register !== 'function') {
+    throw new TestFileError(`TypeScript test files need Node.js 20.6 or later (module.register); this is ${process.version}`);
+  }
+  register(new URL('./ts-hooks.js', import.meta.url));
+  hooksRegistered = true;
+}
+
+export interface LoadedTestFile {
+  file: string;
+  tests: TestDeclaration[];
+}
+
+export async function loadTestFile(file: string): Promise<LoadedTestFile> {
+  registerHooks();
+  const collector: Collector = { file, tests: [] };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await collectDeclarations(collector, () =>
+      Promise.race([
+        import(pathToFileURL(file).href),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new TestFileError(`${file} did not finish loading within ${LOAD_TIMEOUT_MS / 1000} s (a top-level await that never settles?)`)), LOAD_TIMEOUT_MS);
+          timer.unref();
+        }),
+      ]),
+    );
+  } catch (err) {
+    if (err instanceof TestFileError) throw err;
+    const shown = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    throw new TestFileError(`cannot load test file ${file}: ${shown}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  return { file, tests: collector.tests };
+}

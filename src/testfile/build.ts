@@ -14,11 +14,12 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { parseElf } from '../image/elf.js';
 import { cacheDirectory, headersUnder } from '../image/runtime-cache.js';
 import { type PreparedToolchain, prepareToolchain, sdkPaths, ToolchainError } from '../image/toolchain.js';
 import type { SnippetGuest } from './guests.js';
+import { displayPath } from './location.js';
 
 export interface FileBuild {
   /** The ELF that holds every snippet that built, when at least one did. */
@@ -40,21 +41,25 @@ export function describeSnippet(snippet: SnippetGuest): string {
   return `${tag}\`...\` at ${displayPath(snippet.at.file)}:${snippet.at.line}`;
 }
 
-function displayPath(file: string): string {
-  const shown = relative(process.cwd(), file);
-  return shown.startsWith('..') ? file : shown;
-}
+/** The line the entry's alias is written at, so that an error there says what it is about. */
+const ENTRY_MARK = 'kvmtest: the entry, void test(void)';
 
-/** The source the compiler gets: the snippet, framed, with its TypeScript file and line. */
+/**
+ * The source the compiler gets: the snippet, framed, with its TypeScript
+ * file and line. A C snippet's code is a function named test (a c``
+ * body's is made so); the entry symbol is an alias of it, so that fault
+ * reports say "test+0x12" rather than the entry's hashed name.
+ */
 export function snippetSource(snippet: SnippetGuest): { text: string; language: 'c' | 'assembler' } {
   const symbol = snippetSymbol(snippet);
   const file = JSON.stringify(displayPath(snippet.at.file));
   const line = Math.max(1, snippet.at.line);
+  const entry = `#line 1 "${ENTRY_MARK}"\nvoid ${symbol}(void) __attribute__((alias("test")));\n`;
   switch (snippet.kind) {
     case 'c':
-      return { language: 'c', text: `#include <kvmtest.h>\nvoid ${symbol}(void)\n{\n#line ${line} ${file}\n${snippet.source}\n;}\n` };
+      return { language: 'c', text: `#include <kvmtest.h>\nstatic void test(void)\n{\n#line ${line} ${file}\n${snippet.source}\n;}\n${entry}` };
     case 'c-unit':
-      return { language: 'c', text: `#include <kvmtest.h>\n#line ${line} ${file}\n${snippet.source}\n` };
+      return { language: 'c', text: `#include <kvmtest.h>\n#line ${line} ${file}\n${snippet.source}\n${entry}` };
     case 'asm':
       // GNU as reads `# LINE "FILE"` as a line marker, as cpp's output has them.
       return {
@@ -174,13 +179,14 @@ async function compileSnippet(snippet: SnippetGuest, tools: PreparedToolchain, c
   writeFileSync(source, text);
   const compile = await runAsync([...tools.command, '-c', ...flags, '-x', language, source, '-o', object], scratch, tools.env);
   if (compile.status !== 0) {
-    const error = `${describeSnippet(snippet)} failed to ${language === 'c' ? 'compile' : 'assemble'}:\n${compile.stderr.trimEnd()}`;
+    const error = compile.stderr.includes(ENTRY_MARK)
+      ? `${describeSnippet(snippet)} defines no \`void test(void)\`: a c.unit's entry is its function named test`
+      : `${describeSnippet(snippet)} failed to ${language === 'c' ? 'compile' : 'assemble'}:\n${compile.stderr.trimEnd()}`;
     // Only a real verdict is kept: not a compiler that could not start, or was killed.
     if (compile.status === 1) store(failure, error);
     return { error };
   }
-  const renames = snippet.kind === 'c-unit' ? ['--redefine-sym', `test=${symbol}`] : [];
-  const localize = await runAsync([await objcopy(tools.env, scratch), ...renames, `--keep-global-symbol=${symbol}`, object], scratch, tools.env);
+  const localize = await runAsync([await objcopy(tools.env, scratch), `--keep-global-symbol=${symbol}`, object], scratch, tools.env);
   if (localize.status !== 0) return { error: `${describeSnippet(snippet)}: objcopy failed on its object:\n${localize.stderr.trimEnd()}` };
   store(cached, readFileSync(object));
   if (compile.stderr !== '') store(warningsFile, compile.stderr);

@@ -3,17 +3,11 @@
 // the plan for the file: which tests are ignored (skip, or another test is
 // marked only) and which cannot run at all (a mistake in the declaration,
 // a snippet that did not build).
-import { relative } from 'node:path';
 import type { TestCase } from '../runner/types.js';
 import type { FileBuild } from './build.js';
 import type { LoadedTestFile } from './load.js';
+import { displayPath } from './location.js';
 import type { TestDeclaration } from './registry.js';
-
-/** A test file's path as reports show it: relative to the current directory when inside it. */
-export function displayPath(file: string): string {
-  const shown = relative(process.cwd(), file);
-  return shown === '' || shown.startsWith('..') ? file : shown;
-}
 
 /** The runner's case for the test at `index` of `file` (`record` holds the index). */
 export function testCaseFor(file: string, index: number, declaration: TestDeclaration | undefined): TestCase {

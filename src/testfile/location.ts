@@ -1,6 +1,7 @@
 // Where in a test file something was written: the first stack frame
 // outside kvmtest's own test-file API. V8 reports a tagged template's call
 // at the template itself, so a c`` snippet's location is its first line.
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface SourceLocation {
@@ -24,4 +25,10 @@ export function callerLocation(): SourceLocation {
     return { file: where!.startsWith('file:') ? fileURLToPath(where!) : where!, line: Number(lineNumber) };
   }
   return UNKNOWN;
+}
+
+/** A path as messages and reports show it: relative to the current directory when inside it. */
+export function displayPath(file: string): string {
+  const shown = relative(process.cwd(), file);
+  return shown === '' || shown.startsWith('..') ? file : shown;
 }

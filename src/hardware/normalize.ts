@@ -54,17 +54,19 @@ const MAX_MSR_BLOCKS = 4;
 const U64 = (1n << 64n) - 1n;
 
 export function normalizeHardware(options: HardwareOptions): Hardware {
-  const ioports = normalizeIoPorts(options.ioports ?? {});
+  // A file may declare thousands of tests, most giving one or two of these:
+  // what is not given costs nothing (the empty values are shared, never changed).
+  const ioports = options.ioports === undefined ? NO_HARDWARE.ioports : normalizeIoPorts(options.ioports);
   return {
     ioports,
-    ports: normalizePorts(options.ports, ioports),
-    mmio: normalizeMmio(options.mmio),
-    msrs: normalizeMsrs(options.msrs),
-    cpuid: normalizeCpuid(options.cpuid),
-    ram: (options.ram ?? []).map(([from, to], i) => [integer(from, `ram[${i}][0]`), integer(to, `ram[${i}][1]`)]),
-    memory: normalizeMemory(options.memory),
-    regs: normalizeRegs(options.regs),
-    args: normalizeArgs(options.args),
+    ports: options.ports === undefined ? NO_HARDWARE.ports : normalizePorts(options.ports, ioports),
+    mmio: options.mmio === undefined ? NO_HARDWARE.mmio : normalizeMmio(options.mmio),
+    msrs: options.msrs === undefined ? NO_HARDWARE.msrs : normalizeMsrs(options.msrs),
+    cpuid: options.cpuid === undefined ? NO_HARDWARE.cpuid : normalizeCpuid(options.cpuid),
+    ram: options.ram === undefined ? NO_HARDWARE.ram : options.ram.map(([from, to], i) => [integer(from, `ram[${i}][0]`), integer(to, `ram[${i}][1]`)]),
+    memory: options.memory === undefined ? NO_HARDWARE.memory : normalizeMemory(options.memory),
+    regs: options.regs === undefined ? NO_HARDWARE.regs : normalizeRegs(options.regs),
+    args: options.args === undefined ? NO_HARDWARE.args : normalizeArgs(options.args),
   };
 }
 
@@ -98,13 +100,16 @@ function numericKeys<T>(record: Readonly<Record<number, T>> | undefined, option:
   if (typeof record !== 'object' || record === null || Array.isArray(record)) {
     throw new OptionError(`${option} must be an object keyed by number, such as { 0x60: ... } (got ${describe(record)})`);
   }
-  return Object.entries(record).map(([key, value]) => {
+  const entries: Array<[number, T]> = [];
+  for (const key in record) {
+    if (!Object.hasOwn(record, key)) continue;
     const number = Number(key);
     if (!Number.isInteger(number) || number < 0 || number > max || key.trim() === '') {
       throw new OptionError(`${option}: "${key}" is not a number from 0 to ${hex(max)}`);
     }
-    return [number, value as T];
-  });
+    entries.push([number, (record as Record<string, T>)[key]!]);
+  }
+  return entries;
 }
 
 /** Refuses keys a handler object should not have (a misspelt "reed"). */

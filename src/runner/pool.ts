@@ -212,7 +212,10 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
       // A worker answers its batches in the order it got them.
       const batch = w.batches.shift()!;
       batch.indices.forEach((index, i) => {
-        options.onResult(index, message.others.get(i) ?? plainPass(tests[index]!, message.durations[i]!));
+        const test = tests[index]!;
+        const other = message.others.get(i);
+        // Where a test is declared is the runner's to say (a worker may not know it: see recordLocations).
+        options.onResult(index, other ? { ...other, file: test.file, line: test.line } : plainPass(test, message.durations[i]!));
       });
       feed(w);
     });

@@ -8,6 +8,7 @@
 import { constants } from 'node:os';
 import { getppid, mapSharedFile, setParentDeathSignal } from '../kvm/libc.js';
 import { getRunTimer } from '../session/host.js';
+import { recordLocations } from '../testfile/location.js';
 import {
   type FromWorker,
   isPlainPass,
@@ -32,6 +33,8 @@ setParentDeathSignal(constants.signals.SIGKILL);
 const runnerPid = Number(process.env[RUNNER_PID_ENV]);
 if (runnerPid && getppid() !== runnerPid) process.exit(1);
 
+// Test files' declarations need not say where they are: the runner knows.
+recordLocations(false);
 const binaries = new WorkerBinaries();
 const progressPath = process.env[PROGRESS_FILE_ENV];
 // Mapped for the process's lifetime: the runner reads it after this process is gone.

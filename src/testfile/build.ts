@@ -30,9 +30,16 @@ export interface FileBuild {
   warnings: string[];
 }
 
+const symbols = new WeakMap<SnippetGuest, string>();
+
 /** The entry symbol of a snippet in its file's guest ELF: named by its content. */
 export function snippetSymbol(snippet: SnippetGuest): string {
-  return `kt_ts_${createHash('sha256').update(snippet.kind).update('\0').update(snippet.source).digest('hex').slice(0, 16)}`;
+  let symbol = symbols.get(snippet);
+  if (symbol === undefined) {
+    symbol = `kt_ts_${createHash('sha256').update(snippet.kind).update('\0').update(snippet.source).digest('hex').slice(0, 16)}`;
+    symbols.set(snippet, symbol);
+  }
+  return symbol;
 }
 
 /** How messages name a snippet: "c`...` at examples/ports.kvmtest.ts:12". */
@@ -230,10 +237,13 @@ export async function buildSnippets(snippets: readonly SnippetGuest[]): Promise<
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  // Every declaration of a failed snippet carries its error (the same code may serve several tests).
-  for (const s of snippets) {
-    const twin = [...build.errors.keys()].find((e) => snippetSymbol(e) === snippetSymbol(s));
-    if (twin && !build.errors.has(s)) build.errors.set(s, build.errors.get(twin)!);
+  // Every snippet with a failed twin (the same code, written twice) carries its error.
+  if (build.errors.size > 0) {
+    const bySymbol = new Map([...build.errors].map(([snippet, error]) => [snippetSymbol(snippet), error]));
+    for (const s of snippets) {
+      const error = bySymbol.get(snippetSymbol(s));
+      if (error !== undefined && !build.errors.has(s)) build.errors.set(s, error);
+    }
   }
   return build;
 }

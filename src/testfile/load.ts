@@ -22,11 +22,14 @@ const LOAD_TIMEOUT_MS = 60_000;
 
 let hooksRegistered = false;
 
-function registerHooks(): void {
+async function registerHooks(): Promise<void> {
   if (hooksRegistered) return;
   if (typeof register !== 'function') {
     throw new TestFileError(`TypeScript test files need Node.js 20.6 or later (module.register); this is ${process.version}`);
   }
+  // Every import resolved once the hooks are in place is a round trip to
+  // their thread: load kvmtest's own API first, which test files import.
+  await import('../index.js');
   register(new URL('./ts-hooks.js', import.meta.url));
   hooksRegistered = true;
 }
@@ -36,8 +39,23 @@ export interface LoadedTestFile {
   tests: TestDeclaration[];
 }
 
-export async function loadTestFile(file: string): Promise<LoadedTestFile> {
-  registerHooks();
+// A module runs once per process: loading a file again must give the tests
+// it declared the first time, not none.
+const loadedFiles = new Map<string, Promise<LoadedTestFile>>();
+
+/** The tests `file` declares; loaded once per process. */
+export function loadTestFile(file: string): Promise<LoadedTestFile> {
+  const key = pathToFileURL(file).href;
+  let loading = loadedFiles.get(key);
+  if (!loading) {
+    loading = load(file);
+    loadedFiles.set(key, loading);
+  }
+  return loading;
+}
+
+async function load(file: string): Promise<LoadedTestFile> {
+  await registerHooks();
   const collector: Collector = { file, tests: [] };
   let timer: NodeJS.Timeout | undefined;
   try {

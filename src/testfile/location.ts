@@ -12,23 +12,57 @@ export interface SourceLocation {
 }
 
 const OWN_DIR = new URL('.', import.meta.url).href;
+const OWN_PATH = fileURLToPath(OWN_DIR);
 const UNKNOWN: SourceLocation = { file: '<unknown>', line: 0 };
-const FRAME = /\(?((?:file|node|data):[^\s)]+|\/[^\s)]+):(\d+):(\d+)\)?$/;
+/** Frames enough to get past kvmtest's own (a declaration is a few calls deep). */
+const FRAMES = 12;
 
-export function callerLocation(): SourceLocation {
-  const stack = new Error().stack ?? '';
-  for (const line of stack.split('\n').slice(1)) {
-    const match = FRAME.exec(line.trim());
-    if (!match) continue;
-    const [, where, lineNumber] = match;
-    if (where!.startsWith(OWN_DIR) || where!.startsWith(fileURLToPath(OWN_DIR))) continue;
-    return { file: where!.startsWith('file:') ? fileURLToPath(where!) : where!, line: Number(lineNumber) };
-  }
-  return UNKNOWN;
+let wanted = true;
+
+/**
+ * Whether declarations record where they were made. A worker does not
+ * need to: the runner has the locations from when it listed the tests, and
+ * reading the stack is a good part of what a declaration costs.
+ */
+export function recordLocations(on: boolean): void {
+  wanted = on;
 }
+
+/**
+ * Where the code that called into kvmtest's test-file API is. Read from
+ * V8's structured stack (call sites, not the formatted text): a file may
+ * declare thousands of tests, each asking once.
+ */
+export function callerLocation(): SourceLocation {
+  if (!wanted) return UNKNOWN;
+  const savedPrepare = Error.prepareStackTrace;
+  const savedLimit = Error.stackTraceLimit;
+  const holder: { stack?: NodeJS.CallSite[] } = {};
+  try {
+    Error.stackTraceLimit = FRAMES;
+    Error.prepareStackTrace = (_, frames) => frames;
+    Error.captureStackTrace(holder, callerLocation);
+    for (const frame of holder.stack ?? []) {
+      const file = frame.getFileName();
+      if (!file || file.startsWith(OWN_DIR) || file.startsWith(OWN_PATH) || file.startsWith('node:')) continue;
+      return { file: file.startsWith('file:') ? fileURLToPath(file) : file, line: frame.getLineNumber() ?? 0 };
+    }
+    return UNKNOWN;
+  } finally {
+    Error.prepareStackTrace = savedPrepare;
+    Error.stackTraceLimit = savedLimit;
+  }
+}
+
+const shownPaths = new Map<string, string>();
 
 /** A path as messages and reports show it: relative to the current directory when inside it. */
 export function displayPath(file: string): string {
-  const shown = relative(process.cwd(), file);
-  return shown === '' || shown.startsWith('..') ? file : shown;
+  let shown = shownPaths.get(file);
+  if (shown === undefined) {
+    const rel = relative(process.cwd(), file);
+    shown = rel === '' || rel.startsWith('..') ? file : rel;
+    if (shownPaths.size < 10_000) shownPaths.set(file, shown);
+  }
+  return shown;
 }

@@ -92,8 +92,8 @@ type Modifier = { skip?: true; only?: true };
 function declare(modifier: Modifier, name: unknown, ...rest: unknown[]): void {
   const current = state('kvmtest()');
   const at = callerLocation();
-  const group = current.groups.map((g) => g.name);
-  const fullName = [...group, typeof name === 'string' ? name : String(name)].join(' > ');
+  const ownName = typeof name === 'string' ? name : String(name);
+  const fullName = current.groups.length === 0 ? ownName : `${current.groups.map((g) => g.name).join(' > ')} > ${ownName}`;
   const declaration: TestDeclaration = { name: fullName, at };
   current.collector.tests.push(declaration);
   try {
@@ -101,17 +101,21 @@ function declare(modifier: Modifier, name: unknown, ...rest: unknown[]): void {
     const earlier = current.names.get(fullName);
     if (earlier) throw new OptionError(`another test is named "${fullName}" (line ${earlier.line}); names must be unique in a file`);
     current.names.set(fullName, at);
-    const [options, guest, check, ...extra] = isGuest(rest[0]) ? [{}, ...rest] : rest;
-    if (extra.length > 0) throw new OptionError(`kvmtest("${name}", ...) takes [options,] guest [, check]: ${extra.length} argument${extra.length > 1 ? 's' : ''} too many`);
+    const withOptions = !isGuest(rest[0]);
+    const options = withOptions ? rest[0] : {};
+    const guest = rest[withOptions ? 1 : 0];
+    const check = rest[withOptions ? 2 : 1];
+    const extra = rest.length - (withOptions ? 3 : 2);
+    if (extra > 0) throw new OptionError(`kvmtest("${name}", ...) takes [options,] guest [, check]: ${extra} argument${extra > 1 ? 's' : ''} too many`);
     if (!isGuest(guest)) {
       throw new OptionError(`kvmtest("${name}", ...): the guest must be c\`...\`, c.unit\`...\`, asm\`...\`, elf(path, symbol) or bytes(data) (got ${describeValue(guest)})`);
     }
     if (check !== undefined && typeof check !== 'function') throw new OptionError(`kvmtest("${name}", ...): the last argument, the check, must be a function (got ${describeValue(check)})`);
     const checked = checkTestOptions((options ?? {}) as TestOptions);
     // describe.skip / describe.only and kvmtest.skip / kvmtest.only apply as the options would.
-    const skip = modifier.skip ?? current.groups.find((g) => g.skip)?.skip;
+    const skip = modifier.skip ?? (current.groups.length > 0 ? current.groups.find((g) => g.skip)?.skip : undefined);
     if (skip && !checked.skip) checked.skip = skip;
-    if (modifier.only || current.groups.some((g) => g.only)) checked.only = true;
+    if (modifier.only || (current.groups.length > 0 && current.groups.some((g) => g.only))) checked.only = true;
     declaration.guest = guest;
     if (check) declaration.check = check as Check;
     declaration.options = checked;

@@ -88,7 +88,11 @@ async function runBatch(message: RunBatchMessage): Promise<void> {
 let batches = Promise.resolve();
 
 process.on('message', (message: ToWorker) => {
-  if (message.type === 'run') batches = batches.then(() => runBatch(message));
+  if (message.type === 'run') {
+    batches = batches
+      .then(() => runBatch(message))
+      .catch((err: unknown) => send({ type: 'fatal', batch: message.batch, message: `kvmtest internal error in a worker: ${(err as Error)?.stack ?? String(err)}` }));
+  }
   else if (message.type === 'exit') {
     void batches.then(() => {
       binaries.closeAll();

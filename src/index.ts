@@ -1,5 +1,6 @@
 // kvmtest's public API.
-export { runGuest, runGuestSync, DEFAULT_TIMEOUT_MS, type RunGuestOptions } from './run-guest.js';
+export { runGuest, runGuestSync } from './run-guest.js';
+export { DEFAULT_TIMEOUT_MS, type RunGuestOptions } from './guest-plan.js';
 export type {
   GuestResult,
   Outcome,

@@ -10,8 +10,8 @@ import { Machine } from '../machine/machine.js';
 import { PlacementError } from '../machine/placement.js';
 import { Snapshot, snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { RunTimer } from '../machine/timeout.js';
-import type { Outcome } from '../result.js';
 import { standardDevices } from '../session/devices.js';
+import { reusableAfter } from '../session/reuse.js';
 import { Session } from '../session/session.js';
 import type { TestCase, TestResult } from './types.js';
 import { hostFailure, judge } from './verdict.js';
@@ -31,8 +31,6 @@ export interface ExecutionOptions {
   maxGuestMemory?: bigint;
 }
 
-/** Outcomes after which a machine is not trusted for another test. */
-const DISCARD_AFTER: ReadonlySet<Outcome> = new Set(['triple-fault', 'timeout', 'error']);
 /** Machines kept per binary (one per distinct set of RAM ranges). */
 const MACHINE_CACHE_SIZE = 4;
 
@@ -92,8 +90,7 @@ export class BinaryExecutor {
       // Devices are made for each test, so that none keeps state from the last one.
       const session = new Session(machine, standardDevices(test.ioports), this.timer);
       const stop = session.run(timeoutMs);
-      // A write to an MSR that no restore covers leaves state behind (msr-trap.ts).
-      if (DISCARD_AFTER.has(stop.outcome) || machine.unrestoredMsrWrite !== undefined) discard = true;
+      if (!reusableAfter(machine, stop.outcome)) discard = true;
       // No register dumps: a test's result does not carry them.
       return judge(test, { ...stop, output: session.devices.console.text(), durationMs: performance.now() - started });
     } finally {

@@ -1,6 +1,7 @@
 // kvmtest's public API.
 export { runGuest, runGuestSync } from './run-guest.js';
 export { DEFAULT_TIMEOUT_MS, type RunGuestOptions } from './guest-plan.js';
+export { openMachine, type GuestMachine, type RunOverrides } from './open-machine.js';
 export type {
   GuestResult,
   Outcome,

@@ -203,9 +203,12 @@ describe('the npm package', () => {
     writeFileSync(
       join(project, 'check.ts'),
       [
-        "import { runGuest, type GuestResult } from 'kvmtest';",
+        "import { openMachine, runGuest, type GuestMachine, type GuestResult, type RunOverrides } from 'kvmtest';",
         "const result: Promise<GuestResult> = runGuest({ image: { flat: Uint8Array.of(0xc3), loadAddress: 0x200000 }, timeoutMs: 100 });",
-        'void result;',
+        "const machine: GuestMachine = openMachine({ image: { flat: Uint8Array.of(0xc3), loadAddress: 0x200000 } });",
+        'const overrides: RunOverrides = { args: [1], ports: { 0x60: { read: () => 1 } } };',
+        'const again: Promise<GuestResult> = machine.run(overrides);',
+        'void result, again;',
         '',
       ].join('\n'),
     );

@@ -58,15 +58,15 @@ function call<R, T>(
   guest: GuestAccess,
   fn: () => R | Promise<R>,
   accept: (value: R) => T | Stop,
-  onThrow: (err: unknown) => T | Stop = (err) => failure(naming, guest, err),
+  onThrow?: (err: unknown) => T | Stop,
 ): Answer<T | Stop> {
   let answer: R | Promise<R>;
   try {
     answer = fn();
   } catch (err) {
-    return onThrow(err);
+    return onThrow ? onThrow(err) : failure(naming, guest, err);
   }
-  if (isPromise(answer)) return answer.then(accept, onThrow);
+  if (isPromise(answer)) return answer.then(accept, onThrow ?? ((err: unknown) => failure(naming, guest, err)));
   return accept(answer);
 }
 

@@ -5,7 +5,10 @@
 //      the same KVM create/run/destroy cycle (bench/c-reference.c);
 //   2. the marginal per-test cost through the full CLI, with --isolation
 //      snapshot and --isolation vm, against the C reference;
-//   3. the throughput with --jobs = the number of CPUs against --jobs 1.
+//   3. the throughput with --jobs = the number of CPUs against --jobs 1;
+//   4. one run() of a machine kept open (openMachine) beside one runGuest();
+//   5. the marginal cost of a port exit served by a TypeScript callback
+//      (ports) beside one served by a constant (ioports).
 // Every figure is the median of several rounds, each round interleaving the
 // things it compares.
 import { spawnSync } from 'node:child_process';
@@ -13,7 +16,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runGuestSync } from '../src/run-guest.js';
+import { openMachine, type GuestMachine } from '../src/open-machine.js';
+import { runGuest, runGuestSync } from '../src/run-guest.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'bench', 'out');
@@ -67,6 +71,42 @@ function runGuestCost(iterations: number): number {
   return Number(process.hrtime.bigint() - start) / 1e3 / iterations;
 }
 
+const TRIVIAL = { image: { flat: Uint8Array.of(0xc3), loadAddress: 0x200000 } };
+
+/** Microseconds per runGuest(), awaited as a test awaits it, of a guest that only returns. */
+async function runGuestAsyncCost(iterations: number): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) {
+    const r = await runGuest(TRIVIAL);
+    if (r.outcome !== 'returned') throw new Error(`the trivial guest ended as ${r.outcome}: ${r.message}`);
+  }
+  return Number(process.hrtime.bigint() - start) / 1e3 / iterations;
+}
+
+/** Microseconds per run() of a machine kept open, with the arguments given. */
+async function keptRunCost(machine: GuestMachine, iterations: number, args: number[] = []): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) {
+    const r = await machine.run({ args });
+    if (r.outcome !== 'returned') throw new Error(`the benchmark guest ended as ${r.outcome}: ${r.message}`);
+  }
+  return Number(process.hrtime.bigint() - start) / 1e3 / iterations;
+}
+
+/** `in al, 0x60` rdi times, then ret: test rdi, rdi; jz 1f; 2: in al, 0x60; dec rdi; jnz 2b; 1: ret. */
+const PORT_LOOP = Uint8Array.of(0x48, 0x85, 0xff, 0x74, 0x07, 0xe4, 0x60, 0x48, 0xff, 0xcf, 0x75, 0xf9, 0xc3);
+const PORT_EXITS = 2000;
+
+/**
+ * Microseconds per port exit on `machine` (a PORT_LOOP guest): runs with
+ * PORT_EXITS exits less runs with none, so that the run's own cost cancels out.
+ */
+async function perExitCost(machine: GuestMachine, runs: number): Promise<number> {
+  const many = await keptRunCost(machine, runs, [PORT_EXITS]);
+  const none = await keptRunCost(machine, runs, [0]);
+  return (many - none) / PORT_EXITS;
+}
+
 /** A test binary with `count` empty tests. */
 function suite(count: number): string {
   const source = join(out, `suite-${count}.c`);
@@ -102,7 +142,7 @@ function kvmKind(): string {
   return 'KVM of an unknown kind';
 }
 
-function main(): void {
+async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   run('cc', ['-O2', '-o', join(out, 'c-reference'), join(root, 'bench', 'c-reference.c')], 'building the C reference');
   const cpus = availableParallelism();
@@ -150,7 +190,50 @@ function main(): void {
   console.log(`   C reference / snapshot             ${median(speedup).toFixed(1).padStart(6)}x  (target >= 10x)\n`);
   console.log(`3. throughput, --jobs ${cpus} against --jobs 1 (snapshot isolation)`);
   console.log(`   speed-up                           ${median(parallel).toFixed(2).padStart(6)}x  (target >= 1.7x on 2 CPUs)`);
-  console.log(`   for scale: ${cpus} C references at once    ${median(hostScaling).toFixed(2).padStart(6)}x  (how this host's KVM itself scales)`);
+  console.log(`   for scale: ${cpus} C references at once    ${median(hostScaling).toFixed(2).padStart(6)}x  (how this host's KVM itself scales)\n`);
+
+  const fresh: number[] = [];
+  const kept: number[] = [];
+  const keptSpeedup: number[] = [];
+  const machine = openMachine(TRIVIAL);
+  for (let i = 0; i < 1000; i++) await machine.run();
+  for (let round = 0; round < ROUNDS; round++) {
+    const one = await runGuestAsyncCost(300);
+    const again = await keptRunCost(machine, 3000);
+    fresh.push(one);
+    kept.push(again);
+    keptSpeedup.push(one / again);
+  }
+  machine.close();
+  console.log('4. a machine kept between runs (openMachine) against a fresh one per run, a guest that returns');
+  console.log(`   runGuest()                         ${median(fresh).toFixed(0).padStart(6)} us`);
+  console.log(`   openMachine(...).run()             ${median(kept).toFixed(0).padStart(6)} us`);
+  console.log(`   runGuest / run()                   ${median(keptSpeedup).toFixed(1).padStart(6)}x  (target >= 10x)\n`);
+
+  const callbackExit: number[] = [];
+  const constantExit: number[] = [];
+  const exitRatio: number[] = [];
+  const image = { flat: PORT_LOOP, loadAddress: 0x200000 };
+  const callbacks = openMachine({ image, ports: { 0x60: { read: () => 1 } } });
+  const constant = openMachine({ image, ioports: { 0x60: 1 } });
+  await perExitCost(callbacks, 5);
+  await perExitCost(constant, 5);
+  for (let round = 0; round < ROUNDS; round++) {
+    // Each round measures both, in turn first, so that neither always runs on a warmer host.
+    const [first, second] = round % 2 === 0 ? [callbacks, constant] : [constant, callbacks];
+    const a = await perExitCost(first, 20);
+    const b = await perExitCost(second, 20);
+    const [viaCallback, viaConstant] = first === callbacks ? [a, b] : [b, a];
+    callbackExit.push(viaCallback);
+    constantExit.push(viaConstant);
+    exitRatio.push(viaCallback / viaConstant);
+  }
+  callbacks.close();
+  constant.close();
+  console.log(`5. one port exit (in from port 0x60; marginal cost: (run with ${PORT_EXITS} exits - run with none) / ${PORT_EXITS})`);
+  console.log(`   served by a callback (ports)       ${median(callbackExit).toFixed(1).padStart(6)} us`);
+  console.log(`   served by a constant (ioports)     ${median(constantExit).toFixed(1).padStart(6)} us`);
+  console.log(`   ratio callback / constant          ${median(exitRatio).toFixed(2).padStart(6)}   (target <= 1.3)`);
 }
 
-main();
+await main();

@@ -6,7 +6,9 @@ export { c, asm, elf, bytes, type Guest, type BytesOptions } from './testfile/gu
 export type { TestOptions } from './testfile/options.js';
 
 // Running one guest from a program (Vitest, node:test, a script).
-export { runGuest, runGuestSync, DEFAULT_TIMEOUT_MS, type RunGuestOptions } from './run-guest.js';
+export { runGuest, runGuestSync } from './run-guest.js';
+export { DEFAULT_TIMEOUT_MS, type RunGuestOptions } from './guest-plan.js';
+export { openMachine, type GuestMachine, type RunOverrides } from './open-machine.js';
 export type {
   GuestResult,
   Outcome,

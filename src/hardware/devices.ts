@@ -25,7 +25,14 @@ function at(guest: GuestAccess): string {
   return `at ${guest.describe(guest.rip())}`;
 }
 
-function failure(callback: string, access: string, guest: GuestAccess, err: unknown): Stop {
+/**
+ * The callback and the guest's access, in words: made only for a message,
+ * since a callback may serve thousands of exits a run that need none.
+ */
+type Naming = () => { callback: string; access: string };
+
+function failure(naming: Naming, guest: GuestAccess, err: unknown): Stop {
+  const { callback, access } = naming();
   const shown = describeUserError(err);
   return {
     outcome: 'error',
@@ -34,7 +41,8 @@ function failure(callback: string, access: string, guest: GuestAccess, err: unkn
   };
 }
 
-function badAnswer(callback: string, access: string, guest: GuestAccess, what: string): Stop {
+function badAnswer(naming: Naming, guest: GuestAccess, what: string): Stop {
+  const { callback, access } = naming();
   return {
     outcome: 'error',
     error: { kind: 'device' },
@@ -47,38 +55,45 @@ function badAnswer(callback: string, access: string, guest: GuestAccess, what: s
  * a throw or a rejection becomes a Stop naming the function and the access.
  */
 function call<R, T>(
-  callback: string,
-  access: string,
+  naming: Naming,
   guest: GuestAccess,
   fn: () => R | Promise<R>,
   accept: (value: R) => T | Stop,
-  onThrow: (err: unknown) => T | Stop = (err) => failure(callback, access, guest, err),
+  onThrow?: (err: unknown) => T | Stop,
 ): Answer<T | Stop> {
   let answer: R | Promise<R>;
   try {
     answer = fn();
   } catch (err) {
-    return onThrow(err);
+    return onThrow ? onThrow(err) : failure(naming, guest, err);
   }
-  if (isPromise(answer)) return answer.then(accept, onThrow);
+  if (isPromise(answer)) return answer.then(accept, onThrow ?? ((err: unknown) => failure(naming, guest, err)));
   return accept(answer);
 }
 
 /** A read's answer as an unsigned integer of `bits`, or a Stop saying what is wrong with it. */
-function readValue(value: unknown, bits: number, callback: string, access: string, guest: GuestAccess): bigint | Stop {
+function readValue(value: unknown, bits: number, naming: Naming, guest: GuestAccess): bigint | Stop {
   let n: bigint;
   if (typeof value === 'bigint') n = value;
   else if (typeof value === 'number' && Number.isSafeInteger(value)) n = BigInt(value);
-  else return badAnswer(callback, access, guest, `${describe(value)}; a read must give a whole number or a bigint`);
+  else return badAnswer(naming, guest, `${describe(value)}; a read must give a whole number or a bigint`);
   if (n < 0n || n >= 1n << BigInt(bits)) {
-    return badAnswer(callback, access, guest, `${describe(value)}, which does not fit ${bits} bits (0 to ${hex((1n << BigInt(bits)) - 1n)})`);
+    return badAnswer(naming, guest, `${describe(value)}, which does not fit ${bits} bits (0 to ${hex((1n << BigInt(bits)) - 1n)})`);
   }
   return n;
 }
 
-function writeResult(value: unknown, callback: string, access: string, guest: GuestAccess): Stop | void {
+/** A port read's answer as a number of `size` bytes, or a Stop saying what is wrong with it. */
+function portValue(value: unknown, size: AccessSize, naming: Naming, guest: GuestAccess): number | Stop {
+  // The common answer, a number that fits, needs no bigint.
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 2 ** (size * 8)) return value;
+  const n = readValue(value, size * 8, naming, guest);
+  return typeof n === 'bigint' ? Number(n) : n;
+}
+
+function writeResult(value: unknown, naming: Naming, guest: GuestAccess): Stop | void {
   if (value === undefined) return;
-  return badAnswer(callback, access, guest, `${describe(value)}; a write handler returns nothing (or a Promise of nothing)`);
+  return badAnswer(naming, guest, `${describe(value)}; a write handler returns nothing (or a Promise of nothing)`);
 }
 
 class CallbackPort implements PortDevice {
@@ -94,20 +109,15 @@ class CallbackPort implements PortDevice {
   read(port: number, size: AccessSize, guest: GuestAccess): Answer<number | Stop> {
     const read = this.handlers.read;
     if (!read) return unhandled(`${size * 8}-bit read (in) from port ${hex(port)}`, `${this.name} has no read handler`);
-    const callback = `${this.name}.read`;
-    const access = `${size * 8}-bit in from port ${hex(port)}`;
-    return call(callback, access, guest, () => read(port, size as PortSize, guestContext(guest)), (value) => {
-      const n = readValue(value, size * 8, callback, access, guest);
-      return typeof n === 'bigint' ? Number(n) : n;
-    });
+    const naming = () => ({ callback: `${this.name}.read`, access: `${size * 8}-bit in from port ${hex(port)}` });
+    return call(naming, guest, () => read(port, size as PortSize, guestContext(guest)), (value) => portValue(value, size, naming, guest));
   }
 
   write(port: number, size: AccessSize, value: number, guest: GuestAccess): Answer<Stop | void> {
     const write = this.handlers.write;
     if (!write) return unhandled(`${size * 8}-bit write (out) of ${hex(value)} to port ${hex(port)}`, `${this.name} has no write handler`);
-    const callback = `${this.name}.write`;
-    const access = `${size * 8}-bit out of ${hex(value)} to port ${hex(port)}`;
-    return call(callback, access, guest, () => write(port, value, size as PortSize, guestContext(guest)), (r) => writeResult(r, callback, access, guest));
+    const naming = () => ({ callback: `${this.name}.write`, access: `${size * 8}-bit out of ${hex(value)} to port ${hex(port)}` });
+    return call(naming, guest, () => write(port, value, size as PortSize, guestContext(guest)), (r) => writeResult(r, naming, guest));
   }
 }
 
@@ -122,18 +132,22 @@ class CallbackMmio implements MmioDevice {
     const read = this.region.handlers.read;
     const offset = Number(address - this.region.start);
     if (!read) return unhandled(`${size}-byte MMIO read at physical ${hex(address)}`, `${this.name} has no read handler`);
-    const callback = `${this.name}.read`;
-    const access = `${size}-byte read at ${this.name} offset ${hex(offset)} (physical ${hex(address)})`;
-    return call(callback, access, guest, () => read(offset, size, guestContext(guest)), (value) => readValue(value, size * 8, callback, access, guest));
+    const naming = () => ({
+      callback: `${this.name}.read`,
+      access: `${size}-byte read at ${this.name} offset ${hex(offset)} (physical ${hex(address)})`,
+    });
+    return call(naming, guest, () => read(offset, size, guestContext(guest)), (value) => readValue(value, size * 8, naming, guest));
   }
 
   write(address: bigint, size: number, value: bigint, guest: GuestAccess): Answer<Stop | void> {
     const write = this.region.handlers.write;
     const offset = Number(address - this.region.start);
     if (!write) return unhandled(`${size}-byte MMIO write of ${hex(value)} at physical ${hex(address)}`, `${this.name} has no write handler`);
-    const callback = `${this.name}.write`;
-    const access = `${size}-byte write of ${hex(value)} at ${this.name} offset ${hex(offset)} (physical ${hex(address)})`;
-    return call(callback, access, guest, () => write(offset, value, size, guestContext(guest)), (r) => writeResult(r, callback, access, guest));
+    const naming = () => ({
+      callback: `${this.name}.write`,
+      access: `${size}-byte write of ${hex(value)} at ${this.name} offset ${hex(offset)} (physical ${hex(address)})`,
+    });
+    return call(naming, guest, () => write(offset, value, size, guestContext(guest)), (r) => writeResult(r, naming, guest));
   }
 }
 
@@ -152,12 +166,11 @@ class CallbackMsr implements MsrDevice {
     if (msr.kind === 'value') return msr.value;
     const read = msr.handlers.read;
     if (!read) return unhandled(`rdmsr of MSR ${hex(index)}`, `${this.name} has no read handler`);
-    const callback = `${this.name}.read`;
-    const access = `rdmsr of MSR ${hex(index)}`;
+    const naming = () => ({ callback: `${this.name}.read`, access: `rdmsr of MSR ${hex(index)}` });
     return call(
-      callback, access, guest, () => read(guestContext(guest)),
-      (value): bigint | 'gp' | Stop => ((value as unknown) instanceof GeneralProtection ? 'gp' : readValue(value, 64, callback, access, guest)),
-      (err) => (err instanceof GeneralProtection ? 'gp' : failure(callback, access, guest, err)),
+      naming, guest, () => read(guestContext(guest)),
+      (value): bigint | 'gp' | Stop => ((value as unknown) instanceof GeneralProtection ? 'gp' : readValue(value, 64, naming, guest)),
+      (err) => (err instanceof GeneralProtection ? 'gp' : failure(naming, guest, err)),
     );
   }
 
@@ -169,12 +182,11 @@ class CallbackMsr implements MsrDevice {
     }
     const write = msr.handlers.write;
     if (!write) return unhandled(`wrmsr of ${hex(value)} to MSR ${hex(index)}`, `${this.name} has no write handler`);
-    const callback = `${this.name}.write`;
-    const access = `wrmsr of ${hex(value)} to MSR ${hex(index)}`;
+    const naming = () => ({ callback: `${this.name}.write`, access: `wrmsr of ${hex(value)} to MSR ${hex(index)}` });
     return call(
-      callback, access, guest, () => write(value, guestContext(guest)),
-      (r): 'gp' | Stop | void => ((r as unknown) instanceof GeneralProtection ? 'gp' : writeResult(r, callback, access, guest)),
-      (err) => (err instanceof GeneralProtection ? 'gp' : failure(callback, access, guest, err)),
+      naming, guest, () => write(value, guestContext(guest)),
+      (r): 'gp' | Stop | void => ((r as unknown) instanceof GeneralProtection ? 'gp' : writeResult(r, naming, guest)),
+      (err) => (err instanceof GeneralProtection ? 'gp' : failure(naming, guest, err)),
     );
   }
 }

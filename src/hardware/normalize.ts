@@ -133,7 +133,8 @@ function handlerFunctions(value: unknown, name: string, allowed: readonly string
   }
 }
 
-function normalizePorts(ports: HardwareOptions['ports'], ioports: ReadonlyMap<number, number>): Map<number, PortHandlers> {
+/** `ports` checked (none may be an engine port or one of `ioports`), by port number. */
+export function normalizePorts(ports: HardwareOptions['ports'], ioports: ReadonlyMap<number, number>): Map<number, PortHandlers> {
   const result = new Map<number, PortHandlers>();
   for (const [port, handlers] of numericKeys(ports, 'ports', 0xffff)) {
     const name = `ports[${hex(port)}]`;
@@ -253,7 +254,7 @@ export function bytesOf(data: unknown, name: string): Uint8Array {
   throw new OptionError(`${name} must be a Uint8Array or an array of bytes (got ${describe(data)})`);
 }
 
-function normalizeRegs(regs: HardwareOptions['regs']): Partial<Regs> {
+export function normalizeRegs(regs: HardwareOptions['regs']): Partial<Regs> {
   if (regs === undefined) return {};
   if (typeof regs !== 'object' || regs === null) throw new OptionError(`regs must be an object such as { rax: 1n } (got ${describe(regs)})`);
   onlyKeys(regs, REG_NAMES, 'regs');
@@ -262,7 +263,7 @@ function normalizeRegs(regs: HardwareOptions['regs']): Partial<Regs> {
   return result;
 }
 
-function normalizeArgs(args: HardwareOptions['args']): bigint[] {
+export function normalizeArgs(args: HardwareOptions['args']): bigint[] {
   if (args === undefined) return [];
   if (!Array.isArray(args)) throw new OptionError(`args must be an array of up to six integers (got ${describe(args)})`);
   if (args.length > 6) throw new OptionError(`args: at most 6 register arguments (rdi, rsi, rdx, rcx, r8, r9), got ${args.length}`);

@@ -3,15 +3,13 @@
 // the machine, such as RAM ranges), captured, and restored before each
 // later test; with 'vm' isolation, or where this KVM cannot keep the
 // snapshot's guarantee, every test gets a fresh machine. After a test
-// that leaves a machine untrustworthy (see releaseAfter), the machine is
+// that leaves a machine untrustworthy (session/reuse.ts), the machine is
 // dropped and the next test of that kind gets a new one.
 import type { Kvm } from '../kvm/kvm.js';
 import { Machine, type MachineOptions } from '../machine/machine.js';
 import { Snapshot, snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { Outcome } from '../result.js';
-
-/** Outcomes after which a machine is not trusted for another test. */
-const DISCARD_AFTER: ReadonlySet<Outcome> = new Set(['triple-fault', 'timeout', 'error']);
+import { reusableAfter } from '../session/reuse.js';
 
 interface CachedMachine {
   machine: Machine;
@@ -68,8 +66,7 @@ export class ReusableMachines {
     return {
       machine,
       release: (outcome) => {
-        // A write to an MSR that no restore covers leaves state behind (msr-trap.ts).
-        if (outcome === undefined || DISCARD_AFTER.has(outcome) || machine.unrestoredMsrWrite !== undefined) this.forget(key);
+        if (outcome === undefined || !reusableAfter(machine, outcome)) this.forget(key);
       },
     };
   }

@@ -160,7 +160,7 @@ describe('the npm package', () => {
   test('its package.json runs nothing at install time and its entry points exist', () => {
     assert.deepEqual(INSTALL_SCRIPTS.filter((name) => manifest.scripts?.[name] !== undefined), []);
     assert.ok(!files.has('binding.gyp'), 'a binding.gyp would make npm run node-gyp at install');
-    assert.deepEqual(Object.keys(manifest.dependencies ?? {}), ['koffi']);
+    assert.deepEqual(Object.keys(manifest.dependencies ?? {}), ['koffi', 'sucrase']);
     const entries = [manifest.main, manifest.types, manifest.exports?.['.'].default, manifest.exports?.['.'].types, manifest.bin?.['kvmtest']];
     assert.deepEqual(entries.map((entry) => entry && posix.normalize(entry)), [
       'dist/src/index.js',
@@ -173,19 +173,20 @@ describe('the npm package', () => {
   });
 
   test('npm install of the tarball in a fresh project: no install script of kvmtest; npx kvmtest --version', async () => {
-    // The project depends on koffi locked as this repository locks it, so
-    // that npm needs only koffi's tarballs, which `npm ci` left in its cache,
-    // and no registry: kvmtest's own manifest still comes from the tarball.
-    // koffi's install script is denied, as this repository denies it: koffi
-    // loads its prebuilt binary without it.
+    // The project depends on kvmtest's own dependencies locked as this
+    // repository locks them (every package of the lock that is not a
+    // development one), so that npm needs only their tarballs, which `npm
+    // ci` left in its cache, and no registry: kvmtest's own manifest still
+    // comes from the tarball. koffi's install script is denied, as this
+    // repository denies it: koffi loads its prebuilt binary without it.
     mkdirSync(project);
     const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as LockFile;
-    const koffi = manifest.dependencies!['koffi']!;
-    const packages: LockFile['packages'] = { '': { name: 'project', dependencies: { koffi } } };
+    const dependencies = manifest.dependencies!;
+    const packages: LockFile['packages'] = { '': { name: 'project', dependencies } };
     for (const [path, entry] of Object.entries(lock.packages)) {
-      if (path === 'node_modules/koffi' || path.startsWith('node_modules/@koromix/')) packages[path] = entry;
+      if (path !== '' && !(entry as { dev?: boolean }).dev) packages[path] = entry;
     }
-    writeFileSync(join(project, 'package.json'), `${JSON.stringify({ name: 'project', private: true, type: 'module', dependencies: { koffi }, allowScripts: { koffi: false } }, null, 2)}\n`);
+    writeFileSync(join(project, 'package.json'), `${JSON.stringify({ name: 'project', private: true, type: 'module', dependencies, allowScripts: { koffi: false } }, null, 2)}\n`);
     writeFileSync(join(project, 'package-lock.json'), `${JSON.stringify({ name: 'project', lockfileVersion: 3, requires: true, packages }, null, 2)}\n`);
 
     const install = await npm(['install', '--offline', '--no-audit', '--no-fund', tarball], project);
@@ -203,9 +204,12 @@ describe('the npm package', () => {
     writeFileSync(
       join(project, 'check.ts'),
       [
-        "import { runGuest, type GuestResult } from 'kvmtest';",
+        "import { openMachine, runGuest, type GuestMachine, type GuestResult, type RunOverrides } from 'kvmtest';",
         "const result: Promise<GuestResult> = runGuest({ image: { flat: Uint8Array.of(0xc3), loadAddress: 0x200000 }, timeoutMs: 100 });",
-        'void result;',
+        "const machine: GuestMachine = openMachine({ image: { flat: Uint8Array.of(0xc3), loadAddress: 0x200000 } });",
+        'const overrides: RunOverrides = { args: [1], ports: { 0x60: { read: () => 1 } } };',
+        'const again: Promise<GuestResult> = machine.run(overrides);',
+        'void result, again;',
         '',
       ].join('\n'),
     );

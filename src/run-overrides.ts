@@ -1,0 +1,64 @@
+// What one run of a kept machine (openMachine) may change: where the guest
+// starts and with what in its registers, and the ports served by functions.
+// Checked as runGuest's options are, then laid over the machine's own for
+// that run only. What shapes the machine itself is refused, with what to do.
+import { resolveEntry } from './image/image.js';
+import { GUEST_OPTIONS, type GuestPlan } from './guest-plan.js';
+import { describe, type Hardware, normalizeArgs, normalizePorts, normalizeRegs } from './hardware/normalize.js';
+import type { PortHandlers, RegisterValues } from './hardware/types.js';
+import { OptionError } from './options.js';
+
+/** What one run may change on a machine opened with openMachine; everything else stays as opened. */
+export interface RunOverrides {
+  /** Where this run starts: a symbol (ELF only) or an address. Replaces the machine's entry. */
+  entry?: string | bigint | number;
+  /** Up to six integer arguments (rdi, rsi, rdx, rcx, r8, r9). Replace the machine's args. */
+  args?: ReadonlyArray<bigint | number>;
+  /** Register values at entry (after args), each replacing the machine's value for that register. */
+  regs?: RegisterValues;
+  /** Ports served by functions, each replacing the machine's handlers for that port or adding a port. */
+  ports?: Readonly<Record<number, PortHandlers>>;
+}
+
+const OVERRIDES: readonly string[] = ['entry', 'args', 'regs', 'ports'] satisfies ReadonlyArray<keyof RunOverrides>;
+
+/**
+ * Options the machine is built from: memory, its layout, address ranges
+ * without memory (MMIO), the CPUID table, the code. A run cannot change them
+ * without a machine of another shape.
+ */
+const MACHINE_SHAPE: ReadonlySet<string> = new Set(['image', 'ram', 'memory', 'mmio', 'cpuid', 'stackSize', 'maxGuestMemory']);
+
+/** What a run starts from: the entry and the hardware for this run. */
+export interface RunSetup {
+  entry: bigint;
+  hardware: Hardware;
+}
+
+/** The plan's entry and hardware with `overrides` laid over them; throws an OptionError for a bad override. */
+export function applyOverrides(plan: GuestPlan, overrides: RunOverrides | undefined): RunSetup {
+  if (overrides === undefined) return { entry: plan.entry, hardware: plan.hardware };
+  if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
+    throw new OptionError(`run() takes an object of overrides such as { args: [1, 2] } (got ${describe(overrides)})`);
+  }
+  for (const key of Object.keys(overrides)) {
+    if (OVERRIDES.includes(key)) continue;
+    if (MACHINE_SHAPE.has(key)) {
+      throw new OptionError(
+        `run() cannot override "${key}": it shapes the machine itself, which openMachine builds once; ` +
+          `open another machine (openMachine) with the ${key} this run needs`,
+      );
+    }
+    if (GUEST_OPTIONS.includes(key)) {
+      throw new OptionError(`run() cannot override "${key}": it is set once, for every run, by openMachine; a run may override ${OVERRIDES.join(', ')}`);
+    }
+    throw new OptionError(`unknown run() override "${key}"; known: ${OVERRIDES.join(', ')}`);
+  }
+  const base = plan.hardware;
+  const hardware: Hardware = { ...base };
+  if (overrides.ports !== undefined) hardware.ports = new Map([...base.ports, ...normalizePorts(overrides.ports, base.ioports)]);
+  if (overrides.regs !== undefined) hardware.regs = { ...base.regs, ...normalizeRegs(overrides.regs) };
+  if (overrides.args !== undefined) hardware.args = normalizeArgs(overrides.args);
+  const entry = overrides.entry === undefined ? plan.entry : resolveEntry(plan.image, overrides.entry);
+  return { entry, hardware };
+}

@@ -8,7 +8,10 @@
 //   3. the throughput with --jobs = the number of CPUs against --jobs 1;
 //   4. one run() of a machine kept open (openMachine) beside one runGuest();
 //   5. the marginal cost of a port exit served by a TypeScript callback
-//      (ports) beside one served by a constant (ioports).
+//      (ports) beside one served by a constant (ioports);
+//   6. the marginal cost of a test written in TypeScript (a c`` body whose
+//      port read a callback serves) beside the same test in C (.ioport),
+//      through the full CLI (bench/test-files.ts).
 // Every figure is the median of several rounds, each round interleaving the
 // things it compares.
 import { spawnSync } from 'node:child_process';
@@ -18,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openMachine, type GuestMachine } from '../src/open-machine.js';
 import { runGuest, runGuestSync } from '../src/run-guest.js';
+import { measureTestFiles } from './test-files.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'bench', 'out');
@@ -26,6 +30,8 @@ const ROUNDS = 5;
 const SMALL = 200;
 const LARGE = 20200;
 const LARGE_VM = 1200;
+/** Tests in the large test file and binary of section 6. */
+const TEST_FILE_TESTS = 8200;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -233,7 +239,13 @@ async function main(): Promise<void> {
   console.log(`5. one port exit (in from port 0x60; marginal cost: (run with ${PORT_EXITS} exits - run with none) / ${PORT_EXITS})`);
   console.log(`   served by a callback (ports)       ${median(callbackExit).toFixed(1).padStart(6)} us`);
   console.log(`   served by a constant (ioports)     ${median(constantExit).toFixed(1).padStart(6)} us`);
-  console.log(`   ratio callback / constant          ${median(exitRatio).toFixed(2).padStart(6)}   (target <= 1.3)`);
+  console.log(`   ratio callback / constant          ${median(exitRatio).toFixed(2).padStart(6)}   (target <= 1.3)\n`);
+
+  const files = measureTestFiles(root, out, SMALL, TEST_FILE_TESTS, ROUNDS);
+  console.log(`6. per test, a test file's test against a test binary's, through the full CLI (marginal cost over ${TEST_FILE_TESTS - SMALL} tests)`);
+  console.log(`   TypeScript (c\`\` body, ports callback) ${files.typescript.toFixed(0).padStart(4)} us`);
+  console.log(`   C (KVMTEST, .ioport)               ${files.c.toFixed(0).padStart(6)} us`);
+  console.log(`   ratio TypeScript / C               ${files.ratio.toFixed(2).padStart(6)}   (target <= 1.5)`);
 }
 
 await main();

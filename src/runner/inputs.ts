@@ -25,13 +25,15 @@ const MAX_FOUND_BINARY = 64 << 20;
 export function findTestInputs(paths: readonly string[], cwd = process.cwd()): TestInput[] {
   if (paths.length === 0) return search(cwd, cwd, true);
   return paths.flatMap((path): TestInput[] => {
-    let directory = false;
+    let stats;
     try {
-      directory = statSync(path).isDirectory();
-    } catch {
-      // A missing path is reported by whoever reads it, with the reason.
+      stats = statSync(path);
+    } catch (err) {
+      // A missing binary is reported by readBinaries, as any unreadable one is.
+      if (!TEST_FILE.test(path)) return [{ kind: 'binary', path }];
+      throw new BinaryError(`cannot read test file ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
     }
-    if (directory) return search(path, cwd, false);
+    if (stats.isDirectory()) return search(path, cwd, false);
     return [{ kind: TEST_FILE.test(path) ? 'test-file' : 'binary', path }];
   });
 }

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mapSharedFile } from '../kvm/libc.js';
+import { TEST_FILE } from '../testfile/load.js';
 import type { ExecutionOptions } from './executor.js';
 import { type FromWorker, plainPass, PROGRESS, PROGRESS_BYTES, PROGRESS_FILE_ENV, type RunBatchMessage, RUNNER_PID_ENV } from './protocol.js';
 import type { TestCase, TestResult } from './types.js';
@@ -74,6 +75,8 @@ const WORKER_SCRIPT = new URL('./worker-main.js', import.meta.url);
 interface Batch {
   id: number;
   binary: string;
+  /** The binary is a test file, whose code is the user's. */
+  testFile: boolean;
   /** Indices into the tests array. */
   indices: number[];
 }
@@ -138,7 +141,7 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
     const size = Math.max(1, Math.min(options.maxBatch ?? MAX_BATCH, share));
     const indices: number[] = [];
     while (indices.length < size && queue.length > 0 && tests[queue.peek()]!.binary === binary) indices.push(queue.take());
-    return { id: nextBatchId++, binary, indices };
+    return { id: nextBatchId++, binary, indices, testFile: TEST_FILE.test(binary) };
   };
 
   const busy = () => [...workers].some((x) => x.batches.length > 0);
@@ -196,6 +199,10 @@ export function startWorkers(tests: readonly TestCase[], options: PoolOptions): 
     workers.add(w);
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
+      // A test file's own code may write there (console.error in a
+      // callback): passed on as it comes. The tail is kept for the message
+      // if the worker dies.
+      if (w.batches.some((b) => b.testFile)) process.stderr.write(chunk);
       w.stderr = (w.stderr + chunk).slice(-STDERR_TAIL);
     });
     child.on('message', (message: FromWorker) => {

@@ -3,7 +3,7 @@
 // user writes them) with a build cache of its own for each run, so that no
 // run finds another's builds.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CommandResult, describeRun, type JsonReport, kvmtest, ROOT, tempDir } from '../cli/helpers.js';
 import type { JsonTest } from '../../src/report/json.js';
@@ -69,4 +69,12 @@ export function failureOf(byName: ReadonlyMap<string, JsonTest>, name: string): 
   assert.equal(test.status, 'failed', `"${name}" should have failed but ${test.status}: ${test.message}`);
   assert.ok(test.message !== null, `"${name}" failed without a message`);
   return test.message;
+}
+
+/** The 1-based line of a fixture that holds `text` (once), so tests need not count lines. */
+export function lineOf(name: string, text: string): number {
+  const all = readFileSync(join(FIXTURES, name), 'utf8').split('\n');
+  const found = all.flatMap((line, i) => (line.includes(text) ? [i + 1] : []));
+  assert.equal(found.length, 1, `${name} should hold ${JSON.stringify(text)} on one line, not ${found.length}`);
+  return found[0]!;
 }

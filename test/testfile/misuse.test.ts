@@ -39,7 +39,7 @@ describe('test files: mistakes in one test fail that test, with a message that s
 
   test('the run ends with exit status 1, and every test after a mistake passes', guestTest(), () => {
     assert.equal(status, 1);
-    assert.equal(tests.length, 36);
+    assert.equal(tests.length, 37);
     const fine = tests.filter((t) => t.name.startsWith('fine '));
     assert.equal(fine.length, 9);
     for (const t of fine) assertPassed(byName, t.name);
@@ -66,6 +66,21 @@ describe('test files: mistakes in one test fail that test, with a message that s
     assert.match(failureOf(byName, 'a port read answers too wide a value'), new RegExp(`^ports\\[0x60\\]\\.read answered the guest's 8-bit in from port 0x60 ${RIP} with 256, which does not fit 8 bits \\(0 to 0xff\\)$`));
     assert.match(failureOf(byName, 'a port write callback returns a value'), new RegExp(`^ports\\[0x60\\]\\.write answered the guest's 8-bit out of 0x2 to port 0x60 ${RIP} with 1; a write handler returns nothing \\(or a Promise of nothing\\)$`));
     assert.match(failureOf(byName, 'an MSR read answers a negative value'), new RegExp(`^msrs\\[0x4b564d20\\]\\.read answered the guest's rdmsr of MSR 0x4b564d20 ${RIP} with -1n, which does not fit 64 bits \\(0 to 0xffffffffffffffff\\)$`));
+  });
+
+  test('an unhandled rejection in a callback fails the test it happened in, naming it; the next test runs', guestTest(), () => {
+    const message = failureOf(byName, 'a callback leaves a rejected Promise unhandled');
+    assert.ok(message.startsWith('an error reached no handler while this test ran: an unhandled Promise rejection: Error: stray\n'), message);
+    assert.ok(frames(message)[0]!.includes(frameAt("void Promise.reject(new Error('stray'))")), message);
+    assertPassed(byName, 'fine after the stray rejection');
+    const fromCheck = failureOf(byName, 'a check leaves a rejected Promise unhandled');
+    assert.ok(fromCheck.startsWith('an error reached no handler while this test ran: an unhandled Promise rejection: Error: stray from the check\n'), fromCheck);
+  });
+
+  test('an exception thrown from a timer a callback set fails that test', guestTest(), () => {
+    const message = failureOf(byName, 'a callback\'s timer throws');
+    assert.ok(message.startsWith('an error reached no handler while this test ran: an uncaught exception: Error: thrown from a timer\n'), message);
+    assert.ok(frames(message)[0]!.includes(frameAt("throw new Error('thrown from a timer')")), message);
   });
 
   test('a check that throws, that rejects, that never settles', guestTest(), () => {

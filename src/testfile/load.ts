@@ -5,6 +5,7 @@
 // TestFileError naming the file.
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { describeUserError } from '../hardware/user-errors.js';
 import { type Collector, collectDeclarations, type TestDeclaration } from './registry.js';
 
 export class TestFileError extends Error {
@@ -70,8 +71,7 @@ async function load(file: string): Promise<LoadedTestFile> {
     );
   } catch (err) {
     if (err instanceof TestFileError) throw err;
-    const shown = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    throw new TestFileError(`cannot load test file ${file}: ${shown}`);
+    throw new TestFileError(`cannot load test file ${file}: ${describeUserError(err)}`);
   } finally {
     clearTimeout(timer);
   }

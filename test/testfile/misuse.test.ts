@@ -165,11 +165,13 @@ describe('test files: mistakes in the file itself stop the run (exit status 2), 
     assert.equal(result.stderr, `kvmtest: cannot load test file ${file}: Error: this file refuses to load\n    at ${new URL(file, `file://${ROOT}`).href}:5:7\n`);
   });
 
-  test('a file with a syntax error: the file, line and column', guestTest(), async () => {
-    const file = fixture('bad-syntax.kvmtest.ts');
-    const result = await runKvmtest(['run', file]);
-    assert.equal(result.status, 2, describeRun(result));
-    assert.equal(result.stderr, `kvmtest: cannot load test file ${file}: SyntaxError: ${file}:4:32: Unexpected token, expected ","\n`);
+  test('a file with a syntax error, TypeScript or JavaScript: the file, line and column', guestTest(), async () => {
+    for (const [name, where, what] of [['bad-syntax.kvmtest.ts', '4:32', 'Unexpected token, expected ","'], ['bad-syntax.kvmtest.mjs', '5:7', "Unexpected token '='"]]) {
+      const file = fixture(name!);
+      const result = await runKvmtest(['run', file]);
+      assert.equal(result.status, 2, describeRun(result));
+      assert.equal(result.stderr, `kvmtest: cannot load test file ${file}: SyntaxError: ${file}:${where}: ${what}\n`);
+    }
   });
 
   test('describe with an async function', guestTest(), async () => {

@@ -8,7 +8,7 @@ import { before, describe, test } from 'node:test';
 import type { JsonTest } from '../../src/report/json.js';
 import { buildFixture, CAN_BUILD } from '../cli/helpers.js';
 import { guestTest } from '../helpers/kvm.js';
-import { assertPassed, failureOf, fixture, resultOf, runJsonFile } from './helpers.js';
+import { assertPassed, failureOf, fixture, lineOf, resultOf, runJsonFile } from './helpers.js';
 
 const FILE = fixture('guests.kvmtest.ts');
 
@@ -38,12 +38,12 @@ describe('test files: guest code and expectations', () => {
     const failed = resultOf(byName, 'c body assertion fails at its TypeScript line');
     assert.equal(failed.outcome, 'assert-failed');
     assert.equal(failed.message, [
-      'assertion failed at test/testfile/fixtures/guests.kvmtest.ts:14: three == 4',
+      `assertion failed at ${FILE}:${lineOf('guests.kvmtest.ts', 'kassert_eq(three, 4);')}: three == 4`,
       '  left:  three = 0x3 (3)',
       '  right: 4 = 0x4 (4)',
     ].join('\n'));
     // The declaration's own line, for reports that point at it.
-    assert.deepEqual([failed.file, failed.line], ['test/testfile/fixtures/guests.kvmtest.ts', 12]);
+    assert.deepEqual([failed.file, failed.line], [FILE, lineOf('guests.kvmtest.ts', "kvmtest('c body assertion fails")]);
   });
 
   test('c.unit``: helpers beside `void test(void)`', guestTest(), () => {

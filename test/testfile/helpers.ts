@@ -32,7 +32,7 @@ export interface RunFileOptions {
 export function runKvmtest(args: readonly string[], options: RunFileOptions = {}): Promise<CommandResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, KVMTEST_CACHE_DIR: options.cache ?? freshCache(), ...options.env };
   if (options.env?.['CI'] === undefined) delete env['CI'];
-  return kvmtest(args, { env, ...(options.cwd && { cwd: options.cwd }) });
+  return kvmtest(args, options.cwd === undefined ? { env } : { env, cwd: options.cwd });
 }
 
 /** `kvmtest run --reporter json ARGS...`: the exit status, the report, and its tests by name. */

@@ -96,12 +96,14 @@ export class TestFileExecutor {
       outcome = stop.outcome;
       const durationMs = performance.now() - started;
       const verdict = judge(test, { ...stop, output: session.devices.console.text(), durationMs });
+      await strayErrorsArrive();
       const strayError = watch.errors();
       if (strayError) return { ...verdict, status: 'failed', message: strayError };
       if (verdict.status !== 'passed' || !declaration.check) return verdict;
       const memory = liveMemory(machine, session.result(stop, durationMs).sregs.cr3);
       const checked = await runCheck(declaration, { ...session.result(stop, durationMs), memory: memory.view }, timeoutMs);
       memory.close();
+      await strayErrorsArrive();
       const afterCheck = watch.errors();
       if (checked ?? afterCheck) return { ...verdict, status: 'failed', message: (checked ?? afterCheck)! };
       return verdict;
@@ -160,6 +162,16 @@ export class TestFileExecutor {
     }
     return image;
   }
+}
+
+/**
+ * One turn of the event loop. Node reports a Promise rejected with no
+ * handler only once the microtask queue has drained, which a test whose
+ * callbacks and check all answer at once never lets happen: without this
+ * turn, such a rejection would reach a later test (the next one to wait).
+ */
+function strayErrorsArrive(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 const flatKeys = new WeakMap<Guest, string>();

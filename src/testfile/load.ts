@@ -3,8 +3,12 @@
 // once per process. A file that cannot be loaded (a syntax error, a throw
 // at its top level, a top-level await that never settles) is a
 // TestFileError naming the file.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { describeUserError } from '../hardware/user-errors.js';
+import { displayPath } from './location.js';
 import { type Collector, collectDeclarations, type TestDeclaration } from './registry.js';
 
 export class TestFileError extends Error {
@@ -70,10 +74,30 @@ async function load(file: string): Promise<LoadedTestFile> {
     );
   } catch (err) {
     if (err instanceof TestFileError) throw err;
-    const shown = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    throw new TestFileError(`cannot load test file ${file}: ${shown}`);
+    throw new TestFileError(`cannot load test file ${file}: ${locatedSyntaxError(file, err) ?? describeUserError(err)}`);
   } finally {
     clearTimeout(timer);
   }
   return { file, tests: collector.tests };
+}
+
+/**
+ * "SyntaxError: FILE:LINE:COLUMN: what" for a JavaScript test file that
+ * does not parse: Node does not say where for a module loaded with
+ * import(), but its syntax check does. (ts-hooks.ts reports TypeScript's.)
+ * Undefined when the error is elsewhere (in a module the file imports).
+ */
+function locatedSyntaxError(file: string, err: unknown): string | undefined {
+  if (!(err instanceof SyntaxError) || /\.m?ts$/.test(file)) return undefined;
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const check = spawnSync(process.execPath, ['--input-type=module', '--check'], { input: source, encoding: 'utf8' });
+  const found = /^\[stdin\]:(\d+)\n.*\n( *)\^+\n\nSyntaxError: (.*)$/m.exec(check.stderr ?? '');
+  if (!found) return undefined;
+  const [, line, indent, what] = found;
+  return `SyntaxError: ${displayPath(file)}:${line}:${indent!.length + 1}: ${what}`;
 }

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { transform } from 'sucrase';
+import { displayPath } from './location.js';
 
 const OWN_PACKAGE = new URL('../index.js', import.meta.url).href;
 const TYPESCRIPT = /\.m?ts$/;
@@ -48,6 +49,25 @@ type NextLoad = (url: string, context: object) => Promise<LoadResult>;
 export async function load(url: string, context: object, nextLoad: NextLoad): Promise<LoadResult> {
   if (!url.startsWith('file:') || !TYPESCRIPT.test(new URL(url).pathname)) return nextLoad(url, context);
   const path = fileURLToPath(url);
-  const { code } = transform(await readFile(path, 'utf8'), { transforms: ['typescript'], filePath: path, disableESTransforms: true });
+  const source = await readFile(path, 'utf8');
+  let code: string;
+  try {
+    ({ code } = transform(source, { transforms: ['typescript'], disableESTransforms: true }));
+  } catch (err) {
+    throw syntaxError(path, err);
+  }
   return { format: 'module', source: code, shortCircuit: true };
+}
+
+/**
+ * Sucrase's parse error as "FILE:LINE:COLUMN: what", without its stack
+ * (the frames of Sucrase's parser say nothing about the mistake).
+ */
+function syntaxError(path: string, err: unknown): unknown {
+  const loc = (err as { loc?: { line: number; column: number } }).loc;
+  if (!(err instanceof SyntaxError) || !loc) return err;
+  const what = err.message.replace(/ \(\d+:\d+\)$/, '');
+  const error = new SyntaxError(`${displayPath(path)}:${loc.line}:${loc.column}: ${what}`);
+  error.stack = `SyntaxError: ${error.message}`;
+  return error;
 }

@@ -6,7 +6,9 @@
 import type { GuestImage } from '../image/image.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
+import { threadFsBase } from '../kvm/libc.js';
 import { guestCpuid } from '../machine/guest-cpuid.js';
+import { processMappingIn, readProcessMaps } from '../mirror/process-maps.js';
 import type { Machine, MachineOptions } from '../machine/machine.js';
 import { PlacementError, type PhysSpan } from '../machine/placement.js';
 import { type DeviceSet, standardDevices } from '../session/devices.js';
@@ -17,13 +19,35 @@ import type { Hardware } from './normalize.js';
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 /** What a machine for this hardware is built with, beside its image. */
-export function machineOptionsFor(kvm: Kvm, image: GuestImage, hardware: Hardware): MachineOptions {
+export function machineOptionsFor(kvm: Kvm, image: GuestImage, hardware: Hardware, mirror = false): MachineOptions {
   const options: MachineOptions = { image, ram: hardware.ram };
+  if (mirror) {
+    refuseProcessOverlaps(hardware);
+    options.mirror = { fsBase: threadFsBase() };
+  }
   if (hardware.memory.length > 0) options.preload = preloadSpans(hardware);
   if (hardware.mmio.length > 0) options.mmio = hardware.mmio.map((m) => ({ name: m.name, start: m.start, end: m.start + m.size }));
   const cpuid = cpuidTableFor(kvm, hardware);
   if (cpuid) options.cpuid = cpuid;
   return options;
+}
+
+/** Mirror mode: RAM, preloaded bytes and MMIO (identity-mapped) must leave the process's addresses to the process. */
+function refuseProcessOverlaps(hardware: Hardware): void {
+  const spans: PhysSpan[] = [
+    ...hardware.ram.map(([from, to], i) => ({ name: `ram[${i}]`, start: from, end: to })),
+    ...preloadSpans(hardware),
+    ...hardware.mmio.map((m) => ({ name: m.name, start: m.start, end: m.start + m.size })),
+  ];
+  if (spans.length === 0) return;
+  const maps = readProcessMaps();
+  for (const span of spans) {
+    const hit = processMappingIn(maps, span.start, span.end);
+    if (hit) {
+      throw new PlacementError(`${span.name} [${hex(span.start)}, ${hex(span.end)}) overlaps this process's memory at [${hex(hit.start)}, ${hex(hit.end)})` +
+        `${hit.path ? ` (${hit.path})` : ''}: in mirror mode the guest sees the process at its own addresses; put guest RAM and MMIO where the process maps nothing`);
+    }
+  }
 }
 
 function preloadSpans(hardware: Hardware): PhysSpan[] {
@@ -68,7 +92,8 @@ export function devicesFor(hardware: Hardware): DeviceSet {
  * arguments, the test's register values, and its preloaded bytes (written
  * so that the next restore puts the pages back).
  */
-export function prepareRun(machine: Machine, hardware: Hardware, entry: bigint): void {
+export function prepareRun(machine: Machine, hardware: Hardware, entry: bigint, mirroredFunction?: string): void {
+  if (machine.mirror) machine.mirror.beginRun(mirroredFunction ?? `0x${entry.toString(16)}`);
   machine.setEntry(entry, hardware.args);
   if (Object.keys(hardware.regs).length > 0) machine.vcpu.stageRegs({ ...machine.vcpu.syncedRegs(), ...hardware.regs });
   for (const [i, { address, data }] of hardware.memory.entries()) {

@@ -8,6 +8,7 @@ export const PF_X = 1;
 export const PF_W = 2;
 export const PF_R = 4;
 const ET_EXEC = 2;
+const SHT_DYNSYM = 11;
 const ET_DYN = 3;
 const EM_X86_64 = 62;
 const SHT_SYMTAB = 2;
@@ -72,8 +73,13 @@ export interface ElfFile {
   symbols: ElfSymbol[];
 }
 
-/** Parses and validates an ELF64 x86-64 executable held in memory. */
-export function parseElf(bytes: Uint8Array, file: string): ElfFile {
+export interface ParseOptions {
+  /** Accept a shared object (ET_DYN), for mirror mode, instead of refusing it. */
+  shared?: boolean;
+}
+
+/** Parses and validates an ELF64 x86-64 executable (or, if asked, a shared object) held in memory. */
+export function parseElf(bytes: Uint8Array, file: string, options: ParseOptions = {}): ElfFile {
   const fail = (problem: string): never => {
     throw new ElfError(file, problem);
   };
@@ -91,10 +97,13 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
   if (machine !== EM_X86_64) {
     fail(`an ELF for ${MACHINE_NAMES[machine] ?? `machine ${machine}`}, not x86-64`);
   }
-  if (type === ET_DYN) {
+  if (options.shared) {
+    if (type !== ET_DYN) fail(`ELF type ${type} is not a shared object (ET_DYN): mirror mode runs functions of a library built with -shared -fPIC (an executable built with kvmtest cc runs with elf())`);
+  } else if (type === ET_DYN) {
     fail('a position-independent executable or shared object (ET_DYN); link a static executable with -static -no-pie (kvmtest cc does)');
+  } else if (type !== ET_EXEC) {
+    fail(`ELF type ${type} is not an executable (ET_EXEC); link the objects into an executable`);
   }
-  if (type !== ET_EXEC) fail(`ELF type ${type} is not an executable (ET_EXEC); link the objects into an executable`);
 
   const entry = view.getBigUint64(24, true);
   const phoff = Number(view.getBigUint64(32, true));
@@ -151,7 +160,8 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
         size: s.size,
       });
     }
-    const symtab = raw.find((s) => s.type === SHT_SYMTAB);
+    // A stripped shared object keeps its dynamic symbols, which name its exported functions.
+    const symtab = raw.find((s) => s.type === SHT_SYMTAB) ?? (options.shared ? raw.find((s) => s.type === SHT_DYNSYM) : undefined);
     if (symtab && raw[symtab.link]) {
       return { file, bytes, entry, segments, sections, symbols: readSymbols(bytes, symtab, raw[symtab.link]!) };
     }

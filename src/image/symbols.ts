@@ -24,6 +24,11 @@ export class SymbolTable {
     return this.symbols.find((s) => s.name === name);
   }
 
+  /** The names of the function symbols, sorted (for messages that list what there is). */
+  functionNames(): string[] {
+    return [...new Set(this.symbols.filter((s) => s.kind === 'func').map((s) => s.name))].sort();
+  }
+
   /** The symbol containing `address` (or the nearest one below it, if sizeless). */
   lookup(address: bigint): { symbol: ElfSymbol; offset: bigint } | undefined {
     const byAddress = this.byAddress;

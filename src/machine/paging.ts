@@ -30,13 +30,27 @@ export class PageTableBuilder {
   private nextPage: bigint;
   readonly root: bigint;
 
+  /** With `root`, extends the tables at that PML4 (their new tables come from the pool); otherwise builds new ones. */
   constructor(
     private readonly memory: PhysAccess,
     private readonly poolStart: bigint,
     private readonly poolPages: number,
+    root?: bigint,
   ) {
     this.nextPage = poolStart;
-    this.root = this.allocTable();
+    this.root = root ?? this.allocTable();
+  }
+
+  /**
+   * The page table (level 1) that maps the 2 MiB around `virt`, created
+   * with the tables above it if missing. Throws PageTableError when a large
+   * page maps that range already.
+   */
+  leafTable(virt: bigint): bigint {
+    const pde = this.entryAddress(virt, 2, true)!;
+    const entry = this.memory.readU64(pde) ?? 0n;
+    if (entry & PTE_HUGE) throw new PageTableError(`virtual address 0x${virt.toString(16)} falls inside a large page mapped earlier`);
+    return this.entryAddress(virt, 1, true)! & ~(SIZE_4K - 1n);
   }
 
   /** Pages of the pool used so far. */
@@ -119,8 +133,8 @@ export class PageTableBuilder {
   private allocTable(): bigint {
     if (this.pagesUsed >= this.poolPages) {
       throw new PageTableError(
-        `the guest's mappings need more than ${this.poolPages} page-table pages; ` +
-          'align large RAM ranges and segments to 2 MiB so they can use large pages',
+        `the guest's mappings need more than ${this.poolPages} page-table pages` +
+          (this.root === undefined || this.root === this.poolStart ? '; align large RAM ranges and segments to 2 MiB so they can use large pages' : ''),
       );
     }
     const page = this.nextPage;

@@ -121,4 +121,12 @@ export class GuestView implements GuestAccess {
   describe(address: bigint): string {
     return this.machine.image.symbols.describe(address);
   }
+
+  mapOnDemand(address: bigint, errorCode: number): 'mapped' | undefined | { error: string } {
+    return this.machine.mirror?.fault(address, errorCode, this.cr3());
+  }
+
+  mirroredFunction(): string | undefined {
+    return this.machine.mirror?.entryName;
+  }
 }

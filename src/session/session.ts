@@ -123,6 +123,7 @@ export class Session {
     if (stop.exitCode !== undefined) result.exitCode = stop.exitCode;
     if (stop.error) result.error = stop.error;
     if (stop.outcome === 'returned') result.returnValue = regs.rax;
+    if (this.machine.mirror) result.mirror = { ...this.machine.mirror.stats };
     return result;
   }
 

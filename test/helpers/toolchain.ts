@@ -159,3 +159,12 @@ export function missingTools(tools: readonly string[] = ['as', 'ld', 'objcopy', 
     }
   });
 }
+
+/** Builds C `source` into a shared object with gcc (for mirror mode: general registers only, so that PVM can run it). */
+export function compileShared(source: string, name = 'lib', extraArgs: string[] = []): string {
+  const src = tempPath(`${name}.c`);
+  const so = tempPath(`${name}.so`);
+  writeFileSync(src, source);
+  run('gcc', ['-O1', '-mgeneral-regs-only', '-fPIC', '-shared', '-o', so, src, ...extraArgs]);
+  return so;
+}

@@ -1,0 +1,166 @@
+// Mirror mode's side of a machine: the test process's address space shown
+// to the guest at the same virtual addresses, lazily. Nothing is mapped at
+// first; when the guest touches a page of the process (a #PF the engine's
+// stub reports), the 2 MiB of host address space around it becomes a
+// memory slot over the process's own memory (kept for the machine's life:
+// no copy, no dirty log, no snapshot), its pages get entries with the
+// process's permissions (from /proc/self/maps, read once per run), and the
+// guest retries the access. The entries live in the engine's page tables
+// and a region of their own, both restored by the snapshot, so each run
+// starts with nothing mapped again.
+import { KvmIoctlError } from '../kvm/errors.js';
+import { mappingAt, neverMirrored, type ProcessMapping, readProcessMaps } from '../mirror/process-maps.js';
+import { ENGINE_CR3 } from './layout.js';
+import { engineHostRanges, type GuestMemory, type MemorySlot, type PhysAccess } from './memory.js';
+import { PageTableBuilder, PageTableError, PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_WRITABLE, translate } from './paging.js';
+import type { MirrorPlacement } from './placement.js';
+import type { MirrorStats } from '../result.js';
+
+const CHUNK = 2n << 20n;
+const PAGE = 0x1000n;
+const CR3_ADDRESS = 0x000f_ffff_ffff_f000n;
+/** The top of user space on x86-64 Linux: KVM refuses a slot over addresses past it. */
+const USER_SPACE_END = 0x7fff_ffff_f000n;
+const PF_PRESENT = 0x1;
+const PF_RESERVED = 0x8;
+
+/** What a page fault meant for mirror mode: mapped (retry it), not the process's memory (the test's fault), or a failure. */
+export type MirrorFault = 'mapped' | undefined | { error: string };
+
+export class MirrorSpace {
+  /** Host chunk (2 MiB-aligned address) -> its slot. */
+  private readonly chunks = new Map<bigint, MemorySlot>();
+  private nextPhys: bigint;
+  private readonly tablesSlot: MemorySlot;
+  /** Set when the tables were written since KVM last dropped its translations. */
+  private tablesWritten = false;
+  private builder: PageTableBuilder | undefined;
+  private maps: ProcessMapping[] | undefined;
+  private excluded: Array<readonly [bigint, bigint]> | undefined;
+  /** The function this run entered, for messages. */
+  entryName = '';
+  stats: MirrorStats = { faults: 0, pagesMapped: 0, slots: 0 };
+
+  constructor(
+    private readonly memory: GuestMemory,
+    private readonly placement: MirrorPlacement,
+  ) {
+    this.nextPhys = placement.physBase;
+    const tables = memory.slotAt(placement.tables);
+    if (!tables) throw new Error('internal: mirror mode has no page-table region');
+    this.tablesSlot = tables;
+  }
+
+  /**
+   * Before each run, on a machine as loaded (fresh or restored). After a
+   * restore the host has rewritten page tables under KVM: re-registering the
+   * tables' slot makes KVM drop every translation it derived from them
+   * (shadow page tables on a shadow-paging KVM such as PVM), so that the
+   * run faults afresh on what it touches.
+   */
+  beginRun(entryName: string): void {
+    if (this.tablesWritten) {
+      this.memory.reregister(this.tablesSlot);
+      this.tablesWritten = false;
+    }
+    this.builder = undefined;
+    this.maps = undefined;
+    this.excluded = undefined;
+    this.entryName = entryName;
+    this.stats = { faults: 0, pagesMapped: 0, slots: this.chunks.size };
+  }
+
+  /** A #PF at `address` with `errorCode`, under `cr3`: maps the process's memory there if it has some. */
+  fault(address: bigint, errorCode: number, cr3: bigint): MirrorFault {
+    // Under page tables of the test's own, or for an access a present page
+    // refused (a write to read-only memory, a fetch from NX), the fault is the test's.
+    if ((cr3 & CR3_ADDRESS) !== ENGINE_CR3 || errorCode & (PF_PRESENT | PF_RESERVED)) return undefined;
+    if (address >= USER_SPACE_END) return undefined;
+    const maps = (this.maps ??= readProcessMaps());
+    const mapping = mappingAt(maps, address);
+    if (!mapping || !this.mirrorable(mapping) || this.isEngine(address)) return undefined;
+    // Mapped already (by the engine, or by us this run): the fault is not for want of an entry.
+    if (translate(this.memory, cr3, address) !== undefined) return undefined;
+    const chunk = address & ~(CHUNK - 1n);
+    const slot = this.chunks.get(chunk) ?? this.addChunk(chunk);
+    if ('error' in slot) return slot;
+    let table: bigint;
+    try {
+      table = this.tables().leafTable(chunk);
+    } catch (err) {
+      if (!(err instanceof PageTableError)) throw err;
+      return { error: `mirror mode cannot map ${hex(address)}: ${err.message}` };
+    }
+    const current = this.memory.physView(table, 4096)!;
+    const entries = new BigUint64Array(current.slice().buffer);
+    let mapped = 0;
+    const end = chunk + CHUNK;
+    for (const m of maps) {
+      if (m.end <= chunk || m.start >= end || !this.mirrorable(m)) continue;
+      const flags = PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY | (m.write ? PTE_WRITABLE : 0n) | (m.execute ? 0n : PTE_NX);
+      const to = m.end < end ? m.end : end;
+      for (let page = m.start > chunk ? m.start : chunk; page < to; page += PAGE) {
+        const index = Number((page - chunk) / PAGE);
+        // An entry there is the engine's (its own pages win); the engine's host memory is never shown.
+        if (entries[index]! & PTE_PRESENT || this.isEngine(page)) continue;
+        entries[index] = (slot.guestPhys + (page - chunk)) | flags;
+        mapped++;
+      }
+    }
+    this.memory.writeAtRuntime(table, new Uint8Array(entries.buffer));
+    this.tablesWritten = true;
+    this.stats.faults++;
+    this.stats.pagesMapped += mapped;
+    return 'mapped';
+  }
+
+  /** Readable or executable process memory that is not the kernel's or a device's. */
+  private mirrorable(m: ProcessMapping): boolean {
+    return (m.read || m.execute) && !neverMirrored(m);
+  }
+
+  private isEngine(address: bigint): boolean {
+    const ranges = (this.excluded ??= engineHostRanges());
+    return ranges.some(([start, end]) => address >= start && address < end);
+  }
+
+  /** Tables for the mirrored half: the engine's PML4, new tables from the mirror region; host writes restored by the snapshot. */
+  private tables(): PageTableBuilder {
+    if (!this.builder) {
+      const memory = this.memory;
+      const runtime: PhysAccess = {
+        readU64: (phys) => memory.readU64(phys),
+        physView: (phys, length) => memory.physView(phys, length),
+        writeU64: (phys, value) => {
+          const bytes = new Uint8Array(8);
+          new DataView(bytes.buffer).setBigUint64(0, value, true);
+          memory.writeAtRuntime(phys, bytes);
+        },
+      };
+      this.builder = new PageTableBuilder(runtime, this.placement.tables, Number(this.placement.tablesSize / PAGE), ENGINE_CR3);
+    }
+    return this.builder;
+  }
+
+  private addChunk(chunk: bigint): MemorySlot | { error: string } {
+    const phys = this.nextPhys;
+    const size = chunk + CHUNK > USER_SPACE_END ? USER_SPACE_END - chunk : CHUNK;
+    if (phys + CHUNK > this.placement.physLimit) {
+      return { error: `mirror mode ran out of guest-physical addresses (${this.chunks.size} chunks of 2 MiB mirrored, up to ${hex(this.placement.physLimit)}, this CPU's physical width)` };
+    }
+    try {
+      const slot = this.memory.addBorrowedSlot(phys, Number(size), chunk, `process memory at ${hex(chunk)}`);
+      this.nextPhys += CHUNK;
+      this.chunks.set(chunk, slot);
+      this.stats.slots = this.chunks.size;
+      return slot;
+    } catch (err) {
+      if (!(err instanceof KvmIoctlError)) throw err;
+      return { error: `mirror mode could not add a memory slot for the process's memory at ${hex(chunk)} (${this.chunks.size} slots of 2 MiB so far): ${err.message}` };
+    }
+  }
+}
+
+function hex(n: bigint): string {
+  return `0x${n.toString(16)}`;
+}

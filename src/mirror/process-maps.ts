@@ -1,0 +1,91 @@
+// The test process's own address space as /proc/self/maps lists it: the
+// ranges mirror mode may show the guest, with their permissions, and the
+// names that symbolize addresses outside the mirrored library
+// ("libc.so.6+0x1234").
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+
+export interface ProcessMapping {
+  start: bigint;
+  end: bigint;
+  read: boolean;
+  write: boolean;
+  execute: boolean;
+  /** Offset into the mapped file (0 for anonymous memory). */
+  offset: bigint;
+  /** The file, or a pseudo-name such as [heap], [stack], anon_inode:kvm-vcpu:0; '' for anonymous memory. */
+  path: string;
+}
+
+/** Parses the text of /proc/PID/maps. */
+export function parseProcessMaps(text: string): ProcessMapping[] {
+  const mappings: ProcessMapping[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])[ps] ([0-9a-f]+) \S+ \d+\s*(.*)$/.exec(line);
+    if (!match) continue;
+    mappings.push({
+      start: BigInt(`0x${match[1]}`),
+      end: BigInt(`0x${match[2]}`),
+      read: match[3] === 'r',
+      write: match[4] === 'w',
+      execute: match[5] === 'x',
+      offset: BigInt(`0x${match[6]}`),
+      path: match[7]!.trim(),
+    });
+  }
+  return mappings;
+}
+
+/** This process's mappings, now. */
+export function readProcessMaps(): ProcessMapping[] {
+  return parseProcessMaps(readFileSync('/proc/self/maps', 'utf8'));
+}
+
+/**
+ * Mappings a guest must never see even though the process has them: the
+ * kernel's pseudo-mappings (vvar, vsyscall, vDSO data) and the mappings of
+ * device files and anonymous inodes (a vCPU's kvm_run, a VM's memory
+ * behind a file descriptor): they are the engine's, or not memory at all.
+ */
+export function neverMirrored(mapping: ProcessMapping): boolean {
+  const path = mapping.path;
+  return path.startsWith('[vvar') || path === '[vsyscall]' || path.startsWith('anon_inode:') || path.startsWith('/dev/') || path.startsWith('/memfd:kvm');
+}
+
+/** The mapping holding `address`, if any (mappings sorted by address, as the kernel lists them). */
+export function mappingAt(mappings: readonly ProcessMapping[], address: bigint): ProcessMapping | undefined {
+  let lo = 0;
+  let hi = mappings.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const m = mappings[mid]!;
+    if (address < m.start) hi = mid - 1;
+    else if (address >= m.end) lo = mid + 1;
+    else return m;
+  }
+  return undefined;
+}
+
+/**
+ * "libc.so.6+0x1234 (0x7f...)": an address in a mapped file, as an offset
+ * from where the file's first mapping starts (its load base); "[heap]
+ * 0x..." style names for the rest, or undefined when nothing is mapped there.
+ */
+export function describeProcessAddress(mappings: readonly ProcessMapping[], address: bigint): string | undefined {
+  const hit = mappingAt(mappings, address);
+  if (!hit) return undefined;
+  const hex = `0x${address.toString(16)}`;
+  if (!hit.path.startsWith('/')) return hit.path ? `${hex} in ${hit.path}` : undefined;
+  const first = mappings.find((m) => m.path === hit.path);
+  const base = first ? first.start - first.offset : hit.start - hit.offset;
+  return `${basename(hit.path)}+0x${(address - base).toString(16)} (${hex})`;
+}
+
+/**
+ * The first mapping of the process that [start, end) overlaps, if any: in
+ * mirror mode the guest sees the process at its own addresses, so guest
+ * RAM or MMIO placed there would hide the process's memory.
+ */
+export function processMappingIn(mappings: readonly ProcessMapping[], start: bigint, end: bigint): ProcessMapping | undefined {
+  return mappings.find((m) => m.start < end && start < m.end && !neverMirrored(m));
+}

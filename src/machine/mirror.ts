@@ -32,8 +32,12 @@ export class MirrorSpace {
   private readonly chunks = new Map<bigint, MemorySlot>();
   private nextPhys: bigint;
   private readonly tablesSlot: MemorySlot;
-  /** Set when the tables were written since KVM last dropped its translations. */
-  private tablesWritten = false;
+  /**
+   * Where each table of the mirrored half lives ("level:first address it
+   * maps" -> guest-physical page), the same in every run (see beginRun).
+   */
+  private readonly tablePlaces = new Map<string, bigint>();
+  private nextTable: bigint;
   private builder: PageTableBuilder | undefined;
   private maps: ProcessMapping[] | undefined;
   private excluded: Array<readonly [bigint, bigint]> | undefined;
@@ -49,19 +53,27 @@ export class MirrorSpace {
     const tables = memory.slotAt(placement.tables);
     if (!tables) throw new Error('internal: mirror mode has no page-table region');
     this.tablesSlot = tables;
+    this.nextTable = placement.tables;
   }
 
   /**
-   * Before each run, on a machine as loaded (fresh or restored). After a
-   * restore the host has rewritten page tables under KVM: re-registering the
-   * tables' slot makes KVM drop every translation it derived from them
-   * (shadow page tables on a shadow-paging KVM such as PVM), so that the
-   * run faults afresh on what it touches.
+   * Before each run, on a machine as loaded (fresh or restored): the
+   * restore has put the engine's tables back and zeroed the mirror's, from
+   * the host, under a KVM that may cache translations of them (shadow page
+   * tables on PVM, the TLB). What such a cache can still hold is harmless,
+   * because every table of the mirrored half stays at the same place from
+   * run to run and every entry it ever had maps a page to the same slot:
+   * a cached translation is one a fault in this run would make again, for
+   * memory the process still maps (KVM drops translations of memory the
+   * process unmaps or protects, through its MMU notifier). When the places
+   * run out, they start over, and re-registering the tables' slot makes
+   * KVM drop every translation it derived from them first.
    */
   beginRun(entryName: string): void {
-    if (this.tablesWritten) {
+    if (this.nextTable - this.placement.tables >= (this.placement.tablesSize * 3n) / 4n) {
+      this.tablePlaces.clear();
+      this.nextTable = this.placement.tables;
       this.memory.reregister(this.tablesSlot);
-      this.tablesWritten = false;
     }
     this.builder = undefined;
     this.maps = undefined;
@@ -70,14 +82,37 @@ export class MirrorSpace {
     this.stats = { faults: 0, pagesMapped: 0, slots: this.chunks.size };
   }
 
+  /** The page for the table that maps `virt` at `level`: where it was in earlier runs, or the next free one. */
+  private placeTable(virt: bigint, level: number): bigint {
+    const span = level === 1 ? CHUNK : level === 2 ? 1n << 30n : 1n << 39n;
+    const key = `${level}:${virt & ~(span - 1n)}`;
+    let page = this.tablePlaces.get(key);
+    if (page === undefined) {
+      if (this.nextTable >= this.placement.tables + this.placement.tablesSize) {
+        throw new PageTableError(`the mirrored half needs more than ${this.placement.tablesSize / PAGE} page-table pages in one run`);
+      }
+      page = this.nextTable;
+      this.nextTable += PAGE;
+      this.tablePlaces.set(key, page);
+    }
+    return page;
+  }
+
   /** A #PF at `address` with `errorCode`, under `cr3`: maps the process's memory there if it has some. */
   fault(address: bigint, errorCode: number, cr3: bigint): MirrorFault {
     // Under page tables of the test's own, or for an access a present page
     // refused (a write to read-only memory, a fetch from NX), the fault is the test's.
     if ((cr3 & CR3_ADDRESS) !== ENGINE_CR3 || errorCode & (PF_PRESENT | PF_RESERVED)) return undefined;
     if (address >= USER_SPACE_END) return undefined;
-    const maps = (this.maps ??= readProcessMaps());
-    const mapping = mappingAt(maps, address);
+    const fresh = this.maps === undefined;
+    let maps = (this.maps ??= readProcessMaps());
+    let mapping = mappingAt(maps, address);
+    // Memory the process may have mapped since the maps were read (a
+    // callback's new Buffer): read them again before calling it the test's fault.
+    if (!mapping && !fresh) {
+      maps = this.maps = readProcessMaps();
+      mapping = mappingAt(maps, address);
+    }
     if (!mapping || !this.mirrorable(mapping) || this.isEngine(address)) return undefined;
     // Mapped already (by the engine, or by us this run): the fault is not for want of an entry.
     if (translate(this.memory, cr3, address) !== undefined) return undefined;
@@ -108,7 +143,6 @@ export class MirrorSpace {
       }
     }
     this.memory.writeAtRuntime(table, new Uint8Array(entries.buffer));
-    this.tablesWritten = true;
     this.stats.faults++;
     this.stats.pagesMapped += mapped;
     return 'mapped';
@@ -137,7 +171,7 @@ export class MirrorSpace {
           memory.writeAtRuntime(phys, bytes);
         },
       };
-      this.builder = new PageTableBuilder(runtime, this.placement.tables, Number(this.placement.tablesSize / PAGE), ENGINE_CR3);
+      this.builder = new PageTableBuilder(runtime, this.placement.tables, Number(this.placement.tablesSize / PAGE), ENGINE_CR3, (virt, level) => this.placeTable(virt, level));
     }
     return this.builder;
   }

@@ -30,12 +30,18 @@ export class PageTableBuilder {
   private nextPage: bigint;
   readonly root: bigint;
 
-  /** With `root`, extends the tables at that PML4 (their new tables come from the pool); otherwise builds new ones. */
+  /**
+   * With `root`, extends the tables at that PML4; otherwise builds new ones.
+   * New tables come from the pool, or from `place` when given: it names the
+   * page for the table that maps `virt` at `level` (mirror mode keeps each
+   * table at the same address from run to run).
+   */
   constructor(
     private readonly memory: PhysAccess,
     private readonly poolStart: bigint,
     private readonly poolPages: number,
     root?: bigint,
+    private readonly place?: (virt: bigint, level: number) => bigint,
   ) {
     this.nextPage = poolStart;
     this.root = root ?? this.allocTable();
@@ -117,7 +123,7 @@ export class PageTableBuilder {
       let entry = this.memory.readU64(at) ?? 0n;
       if (!(entry & PTE_PRESENT)) {
         if (!create) return undefined;
-        const next = this.allocTable();
+        const next = this.place ? this.zeroed(this.place(virt, lvl - 1)) : this.allocTable();
         entry = next | PTE_PRESENT | PTE_WRITABLE | PTE_ACCESSED;
         this.memory.writeU64(at, entry);
       } else if (entry & PTE_HUGE) {
@@ -128,6 +134,11 @@ export class PageTableBuilder {
       table = entry & ADDR_MASK;
     }
     return table + indexAt(virt, level) * 8n;
+  }
+
+  private zeroed(page: bigint): bigint {
+    this.memory.physView(page, 4096)!.fill(0);
+    return page;
   }
 
   private allocTable(): bigint {

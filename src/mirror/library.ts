@@ -83,11 +83,14 @@ export function loadMirrorLibrary(path: string): MirrorLibrary {
   return library;
 }
 
+/** Functions the compiler's start files put in every shared object: not worth listing. */
+const CRT_FUNCTIONS = new Set(['deregister_tm_clones', 'register_tm_clones', 'frame_dummy']);
+
 /** The address of function `name` of the library; throws MirrorError naming what the library has instead. */
 export function mirrorEntry(library: MirrorLibrary, name: string): bigint {
   const symbol = library.image.symbols.byName(name);
   if (symbol?.kind === 'func') return symbol.value;
-  const functions = library.image.symbols.functionNames();
+  const functions = library.image.symbols.functionNames().filter((n) => !n.startsWith('_') && !CRT_FUNCTIONS.has(n));
   const known = functions.length === 0
     ? 'it has no function symbols (stripped? keep them, or export the function)'
     : `its functions: ${functions.slice(0, 12).join(', ')}${functions.length > 12 ? `, and ${functions.length - 12} more` : ''}`;

@@ -48,6 +48,13 @@ describe('mirror mode', () => {
     assert.equal(result.returnValue, BigInt(bytes.reduce((a, b) => a + b, 0)));
   });
 
+  test('a hypercall reads process memory the guest has not touched (the host maps it too)', guestTest(), async () => {
+    const text = Buffer.from('hello from a Buffer\n');
+    const result = await run('print_bytes', [text, text.length]);
+    assert.equal(result.outcome, 'returned', result.message);
+    assert.equal(result.output, 'hello from a Buffer\n');
+  });
+
   test('the guest runs in ring 0 with paging on: CR0 has PG', guestTest(), async () => {
     const result = await run('read_cr0');
     assert.equal(result.outcome, 'returned', result.message);

@@ -8,7 +8,7 @@ import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
 import { threadFsBase } from '../kvm/libc.js';
 import { guestCpuid } from '../machine/guest-cpuid.js';
-import { processMappingIn, readProcessMaps } from '../mirror/process-maps.js';
+import { processOverlap } from '../mirror/process-maps.js';
 import type { Machine, MachineOptions } from '../machine/machine.js';
 import { PlacementError, type PhysSpan } from '../machine/placement.js';
 import { type DeviceSet, standardDevices } from '../session/devices.js';
@@ -34,20 +34,12 @@ export function machineOptionsFor(kvm: Kvm, image: GuestImage, hardware: Hardwar
 
 /** Mirror mode: RAM, preloaded bytes and MMIO (identity-mapped) must leave the process's addresses to the process. */
 function refuseProcessOverlaps(hardware: Hardware): void {
-  const spans: PhysSpan[] = [
+  const problem = processOverlap([
     ...hardware.ram.map(([from, to], i) => ({ name: `ram[${i}]`, start: from, end: to })),
     ...preloadSpans(hardware),
     ...hardware.mmio.map((m) => ({ name: m.name, start: m.start, end: m.start + m.size })),
-  ];
-  if (spans.length === 0) return;
-  const maps = readProcessMaps();
-  for (const span of spans) {
-    const hit = processMappingIn(maps, span.start, span.end);
-    if (hit) {
-      throw new PlacementError(`${span.name} [${hex(span.start)}, ${hex(span.end)}) overlaps this process's memory at [${hex(hit.start)}, ${hex(hit.end)})` +
-        `${hit.path ? ` (${hit.path})` : ''}: in mirror mode the guest sees the process at its own addresses; put guest RAM and MMIO where the process maps nothing`);
-    }
-  }
+  ]);
+  if (problem) throw new PlacementError(problem);
 }
 
 function preloadSpans(hardware: Hardware): PhysSpan[] {

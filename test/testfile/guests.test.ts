@@ -78,8 +78,8 @@ describe('test files: guest code and expectations', () => {
   });
 
   test('an expectation not met fails with what was expected and what happened', guestTest(), () => {
-    assert.match(failureOf(byName, 'shouldPanic: but returns'), /^expected the test to panic .*, but it returned$/);
-    assert.match(failureOf(byName, 'shouldFault #GP but raises #UD'), /^expected the test to raise #GP .*, but it raised #UD: #UD \(invalid opcode\) at /);
+    assert.match(failureOf(byName, 'shouldPanic: but returns'), /^expected the test to panic \(shouldPanic\), but it returned$/);
+    assert.match(failureOf(byName, 'shouldFault #GP but raises #UD'), /^expected the test to raise #GP \(shouldFault: '#GP'\), but it raised #UD: #UD \(invalid opcode\) at /);
   });
 
   test('timeoutMs: a spinning guest is stopped after its own time limit', guestTest(), () => {

@@ -51,6 +51,8 @@ export interface ProgramHeader {
 export interface SectionHeader {
   name: string;
   type: number;
+  /** SHF_* bits. */
+  flags: number;
   addr: bigint;
   offset: number;
   size: number;
@@ -133,6 +135,7 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
       return {
         nameOffset: view.getUint32(at, true),
         type: view.getUint32(at + 4, true),
+        flags: Number(view.getBigUint64(at + 8, true)),
         addr: view.getBigUint64(at + 16, true),
         offset: Number(view.getBigUint64(at + 24, true)),
         size: Number(view.getBigUint64(at + 32, true)),
@@ -146,6 +149,7 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
       sections.push({
         name: names ? readCString(bytes, names.offset + s.nameOffset) : '',
         type: s.type,
+        flags: s.flags,
         addr: s.addr,
         offset: s.offset,
         size: s.size,

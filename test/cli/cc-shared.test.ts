@@ -8,34 +8,16 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import koffi from 'koffi';
-import { IN_CI, toolchainTest } from '../helpers/kvm.js';
+import { toolchainTest } from '../helpers/kvm.js';
+import { clangSkipReason, symbolTable } from '../helpers/toolchain.js';
 import { CAN_BUILD, describeRun, FIXTURES, kvmtest, tempDir } from './helpers.js';
-
-function clangMissing(): string | undefined {
-  if (IN_CI) return undefined;
-  try {
-    execFileSync('clang', ['--version'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'clang is not installed (apt-get install clang)';
-  }
-}
 
 const COMPILERS = [
   { cc: 'gcc', skip: undefined },
-  { cc: 'clang', skip: clangMissing() },
+  { cc: 'clang', skip: clangSkipReason() },
 ] as const;
 
-/** nm's view of a file: name -> [type letter, address]. */
-function nm(path: string, dynamic: boolean): Map<string, { type: string; value: bigint }> {
-  const out = execFileSync('nm', [...(dynamic ? ['-D'] : []), '--defined-only', path], { encoding: 'utf8' });
-  const symbols = new Map<string, { type: string; value: bigint }>();
-  for (const line of out.split('\n')) {
-    const m = /^([0-9a-f]+) (\S) (\S+)$/.exec(line.trim());
-    if (m) symbols.set(m[3]!, { type: m[2]!, value: BigInt(`0x${m[1]}`) });
-  }
-  return symbols;
-}
+const nm = symbolTable;
 
 function readelf(args: string[], path: string): string {
   return execFileSync('readelf', ['-W', ...args, path], { encoding: 'utf8' });
@@ -122,12 +104,12 @@ for (const { cc, skip } of COMPILERS) {
 
     test('a C program dlopens it: the loader relocates the records to the functions nm names, and kvmtest_entry runs a test', toolchainTest({ skip }), () => {
       const symbols = nm(so, false);
-      const record = symbols.get('kt_record_bumps_the_counter')!.value;
+      const record = symbols.get('kt_record_bumps_the_counter')!;
       const out = execFileSync(buildHostProgram(), [so, `0x${record.toString(16)}`], { encoding: 'utf8' });
       assert.deepEqual(out.trim().split('\n'), [
-        `entry ${symbols.get('kvmtest_entry')!.value.toString(16)}`,
+        `entry ${symbols.get('kvmtest_entry')!.toString(16)}`,
         'memcpy other',
-        `record 0x${record.toString(16)} fn ${symbols.get('kt_test_bumps_the_counter')!.value.toString(16)} name bumps_the_counter`,
+        `record 0x${record.toString(16)} fn ${symbols.get('kt_test_bumps_the_counter')!.toString(16)} name bumps_the_counter`,
         'counter 2',
       ]);
     });
@@ -137,11 +119,11 @@ for (const { cc, skip } of COMPILERS) {
       try {
         const symbols = nm(so, false);
         const entry = lib.func('void kvmtest_entry(void *fn, void *record)');
-        const base = koffi.address(lib.symbol('kvmtest_entry')) - symbols.get('kvmtest_entry')!.value;
+        const base = koffi.address(lib.symbol('kvmtest_entry')) - symbols.get('kvmtest_entry')!;
         assert.equal(base % 4096n, 0n, 'the load base is page-aligned');
         const counter = lib.symbol('shared_counter');
         assert.equal(koffi.decode(counter, 'int'), 0);
-        const at = (name: string) => koffi.as(base + symbols.get(name)!.value, 'void *');
+        const at = (name: string) => koffi.as(base + symbols.get(name)!, 'void *');
         entry(at('kt_test_bumps_the_counter'), at('kt_record_bumps_the_counter'));
         assert.equal(koffi.decode(counter, 'int'), 2);
 

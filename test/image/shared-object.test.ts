@@ -11,29 +11,11 @@ import { before, describe, test } from 'node:test';
 import { parseElf } from '../../src/image/elf.js';
 import { dynamicRelocations, R_X86_64_RELATIVE } from '../../src/image/relocations.js';
 import { readSharedObject, SharedObjectError } from '../../src/image/shared-object.js';
-import { IN_CI, toolchainTest } from '../helpers/kvm.js';
+import { toolchainTest } from '../helpers/kvm.js';
+import { clangSkipReason, symbolTable } from '../helpers/toolchain.js';
 import { CAN_BUILD, describeRun, FIXTURES, kvmtest, lines, tempDir } from '../cli/helpers.js';
 
-function clangMissing(): string | undefined {
-  if (IN_CI) return undefined;
-  try {
-    execFileSync('clang', ['--version'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'clang is not installed (apt-get install clang)';
-  }
-}
-
-/** nm's addresses of the defined symbols (-D: the exported ones). */
-function nm(path: string, dynamic = false): Map<string, bigint> {
-  const out = execFileSync('nm', [...(dynamic ? ['-D'] : []), '--defined-only', path], { encoding: 'utf8' });
-  return new Map(
-    out.split('\n').flatMap((line) => {
-      const m = /^([0-9a-f]+) \S (\S+)$/.exec(line.trim());
-      return m ? [[m[2]!, BigInt(`0x${m[1]}`)] as const] : [];
-    }),
-  );
-}
+const nm = symbolTable;
 
 async function buildShared(name: string, cc: string, extra: string[] = []): Promise<string> {
   const so = join(tempDir(), name);
@@ -78,7 +60,7 @@ file: .asciz "my_test.s"
 `;
 }
 
-for (const { cc, skip } of [{ cc: 'gcc', skip: undefined }, { cc: 'clang', skip: clangMissing() }]) {
+for (const { cc, skip } of [{ cc: 'gcc', skip: undefined }, { cc: 'clang', skip: clangSkipReason() }]) {
   describe(`a shared object's tests, built with ${cc}`, () => {
     let so = '';
     before(async () => {

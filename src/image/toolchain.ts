@@ -80,8 +80,9 @@ export interface ToolchainFlags {
  * software-assisted KVMs (PVM) cannot emulate the SSE instructions compilers
  * emit on their own (pxor to zero a struct).
  */
-const CODE_FLAGS = [
+const codeFlags = (pic: string) => [
   '-ffreestanding',
+  pic,
   '-fno-stack-protector',
   '-mno-red-zone',
   '-fno-asynchronous-unwind-tables',
@@ -123,7 +124,7 @@ const SHARED_UNDEFINED_HINT =
 
 export function toolchainFlags(options: ToolchainOptions, paths: SdkPaths = sdkPaths()): ToolchainFlags {
   if (options.shared) {
-    const code = [...CODE_FLAGS, PIC];
+    const code = codeFlags(PIC);
     return {
       runtime: [...code, GENERAL_REGS_ONLY, HIDDEN, `-I${paths.include}`],
       user: [...code, ...(options.allowSimd ? [] : [GENERAL_REGS_ONLY]), `-I${paths.include}`],
@@ -131,7 +132,7 @@ export function toolchainFlags(options: ToolchainOptions, paths: SdkPaths = sdkP
     };
   }
   const model = options.higherHalf ? [KERNEL_CODE_MODEL] : [];
-  const code = [...CODE_FLAGS, NO_PIC];
+  const code = codeFlags(NO_PIC);
   return {
     runtime: [...code, GENERAL_REGS_ONLY, ...model, `-I${paths.include}`],
     user: [...code, ...(options.allowSimd ? [] : [GENERAL_REGS_ONLY]), ...model, `-I${paths.include}`],

@@ -92,6 +92,11 @@ for (const { cc, skip } of COMPILERS) {
       assert.doesNotMatch(readelf(['-l'], so), /INTERP/);
     });
 
+    test('holds no SSE, AVX or x87 instruction (PVM cannot emulate them)', toolchainTest({ skip }), () => {
+      const code = execFileSync('objdump', ['-d', '--no-show-raw-insn', so], { encoding: 'utf8' });
+      assert.deepEqual(code.split('\n').filter((line) => /%[xyz]mm\d|\bf(ld|st|add|mul)\b|\bpxor\b/.test(line)), []);
+    });
+
     test('exports kvmtest_entry and the user\'s functions, and none of the runtime\'s', toolchainTest({ skip }), () => {
       const exported = nm(so, true);
       for (const name of ['kvmtest_entry', 'shared_bump', 'shared_copy', 'shared_counter']) assert.ok(exported.has(name), `${name} is exported`);
@@ -137,6 +142,21 @@ for (const { cc, skip } of COMPILERS) {
     });
   });
 }
+
+describe('kvmtest cc -shared: building in steps', () => {
+  test('-shared -c compiles position-independent objects that -shared links; --print-cflags shows the flags', toolchainTest(), async () => {
+    const dir = mkdtempSync(join(tempDir(), 'steps-'));
+    const object = join(dir, 'shared.o');
+    const compiled = await kvmtest(['cc', '-shared', '-c', '-o', object, join(FIXTURES, 'shared.c')]);
+    assert.equal(compiled.status, 0, describeRun(compiled));
+    const linked = await kvmtest(['cc', '-shared', '-o', join(dir, 'steps.so'), object]);
+    assert.equal(linked.status, 0, describeRun(linked));
+    assert.match(readelf(['-h'], join(dir, 'steps.so')), /Type:\s+DYN/);
+    const flags = await kvmtest(['cc', '-shared', '--print-cflags']);
+    assert.equal(flags.status, 0, describeRun(flags));
+    assert.match(flags.stdout, /^-ffreestanding -fPIC -fno-stack-protector .* -mgeneral-regs-only -I\S+\/sdk\/include\n$/);
+  });
+});
 
 describe('kvmtest cc -shared: flags that contradict it', () => {
   const source = join(FIXTURES, 'shared.c');

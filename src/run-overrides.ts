@@ -6,7 +6,7 @@ import { resolveEntry } from './image/image.js';
 import { GUEST_OPTIONS, type GuestPlan } from './guest-plan.js';
 import { describe, type Hardware, normalizeArgs, normalizePorts, normalizeRegs } from './hardware/normalize.js';
 import type { PortHandlers, RegisterValues } from './hardware/types.js';
-import { OptionError } from './options.js';
+import { OptionError, validateTimeout } from './options.js';
 
 /** What one run may change on a machine opened with openMachine; everything else stays as opened. */
 export interface RunOverrides {
@@ -18,9 +18,11 @@ export interface RunOverrides {
   regs?: RegisterValues;
   /** Ports served by functions, each replacing the machine's handlers for that port or adding a port. */
   ports?: Readonly<Record<number, PortHandlers>>;
+  /** This run's time limit in milliseconds, in place of the machine's (a slow case among quick ones). */
+  timeoutMs?: number;
 }
 
-const OVERRIDES: readonly string[] = ['entry', 'args', 'regs', 'ports'] satisfies ReadonlyArray<keyof RunOverrides>;
+const OVERRIDES: readonly string[] = ['entry', 'args', 'regs', 'ports', 'timeoutMs'] satisfies ReadonlyArray<keyof RunOverrides>;
 
 /**
  * Options the machine is built from: memory, its layout, address ranges
@@ -29,10 +31,11 @@ const OVERRIDES: readonly string[] = ['entry', 'args', 'regs', 'ports'] satisfie
  */
 const MACHINE_SHAPE: ReadonlySet<string> = new Set(['image', 'ram', 'memory', 'mmio', 'cpuid', 'stackSize', 'maxGuestMemory']);
 
-/** What a run starts from: the entry and the hardware for this run. */
+/** What a run starts from: the entry, the hardware and the time limit for this run. */
 export interface RunSetup {
   entry: bigint;
   hardware: Hardware;
+  timeoutMs: number;
   /** Mirror mode: the function's name. */
   mirroredFunction?: string;
 }
@@ -40,7 +43,7 @@ export interface RunSetup {
 /** The plan's entry and hardware with `overrides` laid over them; throws an OptionError for a bad override. */
 export function applyOverrides(plan: GuestPlan, overrides: RunOverrides | undefined): RunSetup {
   const mirrored = plan.mirroredFunction !== undefined;
-  const setup: RunSetup = { entry: plan.entry, hardware: plan.hardware, ...(mirrored && { mirroredFunction: plan.mirroredFunction }) };
+  const setup: RunSetup = { entry: plan.entry, hardware: plan.hardware, timeoutMs: plan.timeoutMs, ...(mirrored && { mirroredFunction: plan.mirroredFunction }) };
   if (overrides === undefined) return setup;
   if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
     throw new OptionError(`run() takes an object of overrides such as { args: [1, 2] } (got ${describe(overrides)})`);
@@ -66,10 +69,11 @@ export function applyOverrides(plan: GuestPlan, overrides: RunOverrides | undefi
     hardware.args = normalizeArgs(overrides.args, mirrored);
     if (mirrored) hardware.argArrays = overrides.args.filter((a) => ArrayBuffer.isView(a));
   }
-  if (overrides.entry === undefined) return { ...setup, hardware };
-  if (!mirrored) return { entry: resolveEntry(plan.image, overrides.entry), hardware };
+  const timeoutMs = overrides.timeoutMs === undefined ? plan.timeoutMs : validateTimeout(overrides.timeoutMs, 'timeoutMs');
+  if (overrides.entry === undefined) return { ...setup, hardware, timeoutMs };
+  if (!mirrored) return { entry: resolveEntry(plan.image, overrides.entry), hardware, timeoutMs };
   if (typeof overrides.entry !== 'string') throw new OptionError(`run(): in mirror mode, entry names a function of the library (got ${describe(overrides.entry)})`);
   const symbol = plan.image.symbols.byName(overrides.entry);
   if (symbol?.kind !== 'func') throw new OptionError(`run(): no function "${overrides.entry}" in ${plan.image.source}`);
-  return { entry: symbol.value, hardware, mirroredFunction: overrides.entry };
+  return { entry: symbol.value, hardware, timeoutMs, mirroredFunction: overrides.entry };
 }

@@ -52,7 +52,11 @@ export function loadMirrorLibrary(path: string): MirrorLibrary {
   let elfSymbols: ElfSymbol[];
   let firstSegmentVaddr: bigint;
   try {
-    const elf = parseElf(readBinaryFile(realPath, `library ${path}`), path, { shared: true });
+    const elf = parseElf(readBinaryFile(realPath, `library ${path}`), path, { allowShared: true });
+    if (elf.type !== 'shared-object') {
+      throw new ElfError(path, 'an executable, not a shared object: mirror mode runs functions of a library built with -shared -fPIC ' +
+        '(or `kvmtest cc -shared`); an executable built with kvmtest cc runs with elf()');
+    }
     const first = elf.segments.find((s) => s.type === PT_LOAD && s.offset === 0);
     if (!first) throw new ElfError(path, 'no loadable segment starts at file offset 0');
     firstSegmentVaddr = first.vaddr & ~0xfffn;

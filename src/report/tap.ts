@@ -7,9 +7,10 @@ import { write, writeAndFlush, type ReportOutput } from './output.js';
 import { failureReason, firstLine, hex, normalizeNewlines, oneLine, qualifiedName, spansBinaries } from './text.js';
 
 // ---- YAML scalars -----------------------------------------------------------
-// Guest text can hold any character, so each value is written in the one form
-// that reads it back exactly: a literal block (|) for printable multi-line
-// text, otherwise a double-quoted string with escapes.
+// Guest text can hold any character, so a text value is a double-quoted
+// string with escapes, which every YAML reader, TAP::Parser's included,
+// reads back exactly; words that cannot be mistaken for anything else
+// (outcomes, exception names) go plain.
 
 /** YAML's c-printable set: anything else must be escaped. */
 function yamlPrintable(code: number): boolean {
@@ -52,31 +53,15 @@ function scalar(text: string): string {
   return isPlainSafe(text) ? text : quoted(text);
 }
 
-/** Text a literal block scalar can carry unchanged. */
-function fitsLiteralBlock(text: string): boolean {
-  if (!text.includes('\n') || !/[^\n]/.test(text)) return false;
-  for (const ch of text) {
-    const code = ch.codePointAt(0)!;
-    // A CR would be read as a line break; a BOM may be dropped.
-    if (code === 0x0d || code === 0xfeff || !yamlPrintable(code)) return false;
-  }
-  return true;
-}
-
-/** `key: |` and the text indented two more spaces than the key. */
-function literalBlock(key: string, text: string, indent: string): string[] {
-  // Chomping keeps the trailing newlines exact: none (-), one (clip), more (+).
-  const chomp = !text.endsWith('\n') ? '-' : text.endsWith('\n\n') ? '+' : '';
-  const lines = (text.endsWith('\n') ? text.slice(0, -1) : text).split('\n');
-  // Text starting with a space would mislead indentation detection; say it explicitly.
-  const firstContent = lines.find((line) => line !== '') ?? '';
-  const indicator = firstContent.startsWith(' ') ? '2' : '';
-  const body = `${indent}  `;
-  return [`${indent}${key}: |${indicator}${chomp}`, ...lines.map((line) => (line === '' ? '' : body + line))];
-}
-
+/**
+ * `key: "text"`. Multi-line text is one double-quoted line too, not a
+ * literal block (`|`): the YAMLish that TAP::Parser (prove) reads takes
+ * `|` only with no chomping or indentation indicator and stops at a blank
+ * line inside it, so a block could not keep trailing newlines, leading
+ * spaces or empty lines, and prove would reject the stream.
+ */
 function entry(key: string, text: string, indent: string): string[] {
-  return fitsLiteralBlock(text) ? literalBlock(key, text, indent) : [`${indent}${key}: ${quoted(text)}`];
+  return [`${indent}${key}: ${quoted(text)}`];
 }
 
 function faultEntries(fault: FaultInfo, indent: string): string[] {

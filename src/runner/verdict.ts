@@ -3,18 +3,24 @@
 // says both when they differ.
 import { vectorName } from '../machine/descriptors.js';
 import type { GuestResult } from '../result.js';
+import { TEST_FILE } from '../testfile/file-name.js';
 import type { Expectation, TestCase, TestResult } from './types.js';
 
-export function describeExpectation(expect: Expectation): string {
+/** Where a test said what it expects: a C test's record, or a test file's options. */
+export type Declared = 'c' | 'test-file';
+
+/** What the test expected, with the option it was declared by, in the test's own language. */
+export function describeExpectation(expect: Expectation, declared: Declared = 'c'): string {
+  const file = declared === 'test-file';
   switch (expect.kind) {
     case 'return':
       return 'return';
     case 'panic':
-      return 'panic (should_panic)';
+      return `panic (${file ? 'shouldPanic' : 'should_panic'})`;
     case 'halt':
-      return 'halt (should_halt)';
+      return `halt (${file ? 'shouldHalt' : 'should_halt'})`;
     case 'fault':
-      return `raise ${vectorName(expect.vector)} (should_fault = ${expect.vector})`;
+      return `raise ${vectorName(expect.vector)} (${file ? `shouldFault: '${vectorName(expect.vector)}'` : `should_fault = ${expect.vector}`})`;
   }
 }
 
@@ -79,7 +85,7 @@ export function judge(test: TestCase, result: RunForJudging): TestResult {
   const what = `${describeOutcome(result)}${result.message ? `: ${result.message}` : ''}`;
   const message = test.expect.kind === 'return'
     ? result.message ?? what
-    : `expected the test to ${describeExpectation(test.expect)}, but ${what}`;
+    : `expected the test to ${describeExpectation(test.expect, TEST_FILE.test(test.binary) ? 'test-file' : 'c')}, but ${what}`;
   return { ...base, status: 'failed', message };
 }
 

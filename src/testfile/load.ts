@@ -18,8 +18,7 @@ export class TestFileError extends Error {
   }
 }
 
-/** The test files kvmtest run picks up: NAME.kvmtest.ts, .mts, .js or .mjs. */
-export const TEST_FILE = /\.kvmtest\.(ts|mts|js|mjs)$/;
+export { TEST_FILE } from './file-name.js';
 
 /** How long a file may take to load (its top-level code), beyond which it is given up. */
 const LOAD_TIMEOUT_MS = 60_000;

@@ -246,6 +246,18 @@ describe('openMachine', { skip: guestSkipReason() }, () => {
     }
   });
 
+  test('a timeoutMs override holds for its run only', guestTest(), async () => {
+    const machine = openMachine({ ...options(), timeoutMs: 60_000 });
+    try {
+      const spun = await machine.run({ entry: at('spin'), timeoutMs: 50 });
+      assert.equal(spun.outcome, 'timeout', spun.message);
+      assert.match(spun.message ?? '', /50 ms/);
+      assert.equal((await machine.run({ entry: at('bump') })).returnValue, 2n);
+    } finally {
+      machine.close();
+    }
+  });
+
   test('overrides change one run only: entry, args, regs (by register) and ports (by port)', guestTest(), async () => {
     const machine = openMachine({ ...options(), entry: at('add') });
     try {
@@ -287,9 +299,10 @@ describe('openMachine', { skip: guestSkipReason() }, () => {
         [{ mmio: [] }, /^run\(\) cannot override "mmio"/],
         [{ memory: [] }, /^run\(\) cannot override "memory"/],
         [{ cpuid: [] }, /^run\(\) cannot override "cpuid"/],
-        [{ timeoutMs: 5 }, /^run\(\) cannot override "timeoutMs": it is set once, for every run, by openMachine; a run may override entry, args, regs, ports$/],
+        [{ msrs: {} }, /^run\(\) cannot override "msrs": it is set once, for every run, by openMachine; a run may override entry, args, regs, ports, timeoutMs$/],
+        [{ timeoutMs: 0 }, /^timeoutMs must be a positive number of milliseconds \(got 0\)$/],
         [{ ioports: { 0x61: 1 } }, /^run\(\) cannot override "ioports": it is set once/],
-        [{ argz: [1] }, /^unknown run\(\) override "argz"; known: entry, args, regs, ports$/],
+        [{ argz: [1] }, /^unknown run\(\) override "argz"; known: entry, args, regs, ports, timeoutMs$/],
         [{ ports: { 0xf4: { read: () => 0 } } }, /^ports\[0xf4\]: port 0xf4 belongs to the exit port/],
         [{ ports: { 0x64: { read: () => 0 } } }, /^ports\[0x64\]: port 0x64 is also in ioports; give it one or the other$/],
         [{ ports: { 0x60: { reed: () => 0 } } }, /^ports\[0x60\]: unknown key "reed"; known: read, write$/],

@@ -23,6 +23,8 @@ export interface ParsedTapTest {
   /** "SKIP", "TODO" or "". */
   directive: string;
   explanation: string;
+  /** The YAML diagnostics under the test line, as TAP::Parser's YAMLish reader read them. */
+  diagnostics?: Record<string, unknown>;
 }
 
 export interface ParsedTap {
@@ -47,6 +49,8 @@ while (my $r = $parser->next) {
   if ($r->is_test) {
     push @tests, { number => $r->number + 0, ok => $r->is_ok ? JSON::PP::true : JSON::PP::false,
                    description => $r->description, directive => $r->directive, explanation => $r->explanation };
+  } elsif ($r->is_yaml && @tests) {
+    $tests[-1]{diagnostics} = $r->data;
   } elsif ($r->is_bailout) {
     $doc{bailout} = $r->explanation;
   }

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { tapReporter } from '../../src/report/tap.js';
+import { parseTap, withTapParser } from '../helpers/consumers.js';
 import { OTHER_BIN, assertFailed, caseFor, drive, hostile, ignored, memorySink, pageFault, passed, skipped, summarize } from './fixtures.js';
 
 const lines = (...text: string[]): string => text.map((line) => `${line}\n`).join('');
@@ -35,14 +36,9 @@ describe('TAP reporter', () => {
         '  ...',
         'not ok 3 - broken',
         '  ---',
-        '  message: |-',
-        '    assertion failed at tests.c:12: x == 2',
-        '      left: x = 1',
-        '      right: 2',
+        '  message: "assertion failed at tests.c:12: x == 2\\n  left: x = 1\\n  right: 2"',
         '  outcome: assert-failed',
-        '  output: |-',
-        '    booting',
-        '    step 1 done',
+        '  output: "booting\\nstep 1 done"',
         '  ...',
         'ok 4 - skipped # SKIP needs an #APIC really',
         'ok 5 - bare # SKIP',
@@ -89,26 +85,17 @@ describe('TAP reporter', () => {
     assert.ok(!/[\x00-\x08\x0b-\x1f\ufffe]/.test(sink.text), 'no raw control characters in the stream');
   });
 
-  test('block scalars keep leading spaces and trailing newlines exactly', async () => {
+  test('multi-line text, leading spaces, blank lines and trailing newlines read back exactly with TAP::Parser', withTapParser(), async () => {
     const sink = memorySink();
-    const tricky = { ...assertFailed('tricky'), message: '  indented first\nsecond\n\n', output: 'one\ntwo\n' };
-    await drive(tapReporter(sink), [tricky]);
-    assert.ok(
-      sink.text.includes(
-        lines(
-          '  message: |2+',
-          '      indented first',
-          '    second',
-          '',
-          '  outcome: assert-failed',
-          '  output: |',
-          '    one',
-          '    two',
-          '  ...',
-        ),
-      ),
-      sink.text,
-    );
+    const message = '  indented first\nsecond\n\n  ...\n---\nkey: value # not a comment\n\n';
+    const output = 'one\n\n  two \\ "three"\n';
+    await drive(tapReporter(sink), [{ ...assertFailed('tricky'), message, output }, assertFailed('plain')]);
+    const parsed = parseTap(sink.text);
+    assert.deepEqual(parsed.parseErrors, []);
+    assert.equal(parsed.tests[0]!.diagnostics?.['message'], message);
+    assert.equal(parsed.tests[0]!.diagnostics?.['output'], output);
+    assert.equal(parsed.tests[0]!.diagnostics?.['outcome'], 'assert-failed');
+    assert.equal(parsed.tests[1]!.diagnostics?.['output'], 'booting\nstep 1 done');
   });
 
   test('escapes "#" in names so a name cannot start a directive', async () => {

@@ -37,6 +37,16 @@ describe('judge', () => {
     });
   }
 
+  test("a test file's test is told what it expected by its options' names", () => {
+    const inFile = (expect: Expectation): TestCase => ({ ...testCase(expect), binary: 'tests/ports.kvmtest.ts', file: 'tests/ports.kvmtest.ts' });
+    assert.equal(judge(inFile({ kind: 'panic' }), run('returned')).message, 'expected the test to panic (shouldPanic), but it returned');
+    assert.equal(judge(inFile({ kind: 'halt' }), run('returned')).message, 'expected the test to halt (shouldHalt), but it returned');
+    assert.equal(
+      judge(inFile({ kind: 'fault', vector: 13 }), fault(6, '#UD')).message,
+      "expected the test to raise #GP (shouldFault: '#GP'), but it raised #UD: #UD at f+0x10",
+    );
+  });
+
   test('the result keeps the output, the duration and the fault', () => {
     const verdict = judge(testCase({ kind: 'fault', vector: 13 }), { ...fault(13, '#GP'), output: 'hi\n', durationMs: 7 });
     assert.equal(verdict.output, 'hi\n');

@@ -126,23 +126,32 @@ export class MirrorSpace {
       if (!(err instanceof PageTableError)) throw err;
       return { error: `mirror mode cannot map ${hex(address)}: ${err.message}` };
     }
-    const current = this.memory.physView(table, 4096)!;
-    const entries = new BigUint64Array(current.slice().buffer);
+    // The entries as 32-bit halves, so that 512 of them cost no BigInt arithmetic:
+    // the chunk's guest-physical base is 2 MiB-aligned, so adding a page's
+    // offset never carries into the high half.
+    const words = new Uint32Array(this.memory.physView(table, 4096)!.slice().buffer);
+    const physLow = Number(slot.guestPhys & 0xffff_ffffn);
+    const physHigh = Number(slot.guestPhys >> 32n);
+    const low = Number(PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY);
     let mapped = 0;
     const end = chunk + CHUNK;
+    // The engine's memory rarely shares a chunk with what the guest touches: check pages only where it does.
+    const engineHere = (this.excluded ??= engineHostRanges()).some(([from, to]) => from < end && chunk < to);
     for (const m of maps) {
       if (m.end <= chunk || m.start >= end || !this.mirrorable(m)) continue;
-      const flags = PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY | (m.write ? PTE_WRITABLE : 0n) | (m.execute ? 0n : PTE_NX);
-      const to = m.end < end ? m.end : end;
-      for (let page = m.start > chunk ? m.start : chunk; page < to; page += PAGE) {
-        const index = Number((page - chunk) / PAGE);
+      const flagsLow = low | (m.write ? Number(PTE_WRITABLE) : 0);
+      const high = (physHigh | (m.execute ? 0 : Number(PTE_NX >> 32n))) >>> 0;
+      const first = Number(((m.start > chunk ? m.start : chunk) - chunk) / PAGE);
+      const last = Number(((m.end < end ? m.end : end) - chunk) / PAGE);
+      for (let index = first; index < last; index++) {
         // An entry there is the engine's (its own pages win); the engine's host memory is never shown.
-        if (entries[index]! & PTE_PRESENT || this.isEngine(page)) continue;
-        entries[index] = (slot.guestPhys + (page - chunk)) | flags;
+        if (words[index * 2]! & 1 || (engineHere && this.isEngine(chunk + BigInt(index) * PAGE))) continue;
+        words[index * 2] = (physLow + index * 4096) | flagsLow;
+        words[index * 2 + 1] = high;
         mapped++;
       }
     }
-    this.memory.writeAtRuntime(table, new Uint8Array(entries.buffer));
+    this.memory.writeAtRuntime(table, new Uint8Array(words.buffer));
     this.stats.faults++;
     this.stats.pagesMapped += mapped;
     return 'mapped';
@@ -155,7 +164,8 @@ export class MirrorSpace {
 
   private isEngine(address: bigint): boolean {
     const ranges = (this.excluded ??= engineHostRanges());
-    return ranges.some(([start, end]) => address >= start && address < end);
+    for (const [start, end] of ranges) if (address >= start && address < end) return true;
+    return false;
   }
 
   /** Tables for the mirrored half: the engine's PML4, new tables from the mirror region; host writes restored by the snapshot. */

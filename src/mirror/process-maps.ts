@@ -17,23 +17,46 @@ export interface ProcessMapping {
   path: string;
 }
 
-/** Parses the text of /proc/PID/maps. */
+/**
+ * Parses the text of /proc/PID/maps ("start-end perms offset dev inode
+ * path" per line). By hand rather than with a regular expression: mirror
+ * mode reads the maps in every run, and this halves what that costs.
+ */
 export function parseProcessMaps(text: string): ProcessMapping[] {
   const mappings: ProcessMapping[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])[ps] ([0-9a-f]+) \S+ \d+\s*(.*)$/.exec(line);
-    if (!match) continue;
-    mappings.push({
-      start: BigInt(`0x${match[1]}`),
-      end: BigInt(`0x${match[2]}`),
-      read: match[3] === 'r',
-      write: match[4] === 'w',
-      execute: match[5] === 'x',
-      offset: BigInt(`0x${match[6]}`),
-      path: match[7]!.trim(),
-    });
+  for (let at = 0; at < text.length; ) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const dash = text.indexOf('-', at);
+    const perms = text.indexOf(' ', dash) + 1;
+    const offset = text.indexOf(' ', perms) + 1;
+    const device = text.indexOf(' ', offset) + 1;
+    const inode = text.indexOf(' ', device) + 1;
+    const afterInode = text.indexOf(' ', inode);
+    if (dash > at && dash < end && perms > 0 && offset > 0 && device > 0 && inode > 0 && afterInode > 0 && afterInode <= end) {
+      let path = afterInode;
+      while (path < end && text.charCodeAt(path) === 0x20) path++;
+      mappings.push({
+        start: hexNumber(text, at, dash),
+        end: hexNumber(text, dash + 1, perms - 1),
+        read: text[perms] === 'r',
+        write: text[perms + 1] === 'w',
+        execute: text[perms + 2] === 'x',
+        offset: hexNumber(text, offset, device - 1),
+        path: text.slice(path, end),
+      });
+    } else if (end > at) {
+      throw new Error(`internal: /proc/self/maps has a line kvmtest cannot read: ${JSON.stringify(text.slice(at, end))}`);
+    }
+    at = end + 1;
   }
   return mappings;
+}
+
+/** The hex number text[from, to) as a bigint; through a double when it fits in 52 bits (all of user space). */
+function hexNumber(text: string, from: number, to: number): bigint {
+  const digits = text.slice(from, to);
+  return digits.length <= 13 ? BigInt(parseInt(digits, 16)) : BigInt(`0x${digits}`);
 }
 
 /** This process's mappings, now. */

@@ -106,14 +106,15 @@ const INT_0X80 = 0x80;
 
 /**
  * Mirror mode: a fault that is a system call instruction in ring 0 (no
- * kernel is there to take it): `syscall` and `sysenter` raise #UD (EFER.SCE
- * is off), `int 0x80` arrives at vector 0x80 with rip past it.
+ * kernel is there to take it): `syscall` raises #UD (EFER.SCE is off),
+ * `sysenter` #UD or #GP (no SYSENTER_CS), `int 0x80` arrives at vector 0x80
+ * with rip past it.
  */
 function systemCallMessage(vector: number, rip: bigint, guest: GuestAccess): string | undefined {
   const fn = guest.mirroredFunction();
   if (fn === undefined) return undefined;
   const at = vector === INT_0X80 ? rip - 2n : rip;
-  const instruction = vector === UD || vector === INT_0X80 ? systemCallAt(guest.readVirtual(at, 2)) : undefined;
+  const instruction = vector === UD || vector === GP || vector === INT_0X80 ? systemCallAt(guest.readVirtual(at, 2)) : undefined;
   if (!instruction) return undefined;
   return mirroredSystemCall(fn, instruction, guest.describe(at));
 }

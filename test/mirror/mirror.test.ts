@@ -94,6 +94,16 @@ describe('mirror mode', () => {
     assert.match(result.message!, /^mirrored function make_syscall made a system call \(syscall at make_syscall\+0x[0-9a-f]+ \(0x[0-9a-f]+\)\); mirrored code must not make system calls/);
   });
 
+  test('int 0x80 and sysenter are system calls too', guestTest(), async () => {
+    const int80 = await run('make_int80');
+    // A fault at vector 0x80 on hardware KVM; an emulation failure where KVM cannot emulate int n (PVM).
+    assert.ok(int80.outcome === 'fault' || int80.error?.kind === 'emulation-failure', int80.message);
+    assert.match(int80.message!, /^mirrored function make_int80 made a system call \(int 0x80 at make_int80\+0x[0-9a-f]+ /);
+    const sysenter = await run('make_sysenter');
+    assert.ok(sysenter.outcome === 'fault' || sysenter.error?.kind === 'emulation-failure', sysenter.message);
+    assert.match(sysenter.message!, /^mirrored function make_sysenter made a system call \(sysenter at make_sysenter /);
+  });
+
   test('the FS base is the host thread\'s: the stack protector\'s canary reads the same', guestTest(), async () => {
     const hostCanary = BigInt(koffi.load(library).func('uint64_t canary(void)')());
     assert.equal((await run('canary')).returnValue, hostCanary);

@@ -123,7 +123,7 @@ describe('test files: mistakes in one test fail that test, with a message that s
   test('kvmtest() with something that is not a guest, and a name used twice', guestTest(), () => {
     assert.equal(
       failureOf(byName, 'a guest that is not one'),
-      'kvmtest("a guest that is not one", ...): the guest must be c`...`, c.unit`...`, asm`...`, elf(path, symbol) or bytes(data) (got "inb(0x60);")',
+      'kvmtest("a guest that is not one", ...): the guest must be c`...`, c.unit`...`, asm`...`, elf(path, symbol), bytes(data) or mirror(path).fn(name) (got "inb(0x60);")',
     );
     const twice = tests.filter((t) => t.name === 'a duplicated name');
     assert.deepEqual(twice.map((t) => t.status), ['passed', 'failed']);

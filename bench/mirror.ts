@@ -28,7 +28,7 @@ const CHUNKS = 32;
 export interface MirrorCosts {
   /** Microseconds per run() of an image's function that returns. */
   image: number;
-  /** Microseconds per run() of a mirrored function that returns (its code faulted in: one chunk). */
+  /** Microseconds per run() of a mirrored function that returns (the library mapped before the run). */
   mirror: number;
   /** Faults and pages mapped in one such run. */
   faultsPerRun: number;

@@ -156,7 +156,7 @@ async function mirrorSection(): Promise<void> {
   const costs = await measureMirror(out, ROUNDS);
   console.log('7. mirror mode, on a kept machine (openMachine): a function that returns, and first touches');
   console.log(`   image's function, run()            ${costs.image.toFixed(0).padStart(6)} us`);
-  console.log(`   mirrored function, run()           ${costs.mirror.toFixed(0).padStart(6)} us   (${costs.faultsPerRun} fault, ${costs.pagesPerRun} pages mapped per run)`);
+  console.log(`   mirrored function, run()           ${costs.mirror.toFixed(0).padStart(6)} us   (${costs.faultsPerRun} fault${costs.faultsPerRun === 1 ? '' : 's'}, ${costs.pagesPerRun} pages mapped per run)`);
   console.log(`   ratio mirror / image               ${costs.mirror / costs.image >= 10 ? (costs.mirror / costs.image).toFixed(1).padStart(6) : (costs.mirror / costs.image).toFixed(2).padStart(6)}`);
   console.log(`   first touch of a 2 MiB chunk       ${costs.firstTouch.toFixed(0).padStart(6)} us   (a #PF exit, the maps, 512 entries)`);
   console.log(`   a further page of a mapped chunk   ${costs.laterTouch.toFixed(2).padStart(6)} us   (no exit)`);

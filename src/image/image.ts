@@ -27,6 +27,8 @@ export interface GuestImage {
   symbols: SymbolTable;
   /** The parsed ELF, when the image came from one. */
   elf?: ElfFile;
+  /** Mirror mode: the shared object, as /proc/self/maps names it, whose functions run (the image then has no segments). */
+  mirroredFile?: string;
 }
 
 export type ImageSpec =

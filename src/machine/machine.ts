@@ -128,7 +128,7 @@ export class Machine {
       vcpu.stageSregs(sregs);
       if (xsave) vcpu.setBlob('xcrs', encodeXcr0(xcr0For(cpuid)));
       const machine = new Machine(vm, memory, vcpu, sregs, placement, options.image);
-      if (placement.mirror) machine.mirror = new MirrorSpace(memory, placement.mirror);
+      if (placement.mirror) machine.mirror = new MirrorSpace(memory, placement.mirror, options.image.mirroredFile);
       // The return address every entry function returns through, written
       // once: a snapshot keeps it, and restores it if a test overwrites it.
       memory.writeU64(ENTRY_RSP, LAYOUT.returnStub);

@@ -48,6 +48,8 @@ export class MirrorSpace {
   constructor(
     private readonly memory: GuestMemory,
     private readonly placement: MirrorPlacement,
+    /** The library's file as /proc/self/maps names it: mapped at the start of every run. */
+    private readonly libraryFile?: string,
   ) {
     this.nextPhys = placement.physBase;
     const tables = memory.slotAt(placement.tables);
@@ -80,6 +82,9 @@ export class MirrorSpace {
     this.excluded = undefined;
     this.entryName = entryName;
     this.stats = { faults: 0, pagesMapped: 0, slots: this.chunks.size };
+    // What cannot be mapped now (no slot left) is left to the first touch,
+    // whose fault then ends the run saying why.
+    this.mapLibrary();
   }
 
   /** The page for the table that maps `virt` at `level`: where it was in earlier runs, or the next free one. */
@@ -116,7 +121,36 @@ export class MirrorSpace {
     if (!mapping || !this.mirrorable(mapping) || this.isEngine(address)) return undefined;
     // Mapped already (by the engine, or by us this run): the fault is not for want of an entry.
     if (translate(this.memory, cr3, address) !== undefined) return undefined;
-    const chunk = address & ~(CHUNK - 1n);
+    const mapped = this.mapChunk(address & ~(CHUNK - 1n), maps);
+    if (mapped !== 'mapped') return mapped;
+    this.stats.faults++;
+    return 'mapped';
+  }
+
+  /**
+   * Maps what the process has of the library's file (its code, data and
+   * bss), before the run: its entry's code is the first thing the guest
+   * touches, so this saves that first fault's exit, and a function that
+   * loads an IDT of its own still finds the library mapped.
+   */
+  private mapLibrary(): MirrorFault {
+    if (this.libraryFile === undefined) return undefined;
+    const maps = (this.maps ??= readProcessMaps());
+    const done = new Set<bigint>();
+    for (const m of maps) {
+      if (m.path !== this.libraryFile) continue;
+      for (let chunk = m.start & ~(CHUNK - 1n); chunk < m.end; chunk += CHUNK) {
+        if (done.has(chunk)) continue;
+        done.add(chunk);
+        const mapped = this.mapChunk(chunk, maps);
+        if (mapped !== 'mapped') return mapped;
+      }
+    }
+    return undefined;
+  }
+
+  /** Gives the chunk at `chunk` a slot if it has none, and entries for every page of it the process maps. */
+  private mapChunk(chunk: bigint, maps: readonly ProcessMapping[]): MirrorFault {
     const slot = this.chunks.get(chunk) ?? this.addChunk(chunk);
     if ('error' in slot) return slot;
     let table: bigint;
@@ -124,7 +158,7 @@ export class MirrorSpace {
       table = this.tables().leafTable(chunk);
     } catch (err) {
       if (!(err instanceof PageTableError)) throw err;
-      return { error: `mirror mode cannot map ${hex(address)}: ${err.message}` };
+      return { error: `mirror mode cannot map ${hex(chunk)}: ${err.message}` };
     }
     // The entries as 32-bit halves, so that 512 of them cost no BigInt arithmetic:
     // the chunk's guest-physical base is 2 MiB-aligned, so adding a page's
@@ -152,7 +186,6 @@ export class MirrorSpace {
       }
     }
     this.memory.writeAtRuntime(table, new Uint8Array(words.buffer));
-    this.stats.faults++;
     this.stats.pagesMapped += mapped;
     return 'mapped';
   }

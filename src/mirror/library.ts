@@ -81,7 +81,7 @@ export function loadMirrorLibrary(path: string): MirrorLibrary {
     path,
     realPath,
     base,
-    image: { source: path, segments: [], entry: 0n, symbols: new MirroredSymbols(symbols) },
+    image: { source: path, segments: [], entry: 0n, symbols: new MirroredSymbols(symbols), mirroredFile: realPath },
   };
   loaded.set(realPath, library);
   return library;

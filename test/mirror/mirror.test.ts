@@ -39,13 +39,20 @@ describe('mirror mode', () => {
     assert.deepEqual(buffer.subarray(0, 200), expected);
     assert.ok(buffer.subarray(200).every((b) => b === 0), 'bytes past n stay untouched');
     assert.equal(result.returnValue, BigInt(expected.reduce((a, b) => a + b, 0)));
-    assert.ok(result.mirror && result.mirror.faults >= 2, `code and the Buffer were mapped on first touch: ${JSON.stringify(result.mirror)}`);
+    // The library is mapped before the run; the Buffer on first touch, through a page fault the guest never sees.
+    assert.ok(result.mirror && result.mirror.faults >= 1, `the Buffer was mapped on first touch: ${JSON.stringify(result.mirror)}`);
   });
 
   test('the guest reads what the host wrote, through the same pointer', guestTest(), async () => {
     const bytes = new Uint8Array(1000).map((_, i) => i % 7);
     const result = await run('sum', [bytes, bytes.length]);
     assert.equal(result.returnValue, BigInt(bytes.reduce((a, b) => a + b, 0)));
+  });
+
+  test('a function that loads an IDT of its own still runs: the library is mapped before the run', guestTest(), async () => {
+    const result = await run('own_idt_counter');
+    assert.equal(result.outcome, 'returned', result.message);
+    assert.equal(result.mirror?.faults, 0);
   });
 
   test('a hypercall reads process memory the guest has not touched (the host maps it too)', guestTest(), async () => {
@@ -136,7 +143,7 @@ describe('mirror mode', () => {
       const after = await machine.run();
       assert.equal(after.outcome, 'returned', after.message);
       assert.equal(after.returnValue, 0n, `left behind: 0x${after.returnValue?.toString(16)}`);
-      assert.ok(after.mirror!.faults >= 1, 'the code was mapped again');
+      assert.ok(after.mirror!.pagesMapped > 0, 'the code was mapped again');
       assert.equal((await machine.run({ entry: 'canary' })).returnValue, canary, 'FS base back to the host thread\'s');
     } finally {
       machine.close();

@@ -113,17 +113,3 @@ export function processMappingIn(mappings: readonly ProcessMapping[], start: big
   return mappings.find((m) => m.start < end && start < m.end && !neverMirrored(m));
 }
 
-/** Why guest RAM or MMIO at these [start, end) spans cannot be: the process's memory they overlap, in words; undefined when none. */
-export function processOverlap(spans: ReadonlyArray<{ name: string; start: bigint; end: bigint }>): string | undefined {
-  if (spans.length === 0) return undefined;
-  const maps = readProcessMaps();
-  const hex = (n: bigint) => `0x${n.toString(16)}`;
-  for (const span of spans) {
-    const hit = processMappingIn(maps, span.start, span.end);
-    if (hit) {
-      return `${span.name} [${hex(span.start)}, ${hex(span.end)}) overlaps this process's memory at [${hex(hit.start)}, ${hex(hit.end)})` +
-        `${hit.path ? ` (${hit.path})` : ''}: in mirror mode the guest sees the process at its own addresses; put guest RAM and MMIO where the process maps nothing`;
-    }
-  }
-  return undefined;
-}

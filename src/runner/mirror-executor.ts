@@ -1,14 +1,14 @@
 // Runs the tests of a shared object built with `kvmtest cc -shared` in
 // mirror mode: the object is loaded into this worker (dlopen), and each test
 // enters its runtime's kvmtest_entry(fn, record) at their addresses here,
-// on a machine that shows the guest this process's memory. Machines are
-// kept and restored between tests as for a test binary (reusable-machines.ts).
+// on a machine that shows the guest this process's memory (but where the
+// test's RAM ranges lie). Machines are kept and restored between tests as
+// for a test binary (reusable-machines.ts).
 import { threadFsBase } from '../kvm/libc.js';
 import type { Kvm } from '../kvm/kvm.js';
 import { PlacementError } from '../machine/placement.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { MirrorLibrary } from '../mirror/library.js';
-import { processOverlap } from '../mirror/process-maps.js';
 import type { Outcome } from '../result.js';
 import { standardDevices } from '../session/devices.js';
 import { Session } from '../session/session.js';
@@ -41,11 +41,13 @@ export class SharedObjectExecutor {
     const { base } = this.library;
     let lease: MachineLease;
     try {
-      lease = this.machines.take(ramKey(test), () => {
-        const overlap = processOverlap(test.ram.map(([from, to], i) => ({ name: `RAM range ${i}`, start: BigInt(from), end: BigInt(to) })));
-        if (overlap) throw new PlacementError(overlap);
-        return { image: this.library.image, ram: test.ram, maxGuestMemory: this.options.maxGuestMemory, mirror: { fsBase: threadFsBase() } };
-      });
+      // RAM ranges keep their addresses; the process's memory there is not shown to the guest (setup.ts).
+      lease = this.machines.take(ramKey(test), () => ({
+        image: this.library.image,
+        ram: test.ram,
+        maxGuestMemory: this.options.maxGuestMemory,
+        mirror: { fsBase: threadFsBase() },
+      }));
     } catch (err) {
       if (err instanceof PlacementError) return hostFailure(test, `cannot build this test's machine: ${err.message}`);
       throw err;

@@ -11,6 +11,7 @@ import koffi from 'koffi';
 import { openMachine, OptionError, runGuest, type GuestResult } from '../../src/index.js';
 import { guestTest, toolchainTest } from '../helpers/kvm.js';
 import { compileShared, tempPath } from '../helpers/toolchain.js';
+import { addressOf } from '../../src/kvm/libc.js';
 
 const SOURCE = fileURLToPath(new URL('../../../test/mirror/fixtures/mirrored.c', import.meta.url));
 const CR0_PG = 1n << 31n;
@@ -148,6 +149,31 @@ describe('mirror mode', () => {
     } finally {
       machine.close();
     }
+  });
+});
+
+describe('mirror mode: guest RAM over the process\'s memory', () => {
+  const CHUNK = 2n << 20n;
+
+  test('a RAM range keeps its addresses: the process\'s memory there is hidden, the guest writes its own RAM', guestTest(), async () => {
+    const buffer = Buffer.alloc(64);
+    const at = addressOf(buffer);
+    const ram: Array<[bigint, bigint]> = [[at & ~(CHUNK - 1n), (at & ~(CHUNK - 1n)) + 2n * CHUNK]];
+    // The address as an integer: the guest fills its RAM there, not the Buffer.
+    const result = await runGuest({ mirror: { library }, entry: 'fill', args: [at, 64, 9], ram });
+    assert.equal(result.outcome, 'returned', result.message);
+    assert.ok(buffer.every((b) => b === 0), 'the process\'s memory under the RAM range is untouched');
+  });
+
+  test('a Buffer argument inside a RAM range is refused (the guest would see its RAM there)', guestTest(), async () => {
+    const buffer = Buffer.alloc(64);
+    const at = addressOf(buffer);
+    const ram: Array<[bigint, bigint]> = [[at & ~(CHUNK - 1n), (at & ~(CHUNK - 1n)) + 2n * CHUNK]];
+    await assert.rejects(runGuest({ mirror: { library }, entry: 'fill', args: [buffer, 64, 9], ram }), (err: Error) => {
+      assert.equal(err.name, 'PlacementError');
+      assert.match(err.message, /an argument's Buffer at \[0x[0-9a-f]+, 0x[0-9a-f]+\) lies in ram\[0\] .* where the guest sees its own RAM or device, not the process's memory/);
+      return true;
+    });
   });
 });
 

@@ -1,13 +1,16 @@
 // examples/rust-mirror: npm start's build step (cargo, offline) makes a
 // no_std cdylib that exports its extern "C" functions, needs nothing from
 // the loader, holds no SSE instruction, and whose functions Node can call
-// through koffi (those that do no port I/O). Skipped where cargo is missing.
+// through koffi (those that do no port I/O) and that run in guest ring 0 in
+// mirror mode (all of them). Skipped where cargo is missing.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import koffi from 'koffi';
 import { readSharedObject } from '../../src/image/shared-object.js';
+import { runGuest } from '../../src/index.js';
+import { guestTest } from '../helpers/kvm.js';
 import { describeRun, ROOT, runCommand } from '../cli/helpers.js';
 
 const BUILD = join(ROOT, 'examples', 'rust-mirror', 'build.mjs');
@@ -51,6 +54,20 @@ describe('the Rust mirror-mode example', () => {
     const simd = code.split('\n').filter((line) => /%[xyz]mm\d|\bf(ld|st|add|mul)|\bmovdq|\bpxor/.test(line));
     assert.deepEqual(simd, []);
     assert.match(code, /\bout\s+%al,\(%dx\)/, 'rust_outb is an out instruction');
+  });
+
+  test('its functions run in guest ring 0 in mirror mode: a Buffer filled, ports served from TypeScript', guestTest({ skip }), async () => {
+    const buf = Buffer.alloc(6);
+    const filled = await runGuest({ mirror: { library: SO }, entry: 'rust_fill', args: [buf, 6, 254] });
+    assert.equal(filled.outcome, 'returned', filled.message);
+    assert.equal(filled.returnValue, 254n + 255n + 0n + 1n + 2n + 3n);
+    assert.deepEqual([...buf], [254, 255, 0, 1, 2, 3]);
+    let next = 0x40;
+    const into = Buffer.alloc(4);
+    const read = await runGuest({ mirror: { library: SO }, entry: 'rust_read_port_into', args: [0x60, into, 4], ports: { 0x60: { read: () => next++ } } });
+    assert.equal(read.outcome, 'returned', read.message);
+    assert.equal(read.returnValue, 4n);
+    assert.deepEqual([...into], [0x40, 0x41, 0x42, 0x43]);
   });
 
   test('Node calls its memory functions through koffi', { skip }, () => {

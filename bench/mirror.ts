@@ -37,6 +37,8 @@ export interface MirrorCosts {
   firstTouch: number;
   /** Microseconds per touch of a further page of a chunk already mapped in the run (no fault). */
   laterTouch: number;
+  /** Microseconds more for the first touch of a chunk the machine has never had: its memory slot. */
+  newSlot: number;
 }
 
 async function perRun(machine: GuestMachine, iterations: number, args: Array<number | ArrayBufferView> = []): Promise<number> {
@@ -69,7 +71,15 @@ export async function measureMirror(out: string, rounds: number): Promise<Mirror
   const costs = { image: [] as number[], mirror: [] as number[], first: [] as number[], later: [] as number[] };
   await perRun(image, 200);
   await perRun(mirror, 200);
+  const slots: number[] = [];
   for (let round = 0; round < rounds; round++) {
+    // A new machine has no slots: its first run of CHUNKS touches makes them; a later run only maps.
+    const fresh = openMachine({ mirror: { library }, entry: 'touch' });
+    await perRun(fresh, 1, [memory, 0, CHUNK]);
+    const withSlots = await perRun(fresh, 1, [memory, CHUNKS, CHUNK]);
+    const without = await perRun(fresh, 5, [memory, CHUNKS, CHUNK]);
+    fresh.close();
+    slots.push((withSlots - without) / CHUNKS);
     costs.image.push(await perRun(image, 1000));
     costs.mirror.push(await perRun(mirror, 1000));
     const none = await perRun(toucher, 50, [memory, 0, CHUNK]);
@@ -89,5 +99,6 @@ export async function measureMirror(out: string, rounds: number): Promise<Mirror
     pagesPerRun: sample.mirror?.pagesMapped ?? 0,
     firstTouch: median(costs.first),
     laterTouch: median(costs.later),
+    newSlot: median(slots),
   };
 }

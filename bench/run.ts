@@ -160,6 +160,7 @@ async function mirrorSection(): Promise<void> {
   console.log(`   ratio mirror / image               ${costs.mirror / costs.image >= 10 ? (costs.mirror / costs.image).toFixed(1).padStart(6) : (costs.mirror / costs.image).toFixed(2).padStart(6)}`);
   console.log(`   first touch of a 2 MiB chunk       ${costs.firstTouch.toFixed(0).padStart(6)} us   (a #PF exit, the maps, 512 entries)`);
   console.log(`   a further page of a mapped chunk   ${costs.laterTouch.toFixed(2).padStart(6)} us   (no exit)`);
+  console.log(`   a chunk new to the machine, more   ${costs.newSlot.toFixed(0).padStart(6)} us   (its memory slot, once per machine)`);
 }
 
 async function main(): Promise<void> {

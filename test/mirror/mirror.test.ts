@@ -112,6 +112,19 @@ describe('mirror mode', () => {
     assert.match(sysenter.message!, /^mirrored function make_sysenter made a system call \(sysenter at make_sysenter /);
   });
 
+  test('a function that never returns times out, saying where it was; the next run is fine', guestTest(), async () => {
+    const machine = openMachine({ mirror: { library }, entry: 'spin', timeoutMs: 100 });
+    try {
+      const spun = await machine.run();
+      assert.equal(spun.outcome, 'timeout');
+      assert.match(spun.message!, /^timed out after 100 ms; the guest was at spin\+?/);
+      const after = await machine.run({ entry: 'read_cr0' });
+      assert.equal(after.outcome, 'returned', after.message);
+    } finally {
+      machine.close();
+    }
+  });
+
   test('the FS base is the host thread\'s: the stack protector\'s canary reads the same', guestTest(), async () => {
     const hostCanary = BigInt(koffi.load(library).func('uint64_t canary(void)')());
     assert.equal((await run('canary')).returnValue, hostCanary);

@@ -1,13 +1,13 @@
 // Mirror mode's side of a machine: the test process's address space shown
-// to the guest at the same virtual addresses, lazily. Nothing is mapped at
-// first; when the guest touches a page of the process (a #PF the engine's
-// stub reports), the 2 MiB of host address space around it becomes a
-// memory slot over the process's own memory (kept for the machine's life:
-// no copy, no dirty log, no snapshot), its pages get entries with the
-// process's permissions (from /proc/self/maps, read once per run), and the
-// guest retries the access. The entries live in the engine's page tables
-// and a region of their own, both restored by the snapshot, so each run
-// starts with nothing mapped again.
+// to the guest at the same virtual addresses, lazily. A run starts with the
+// library's own memory mapped and nothing else; when the guest touches
+// another page of the process (a #PF the engine's stub reports), the 2 MiB
+// of host address space around it becomes a memory slot over the process's
+// own memory (kept for the machine's life: no copy, no dirty log, no
+// snapshot), its pages get entries with the process's permissions (from
+// /proc/self/maps, read once per run), and the guest retries the access.
+// The entries live in the engine's page tables and a region of their own,
+// both restored by the snapshot, so each run starts over.
 import { KvmIoctlError } from '../kvm/errors.js';
 import { mappingAt, neverMirrored, type ProcessMapping, readProcessMaps } from '../mirror/process-maps.js';
 import { ENGINE_CR3 } from './layout.js';

@@ -70,10 +70,11 @@ void kt_idt_pop(void)
     lidt(&saved_idtr);
 }
 
-void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec)
+void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec, uint64_t heap_base, uint64_t heap_size)
 {
     current = rec;
     kt_try_current = 0;
+    kt_heap_init(heap_base, heap_size);
     fn();
 }
 

@@ -7,7 +7,7 @@
 import { hex } from '../devices/device.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
-import { probeLeaf } from '../machine/guest-cpuid.js';
+import { guestCpuid, probeLeaf } from '../machine/guest-cpuid.js';
 import type { CpuidOverride } from './types.js';
 
 /** struct kvm_cpuid_entry2 flags: the entry applies to one subleaf (ECX) only. */
@@ -85,4 +85,37 @@ export function cpuidOverridesIgnored(kvm: Kvm, table: readonly CpuidEntry[], ov
   }
   known.set(key, reason);
   return reason;
+}
+
+/** The fields of a C test's .cpuid entry (runner/types.ts CpuidEdit). */
+export interface CpuidEditInput {
+  leaf: number;
+  subleaf: number;
+  register: (typeof REGISTERS)[number];
+  keep: number;
+  set: number;
+}
+
+/**
+ * A C test's .cpuid edits as overrides: each register becomes (value & keep)
+ * | set, where value is what a guest of this KVM reads without the edit (the
+ * probed view for leaves 1 and 7, KVM's table otherwise), edits applying in
+ * order. The overrides then go through the same table and probe as a
+ * TypeScript test's.
+ */
+export function cpuidEditOverrides(kvm: Kvm, edits: readonly CpuidEditInput[]): CpuidOverride[] {
+  const { table, differences } = guestCpuid(kvm);
+  const overrides: CpuidOverride[] = [];
+  for (const edit of edits) {
+    let override = overrides.find((o) => o.leaf === edit.leaf && o.subleaf === edit.subleaf);
+    if (!override) overrides.push((override = { leaf: edit.leaf, subleaf: edit.subleaf }));
+    const index = REGISTERS.indexOf(edit.register);
+    const seen = edit.subleaf === 0 ? differences.find((d) => d.leaf === edit.leaf)?.guest : undefined;
+    const entry = table.find(
+      (e) => e.function === edit.leaf && (!(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e.index === edit.subleaf),
+    );
+    const value = override[edit.register] ?? seen?.[index] ?? entry?.[edit.register] ?? 0;
+    override[edit.register] = ((value & edit.keep) | edit.set) >>> 0;
+  }
+  return overrides;
 }

@@ -31,6 +31,8 @@ export interface MachineOptions {
   maxGuestMemory?: bigint;
   /** The CPUID table to install (default: what the guest really sees, guest-cpuid.ts). */
   cpuid?: readonly CpuidEntry[];
+  /** Bytes of heap for the runtime's page allocator (placement.ts); the machine's placement says where. */
+  heap?: bigint;
 }
 
 /** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
@@ -97,6 +99,7 @@ export class Machine {
       stackSize,
       maxPhysBits: maxPhysBits(cpuid),
       maxGuestMemory: options.maxGuestMemory,
+      heapSize: options.heap,
     });
     const tables = pageTablesFor(placement);
     const vm = kvm.createVm();

@@ -123,6 +123,11 @@ export class Session {
     if (stop.exitCode !== undefined) result.exitCode = stop.exitCode;
     if (stop.error) result.error = stop.error;
     if (stop.outcome === 'returned') result.returnValue = regs.rax;
+    const { checks } = this.devices;
+    if (checks.failed.length > 0 || checks.dropped > 0) {
+      result.failedChecks = [...checks.failed];
+      if (checks.dropped > 0) result.failedChecksDropped = checks.dropped;
+    }
     return result;
   }
 

@@ -1,0 +1,96 @@
+/*
+ * The page allocator (kvmtest/alloc.h). The heap arrives zeroed (fresh RAM,
+ * or RAM a snapshot restore put back), so nothing is cleared up front: its
+ * first pages hold one byte per heap page (the order + 1 of a block given
+ * out at that page, 0 otherwise), the rest is handed out from a bump
+ * pointer, and freed blocks go on a list per order, linked through their
+ * first bytes, and are cleared when handed out again.
+ */
+#include "runtime.h"
+
+#define MAX_ORDER 18 /* 1 GiB */
+
+static uint64_t base, size, next;
+static uint8_t *order_of; /* one byte per page of the heap */
+static void *free_list[MAX_ORDER + 1];
+static size_t pages_out;
+
+/* From kvmtest_entry: the heap the host placed ([heap_base, heap_base + heap_size), or 0 and 0). */
+void kt_heap_init(uint64_t heap_base, uint64_t heap_size)
+{
+    base = heap_base;
+    size = heap_size;
+    next = 0;
+}
+
+static void start(void)
+{
+    /* The order bytes take the first pages; blocks start after them. */
+    uint64_t pages = size / PAGE_SIZE;
+    order_of = (uint8_t *)(uintptr_t)base;
+    next = base + (pages + PAGE_SIZE - 1) / PAGE_SIZE * PAGE_SIZE;
+}
+
+void *heap_start(void)
+{
+    return (void *)(uintptr_t)base;
+}
+
+size_t heap_size(void)
+{
+    return size;
+}
+
+bool in_heap(const void *addr)
+{
+    uint64_t a = (uint64_t)(uintptr_t)addr;
+    return size && a >= base && a - base < size;
+}
+
+void *alloc_pages(unsigned int order)
+{
+    if (!size) kpanic("alloc_pages(%u): this test has no heap: give it one with .heap = SIZE in KVMTEST(...) (bytes, a multiple of 4 KiB)", order);
+    if (order > MAX_ORDER) kpanic("alloc_pages(%u): the largest order is %d (1 GiB)", order, MAX_ORDER);
+    if (!next) start();
+    uint64_t bytes = PAGE_SIZE << order;
+    void *block = free_list[order];
+    if (block) {
+        free_list[order] = *(void **)block;
+        memset(block, 0, bytes);
+    } else {
+        uint64_t at = (next + bytes - 1) & ~(bytes - 1);
+        if (at + bytes > base + size || at + bytes < at) {
+            kpanic("alloc_pages(%u): the heap is used up (%lu KiB in all, %lu KiB of pages given out and not freed, "
+                   "%lu KiB asked for): give the test a bigger one with .heap = SIZE",
+                   order, (unsigned long)(size / 1024), (unsigned long)(pages_out * PAGE_SIZE / 1024),
+                   (unsigned long)(bytes / 1024));
+        }
+        /* Pages skipped for alignment are single pages to give out later. */
+        for (; next < at; next += PAGE_SIZE) {
+            *(void **)(uintptr_t)next = free_list[0];
+            free_list[0] = (void *)(uintptr_t)next;
+        }
+        block = (void *)(uintptr_t)at;
+        next = at + bytes;
+    }
+    order_of[((uint64_t)(uintptr_t)block - base) / PAGE_SIZE] = (uint8_t)(order + 1);
+    pages_out += 1ul << order;
+    return block;
+}
+
+void free_pages(void *mem)
+{
+    uint64_t a = (uint64_t)(uintptr_t)mem;
+    if (!mem) return;
+    if (!in_heap(mem) || !next || a % PAGE_SIZE) {
+        kpanic("free_pages(%p): not a block that alloc_page or alloc_pages gave (the heap is [%#lx, %#lx))", mem,
+               (unsigned long)base, (unsigned long)(base + size));
+    }
+    uint8_t *order = &order_of[(a - base) / PAGE_SIZE];
+    if (!*order) kpanic("free_pages(%p): this block is not given out (freed twice, or not the start of a block)", mem);
+    unsigned o = *order - 1u;
+    *order = 0;
+    pages_out -= 1ul << o;
+    *(void **)mem = free_list[o];
+    free_list[o] = mem;
+}

@@ -20,7 +20,7 @@ const utf8Decoder = new TextDecoder();
 const MAX_ADDRESS = (1n << 64n) - 1n;
 
 /** Failed checks kept per run; a guest that fails millions in a loop has the rest counted. */
-export const MAX_KEPT_CHECKS = 1000;
+export const MAX_KEPT_CHECKS = 100;
 const REPORT_KIND_CHECK = { check: 4, checkEq: 5 } as const;
 
 /** The non-fatal checks that failed during one run, in order (kexpect, report). */

@@ -113,7 +113,7 @@ export class BinaryExecutor {
       const overrides = cpuidEditOverrides(this.kvm, test.cpuid);
       const table = applyCpuidOverrides(guestCpuid(this.kvm).table, overrides);
       const reason = cpuidOverridesIgnored(this.kvm, table, overrides);
-      plan = { table, ...(reason !== undefined && { skip: `${reason} (.cpuid in the test's KVMTEST)` }) };
+      plan = { table, ...(reason !== undefined && { skip: `.cpuid: ${reason}` }) };
       this.cpuidPlans.set(key, plan);
     }
     return plan;

@@ -98,24 +98,35 @@ export interface CpuidEditInput {
 
 /**
  * A C test's .cpuid edits as overrides: each register becomes (value & keep)
- * | set, where value is what a guest of this KVM reads without the edit (the
- * probed view for leaves 1 and 7, KVM's table otherwise), edits applying in
- * order. The overrides then go through the same table and probe as a
- * TypeScript test's.
+ * | set, where value is what a guest of this KVM reads without the edit
+ * (probed once per leaf; KVM's table where the probe cannot run), edits
+ * applying in order. The overrides then go through the same table and
+ * probe as a TypeScript test's.
  */
 export function cpuidEditOverrides(kvm: Kvm, edits: readonly CpuidEditInput[]): CpuidOverride[] {
-  const { table, differences } = guestCpuid(kvm);
+  const { table } = guestCpuid(kvm);
   const overrides: CpuidOverride[] = [];
   for (const edit of edits) {
     let override = overrides.find((o) => o.leaf === edit.leaf && o.subleaf === edit.subleaf);
     if (!override) overrides.push((override = { leaf: edit.leaf, subleaf: edit.subleaf }));
-    const index = REGISTERS.indexOf(edit.register);
-    const seen = edit.subleaf === 0 ? differences.find((d) => d.leaf === edit.leaf)?.guest : undefined;
-    const entry = table.find(
-      (e) => e.function === edit.leaf && (!(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e.index === edit.subleaf),
-    );
-    const value = override[edit.register] ?? seen?.[index] ?? entry?.[edit.register] ?? 0;
+    const value = override[edit.register] ?? defaultLeaf(kvm, table, edit.leaf, edit.subleaf)[REGISTERS.indexOf(edit.register)]!;
     override[edit.register] = ((value & edit.keep) | edit.set) >>> 0;
   }
   return overrides;
+}
+
+const defaults = new WeakMap<Kvm, Map<string, readonly number[]>>();
+
+/** eax, ebx, ecx, edx of a leaf as a guest with the default table reads them. */
+function defaultLeaf(kvm: Kvm, table: readonly CpuidEntry[], leaf: number, subleaf: number): readonly number[] {
+  let known = defaults.get(kvm);
+  if (!known) defaults.set(kvm, (known = new Map()));
+  const key = `${leaf}.${subleaf}`;
+  let value = known.get(key);
+  if (!value) {
+    const entry = table.find((e) => e.function === leaf && (!(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e.index === subleaf));
+    value = probeLeaf(kvm, table, leaf, subleaf) ?? (entry ? [entry.eax, entry.ebx, entry.ecx, entry.edx] : [0, 0, 0, 0]);
+    known.set(key, value);
+  }
+  return value;
 }

@@ -6,6 +6,7 @@
  * pointer, and freed blocks go on a list per order, linked through their
  * first bytes, and are cleared when handed out again.
  */
+#define KT_NO_CALLER_MACROS
 #include "runtime.h"
 
 #define MAX_ORDER 18 /* 1 GiB */
@@ -49,8 +50,8 @@ bool in_heap(const void *addr)
 
 void *alloc_pages(unsigned int order)
 {
-    if (!size) kpanic("alloc_pages(%u): this test has no heap: give it one with .heap = SIZE in KVMTEST(...) (bytes, a multiple of 4 KiB)", order);
-    if (order > MAX_ORDER) kpanic("alloc_pages(%u): the largest order is %d (1 GiB)", order, MAX_ORDER);
+    if (!size) kt_misuse(__FILE__, __LINE__, "alloc_pages(%u): this test has no heap: give it one with .heap = SIZE in KVMTEST(...) (bytes, a multiple of 4 KiB)", order);
+    if (order > MAX_ORDER) kt_misuse(__FILE__, __LINE__, "alloc_pages(%u): the largest order is %d (1 GiB)", order, MAX_ORDER);
     if (!next) start();
     uint64_t bytes = PAGE_SIZE << order;
     void *block = free_list[order];
@@ -60,7 +61,7 @@ void *alloc_pages(unsigned int order)
     } else {
         uint64_t at = (next + bytes - 1) & ~(bytes - 1);
         if (at + bytes > base + size || at + bytes < at) {
-            kpanic("alloc_pages(%u): the heap is used up (%lu KiB in all, %lu KiB of pages given out and not freed, "
+            kt_misuse(__FILE__, __LINE__, "alloc_pages(%u): the heap is used up (%lu KiB in all, %lu KiB of pages given out and not freed, "
                    "%lu KiB asked for): give the test a bigger one with .heap = SIZE",
                    order, (unsigned long)(size / 1024), (unsigned long)(pages_out * PAGE_SIZE / 1024),
                    (unsigned long)(bytes / 1024));
@@ -83,11 +84,11 @@ void free_pages(void *mem)
     uint64_t a = (uint64_t)(uintptr_t)mem;
     if (!mem) return;
     if (!in_heap(mem) || !next || a % PAGE_SIZE) {
-        kpanic("free_pages(%p): not a block that alloc_page or alloc_pages gave (the heap is [%#lx, %#lx))", mem,
+        kt_misuse(__FILE__, __LINE__, "free_pages(%p): not a block that alloc_page or alloc_pages gave (the heap is [%#lx, %#lx))", mem,
                (unsigned long)base, (unsigned long)(base + size));
     }
     uint8_t *order = &order_of[(a - base) / PAGE_SIZE];
-    if (!*order) kpanic("free_pages(%p): this block is not given out (freed twice, or not the start of a block)", mem);
+    if (!*order) kt_misuse(__FILE__, __LINE__, "free_pages(%p): this block is not given out (freed twice, or not the start of a block)", mem);
     unsigned o = *order - 1u;
     *order = 0;
     pages_out -= 1ul << o;

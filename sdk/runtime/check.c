@@ -4,6 +4,7 @@
  * its end; the guest runs on. The strings are read during the hypercall, so
  * they may live on the stack.
  */
+#define KT_NO_CALLER_MACROS
 #include "runtime.h"
 
 #define MESSAGE_BUFFER 1024
@@ -135,15 +136,15 @@ void report_info(const char *fmt, ...)
 void report_prefix_push(const char *p)
 {
     size_t len = strlen(prefix);
-    if (prefixes == MAX_PREFIXES) kpanic("report_prefix_push(\"%s\"): more than %d prefixes", p, MAX_PREFIXES);
-    if (len + strlen(p) + 3 > sizeof(prefix)) kpanic("report_prefix_push(\"%s\"): the prefixes pass %d bytes", p, PREFIX_BUFFER);
+    if (prefixes == MAX_PREFIXES) kt_misuse(__FILE__, __LINE__, "report_prefix_push(\"%s\"): more than %d prefixes", p, MAX_PREFIXES);
+    if (len + strlen(p) + 3 > sizeof(prefix)) kt_misuse(__FILE__, __LINE__, "report_prefix_push(\"%s\"): the prefixes pass %d bytes", p, PREFIX_BUFFER);
     prefix_ends[prefixes++] = len;
     ksnprintf(prefix + len, sizeof(prefix) - len, "%s: ", p);
 }
 
 void report_prefix_pop(void)
 {
-    if (!prefixes) kpanic("report_prefix_pop: no prefix to pop");
+    if (!prefixes) kt_misuse(__FILE__, __LINE__, "report_prefix_pop: no prefix to pop");
     prefix[prefix_ends[--prefixes]] = 0;
 }
 

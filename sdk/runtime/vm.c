@@ -4,6 +4,7 @@
  * engine's pages are guarded: changing their mapping would leave no way to
  * report how the test ended.
  */
+#define KT_NO_CALLER_MACROS
 #include "runtime.h"
 
 /* [ENGINE_START, ENGINE_END): GDT, TSS, IDT, exception stubs, return stub, exception stack (docs/abi.md). */
@@ -24,11 +25,11 @@ static bool canonical(uint64_t va)
 /* Panics unless [va rounded down to `level`'s size, + that size) leaves the engine's pages alone. */
 static void guard(const char *what, uint64_t va, int level)
 {
-    if (!canonical(va)) kpanic("%s: %#lx is not a canonical address", what, (unsigned long)va);
+    if (!canonical(va)) kt_misuse(__FILE__, __LINE__, "%s: %#lx is not a canonical address", what, (unsigned long)va);
     uint64_t start = va & ~(level_size(level) - 1);
     uint64_t end = start + level_size(level);
     if (start < ENGINE_END && end > ENGINE_START) {
-        kpanic("%s: the page at %#lx would change how the engine's pages [%#llx, %#llx) are mapped (GDT, IDT, "
+        kt_misuse(__FILE__, __LINE__, "%s: the page at %#lx would change how the engine's pages [%#llx, %#llx) are mapped (GDT, IDT, "
                "exception stubs, exception stack); they must stay as they are for the test's end to be reported",
                what, (unsigned long)va, ENGINE_START, ENGINE_END);
     }
@@ -42,7 +43,7 @@ pgd_t *current_page_table(void)
 struct pte_search find_pte_level(pgd_t *root, void *virt, int lowest_level)
 {
     uint64_t va = (uint64_t)(uintptr_t)virt;
-    if (lowest_level < 1 || lowest_level > PAGE_LEVEL) kpanic("find_pte_level: level %d is not 1 to 4", lowest_level);
+    if (lowest_level < 1 || lowest_level > PAGE_LEVEL) kt_misuse(__FILE__, __LINE__, "find_pte_level: level %d is not 1 to 4", lowest_level);
     pteval_t *table = root;
     struct pte_search r;
     for (r.level = PAGE_LEVEL;; r.level--) {
@@ -69,7 +70,7 @@ pteval_t *get_pte_level(pgd_t *root, void *virt, int level)
 phys_addr_t virt_to_phys(const void *virt)
 {
     struct pte_search r = find_pte_level(current_page_table(), (void *)virt, 1);
-    if (!found_leaf_pte(r) || !(*r.pte & PT_PRESENT_MASK)) kpanic("virt_to_phys(%p): not mapped", virt);
+    if (!found_leaf_pte(r) || !(*r.pte & PT_PRESENT_MASK)) kt_misuse(__FILE__, __LINE__, "virt_to_phys(%p): not mapped", virt);
     uint64_t mask = level_size(r.level) - 1;
     return (*r.pte & PT_ADDR_MASK & ~mask) | ((uint64_t)(uintptr_t)virt & mask);
 }
@@ -83,7 +84,7 @@ void split_large_page(pteval_t *ptep, int level)
 {
     pteval_t pte = *ptep;
     if ((level != 2 && level != 3) || !(pte & PT_PRESENT_MASK) || !(pte & PT_PAGE_SIZE_MASK)) {
-        kpanic("split_large_page(%p, %d): the entry (%#lx) is not a present large page at level 2 or 3", (void *)ptep,
+        kt_misuse(__FILE__, __LINE__, "split_large_page(%p, %d): the entry (%#lx) is not a present large page at level 2 or 3", (void *)ptep,
                level, (unsigned long)pte);
     }
     uint64_t size = level_size(level), child = level_size(level - 1);
@@ -117,7 +118,7 @@ void force_4k_page(void *addr)
 pteval_t *install_pte(pgd_t *root, int level, void *virt, pteval_t pte, pteval_t *pt_page)
 {
     uint64_t va = (uint64_t)(uintptr_t)virt;
-    if (level < 1 || level > 3) kpanic("install_pte: level %d is not 1 to 3", level);
+    if (level < 1 || level > 3) kt_misuse(__FILE__, __LINE__, "install_pte: level %d is not 1 to 3", level);
     guard("install_pte", va, level);
     pteval_t *table = root;
     for (int lvl = PAGE_LEVEL; lvl > level; lvl--) {
@@ -141,14 +142,14 @@ pteval_t *install_pte(pgd_t *root, int level, void *virt, pteval_t pte, pteval_t
 
 pteval_t *install_page(pgd_t *root, phys_addr_t phys, void *virt)
 {
-    if (phys & (PAGE_SIZE - 1)) kpanic("install_page(%#lx, %p): the physical address is not 4 KiB-aligned", (unsigned long)phys, virt);
+    if (phys & (PAGE_SIZE - 1)) kt_misuse(__FILE__, __LINE__, "install_page(%#lx, %p): the physical address is not 4 KiB-aligned", (unsigned long)phys, virt);
     return install_pte(root, 1, virt, phys | PT_PRESENT_MASK | PT_WRITABLE_MASK, NULL);
 }
 
 pteval_t *install_large_page(pgd_t *root, phys_addr_t phys, void *virt)
 {
     if ((phys | (uint64_t)(uintptr_t)virt) & (LARGE_PAGE_SIZE - 1)) {
-        kpanic("install_large_page(%#lx, %p): both addresses must be 2 MiB-aligned", (unsigned long)phys, virt);
+        kt_misuse(__FILE__, __LINE__, "install_large_page(%#lx, %p): both addresses must be 2 MiB-aligned", (unsigned long)phys, virt);
     }
     return install_pte(root, 2, virt, phys | PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_PAGE_SIZE_MASK, NULL);
 }
@@ -168,7 +169,7 @@ bool any_present_pages(pgd_t *root, void *virt, size_t len)
 pteval_t *update_pte(void *virt, pteval_t clear, pteval_t set)
 {
     struct pte_search r = find_pte_level(current_page_table(), virt, 1);
-    if (!found_leaf_pte(r) || !(*r.pte & PT_PRESENT_MASK)) kpanic("update_pte(%p): not mapped", virt);
+    if (!found_leaf_pte(r) || !(*r.pte & PT_PRESENT_MASK)) kt_misuse(__FILE__, __LINE__, "update_pte(%p): not mapped", virt);
     guard("update_pte", (uint64_t)(uintptr_t)virt, r.level);
     *r.pte = (*r.pte & ~clear) | set;
     invlpg(virt);

@@ -29,14 +29,18 @@ function passed(tests: Map<string, JsonTest>, name: string): JsonTest {
   return t;
 }
 
-/** A test that panicked where the runtime refuses a misuse: the message, without the runtime's location. */
-function refused(tests: Map<string, JsonTest>, name: string): string {
+/**
+ * A test that panicked where the runtime refuses a misuse: the message, after
+ * checking that it names the test's own line (the first in the fixture that
+ * holds `call`), not the runtime's.
+ */
+function refused(tests: Map<string, JsonTest>, name: string, call: string): string {
   const t = get(tests, name);
   assert.equal(t.status, 'failed', `${name} should fail`);
   assert.equal(t.outcome, 'panicked', t.message ?? '');
-  const match = /^panicked at \S+\/sdk\/runtime\/\w+\.c:\d+: (.*)$/s.exec(t.message ?? '');
-  assert.ok(match, t.message ?? '');
-  return match[1]!;
+  const where = `panicked at ${FIXTURES}guest-memory.c:${lineOf('guest-memory.c', call)}: `;
+  assert.ok(t.message?.startsWith(where), `${t.message}\nshould start with ${where}`);
+  return (t.message ?? '').slice(where.length);
 }
 
 describe('the guest library: memory', guestTest(), () => {
@@ -59,16 +63,16 @@ describe('the guest library: memory', guestTest(), () => {
 
   test('the heap used up, no heap, a page freed twice or never allocated: each says so', () => {
     assert.equal(
-      refused(snapshot, 'heap_used_up'),
+      refused(snapshot, 'heap_used_up', 'for (int i = 0; i < 4; i++) alloc_page();'),
       'alloc_pages(0): the heap is used up (16 KiB in all, 12 KiB of pages given out and not freed, 4 KiB asked for): give the test a bigger one with .heap = SIZE',
     );
     assert.equal(
-      refused(snapshot, 'no_heap'),
+      refused(snapshot, 'no_heap', 'alloc_page(); /* no heap */'),
       'alloc_pages(0): this test has no heap: give it one with .heap = SIZE in KVMTEST(...) (bytes, a multiple of 4 KiB)',
     );
-    assert.match(refused(snapshot, 'freed_twice'), /^free_pages\(0x[0-9a-f]+\): this block is not given out \(freed twice, or not the start of a block\)$/);
+    assert.match(refused(snapshot, 'freed_twice', 'free_page(p); /* again */'), /^free_pages\(0x[0-9a-f]+\): this block is not given out \(freed twice, or not the start of a block\)$/);
     assert.match(
-      refused(snapshot, 'freed_without_alloc'),
+      refused(snapshot, 'freed_without_alloc', 'free_page(not_from_the_heap);'),
       /^free_pages\(0x[0-9a-f]+\): not a block that alloc_page or alloc_pages gave \(the heap is \[0x[0-9a-f]+, 0x[0-9a-f]+\)\)$/,
     );
   });
@@ -90,11 +94,11 @@ describe('the guest library: memory', guestTest(), () => {
 
   test('misuses: the engine\'s pages, an unaligned physical address, virt_to_phys of nothing', () => {
     assert.equal(
-      refused(snapshot, 'install_page_over_the_engine_pages'),
+      refused(snapshot, 'install_page_over_the_engine_pages', '(void *)0x3000);'),
       "install_pte: the page at 0x3000 would change how the engine's pages [0x1000, 0x9000) are mapped (GDT, IDT, exception stubs, exception stack); they must stay as they are for the test's end to be reported",
     );
-    assert.match(refused(snapshot, 'install_page_unaligned_phys'), /^install_page\(0x[0-9a-f]+008, 0x50000000\): the physical address is not 4 KiB-aligned$/);
-    assert.equal(refused(snapshot, 'virt_to_phys_unmapped'), 'virt_to_phys(0x50000000): not mapped');
+    assert.match(refused(snapshot, 'install_page_unaligned_phys', '+ 8, ALIAS);'), /^install_page\(0x[0-9a-f]+008, 0x50000000\): the physical address is not 4 KiB-aligned$/);
+    assert.equal(refused(snapshot, 'virt_to_phys_unmapped', '    virt_to_phys(ALIAS);'), 'virt_to_phys(0x50000000): not mapped');
   });
 
   test('page-table edits and the heap do not outlive their test, in both isolation modes', async () => {

@@ -12,19 +12,20 @@
 #define KVMTEST_ALLOC_H
 
 #include <stdbool.h>
+#include <kvmtest/caller.h>
 #include <kvmtest/types.h>
 
 /* 2^order contiguous pages, aligned to their size. */
 void *alloc_pages(unsigned int order);
-static inline void *alloc_page(void)
+static inline void *(alloc_page)(void)
 {
-    return alloc_pages(0);
+    return (alloc_pages)(0);
 }
 /* Gives back pages that alloc_page / alloc_pages returned (the order is remembered). */
 void free_pages(void *mem);
-static inline void free_page(void *mem)
+static inline void (free_page)(void *mem)
 {
-    free_pages(mem);
+    (free_pages)(mem);
 }
 static inline void free_pages_by_order(void *mem, unsigned int order)
 {
@@ -37,5 +38,12 @@ void *heap_start(void);
 size_t heap_size(void);
 /* True when `addr` lies in the heap. */
 bool in_heap(const void *addr);
+
+#ifndef KT_NO_CALLER_MACROS
+#define alloc_pages(order) KT_AT_((alloc_pages)(order))
+#define alloc_page() KT_AT_((alloc_page)())
+#define free_pages(mem) KT_AT_VOID_((free_pages)(mem))
+#define free_page(mem) KT_AT_VOID_((free_page)(mem))
+#endif
 
 #endif /* KVMTEST_ALLOC_H */

@@ -22,6 +22,7 @@
 #define KVMTEST_VM_H
 
 #include <stdbool.h>
+#include <kvmtest/caller.h>
 #include <kvmtest/types.h>
 
 #define PAGE_SHIFT 12
@@ -128,5 +129,17 @@ pteval_t *update_pte(void *virt, pteval_t clear, pteval_t set);
 /* Calls `callback` with the leaf entry of each mapped page of [virt, virt + len) in the current tables. */
 typedef void (*pte_callback_t)(struct pte_search search, void *va);
 void walk_pte(void *virt, size_t len, pte_callback_t callback);
+
+#ifndef KT_NO_CALLER_MACROS
+#define virt_to_phys(virt) KT_AT_((virt_to_phys)(virt))
+#define install_pte(root, level, virt, pte, pt_page) KT_AT_((install_pte)(root, level, virt, pte, pt_page))
+#define install_page(root, phys, virt) KT_AT_((install_page)(root, phys, virt))
+#define install_large_page(root, phys, virt) KT_AT_((install_large_page)(root, phys, virt))
+#define install_pages(root, phys, len, virt) KT_AT_VOID_((install_pages)(root, phys, len, virt))
+#define split_large_page(ptep, level) KT_AT_VOID_((split_large_page)(ptep, level))
+#define force_4k_page(addr) KT_AT_VOID_((force_4k_page)(addr))
+#define update_pte(virt, clear, set) KT_AT_((update_pte)(virt, clear, set))
+#define find_pte_level(root, virt, lowest_level) KT_AT_((find_pte_level)(root, virt, lowest_level))
+#endif
 
 #endif /* KVMTEST_VM_H */

@@ -106,6 +106,22 @@ describe('records written by hand', toolchainTest(), () => {
     }
   });
 
+  test('C and the assembly macro write version 2 records: .heap, .cpuid, heap=', () => {
+    const c = new TestBinary(buildSources('v2-c.elf', {
+      'v2.c': `${HEADER}KVMTEST(edits, .heap = 0x20000, .cpuid = { { .leaf = 6, .reg = CPUID_EAX, .keep = 0, .set = 9 }, { .leaf = 0xd, .subleaf = 1, .reg = CPUID_EAX, .keep = ~1u } }) {}\nKVMTEST(plain) {}\n`,
+    }));
+    assert.equal(c.test('edits').heap, 0x20000n);
+    assert.deepEqual(c.test('edits').cpuid, [
+      { leaf: 6, subleaf: 0, register: 'eax', keep: 0, set: 9 },
+      { leaf: 0xd, subleaf: 1, register: 'eax', keep: 0xfffffffe, set: 0 },
+    ]);
+    assert.deepEqual([c.test('plain').heap, c.test('plain').cpuid], [undefined, undefined]);
+    const asm = new TestBinary(buildSources('v2-asm.elf', {
+      'v2.S': '#include <kvmtest/abi.h>\n    .text\nfn:\n    ret\nkvmtest_record with_heap, fn, __FILE__, __LINE__, heap=0x10000\n    .section .note.GNU-stack, "", @progbits\n',
+    }));
+    assert.equal(asm.test('with_heap').heap, 0x10000n);
+  });
+
   test('a version 2 record written by hand: .heap and .cpuid', () => {
     const binary = new TestBinary(buildFixtures('records.elf', ['records.S']));
     const v2 = binary.test('version_2');

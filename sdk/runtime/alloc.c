@@ -3,8 +3,10 @@
  * or RAM a snapshot restore put back), so nothing is cleared up front: its
  * first pages hold one byte per heap page (the order + 1 of a block given
  * out at that page, 0 otherwise), the rest is handed out from a bump
- * pointer, and freed blocks go on a list per order, linked through their
- * first bytes, and are cleared when handed out again.
+ * pointer while it lasts (fresh pages need no clearing, which on an
+ * emulating KVM costs about a millisecond per page), and freed blocks go on
+ * a list per order, linked through their first bytes, and are cleared when
+ * handed out again once the fresh pages are gone.
  */
 #define KT_NO_CALLER_MACROS
 #include "runtime.h"
@@ -22,6 +24,13 @@ void kt_heap_init(uint64_t heap_base, uint64_t heap_size)
     base = heap_base;
     size = heap_size;
     next = 0;
+}
+
+/* Clears a block 8 bytes per iteration: an emulating KVM runs rep stosq about 8 times faster than memset's rep stosb. */
+static void clear(void *block, uint64_t bytes)
+{
+    uint64_t words = bytes / 8;
+    __asm__ volatile("rep stosq" : "+D"(block), "+c"(words) : "a"(0ull) : "memory");
 }
 
 static void start(void)
@@ -54,18 +63,10 @@ void *alloc_pages(unsigned int order)
     if (order > MAX_ORDER) kt_misuse(__FILE__, __LINE__, "alloc_pages(%u): the largest order is %d (1 GiB)", order, MAX_ORDER);
     if (!next) start();
     uint64_t bytes = PAGE_SIZE << order;
-    void *block = free_list[order];
-    if (block) {
-        free_list[order] = *(void **)block;
-        memset(block, 0, bytes);
-    } else {
-        uint64_t at = (next + bytes - 1) & ~(bytes - 1);
-        if (at + bytes > base + size || at + bytes < at) {
-            kt_misuse(__FILE__, __LINE__, "alloc_pages(%u): the heap is used up (%lu KiB in all, %lu KiB of pages given out and not freed, "
-                   "%lu KiB asked for): give the test a bigger one with .heap = SIZE",
-                   order, (unsigned long)(size / 1024), (unsigned long)(pages_out * PAGE_SIZE / 1024),
-                   (unsigned long)(bytes / 1024));
-        }
+    /* Fresh pages first: they are zero already. Freed ones once those run out. */
+    uint64_t at = (next + bytes - 1) & ~(bytes - 1);
+    void *block;
+    if (at + bytes <= base + size && at + bytes > at) {
         /* Pages skipped for alignment are single pages to give out later. */
         for (; next < at; next += PAGE_SIZE) {
             *(void **)(uintptr_t)next = free_list[0];
@@ -73,6 +74,14 @@ void *alloc_pages(unsigned int order)
         }
         block = (void *)(uintptr_t)at;
         next = at + bytes;
+    } else if ((block = free_list[order])) {
+        free_list[order] = *(void **)block;
+        clear(block, bytes);
+    } else {
+        kt_misuse(__FILE__, __LINE__, "alloc_pages(%u): the heap is used up (%lu KiB in all, %lu KiB of pages given out and not freed, "
+               "%lu KiB asked for): give the test a bigger one with .heap = SIZE",
+               order, (unsigned long)(size / 1024), (unsigned long)(pages_out * PAGE_SIZE / 1024),
+               (unsigned long)(bytes / 1024));
     }
     order_of[((uint64_t)(uintptr_t)block - base) / PAGE_SIZE] = (uint8_t)(order + 1);
     pages_out += 1ul << order;

@@ -59,6 +59,7 @@ describe('the guest library: memory', guestTest(), () => {
     assert.equal(BigInt(address) % 0x200000n, 0n);
     assert.ok(BigInt(address) >= 0x200000n);
     assert.equal(size, '65536');
+    passed(snapshot, 'freed_pages_come_back_zeroed');
   });
 
   test('the heap used up, no heap, a page freed twice or never allocated: each says so', () => {
@@ -116,7 +117,7 @@ describe('the guest library: memory', guestTest(), () => {
   });
 
   test('every test of the fixture has a result', () => {
-    assert.equal(snapshot.size, 18);
+    assert.equal(snapshot.size, 19);
     assert.equal(get(snapshot, 'no_heap').line, lineOf('guest-memory.c', 'KVMTEST(no_heap)'));
     assert.equal(get(snapshot, 'no_heap').file, `${FIXTURES}guest-memory.c`);
   });

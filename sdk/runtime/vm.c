@@ -29,9 +29,10 @@ static void guard(const char *what, uint64_t va, int level)
     uint64_t start = va & ~(level_size(level) - 1);
     uint64_t end = start + level_size(level);
     if (start < ENGINE_END && end > ENGINE_START) {
-        kt_misuse(__FILE__, __LINE__, "%s: the page at %#lx would change how the engine's pages [%#llx, %#llx) are mapped (GDT, IDT, "
-               "exception stubs, exception stack); they must stay as they are for the test's end to be reported",
-               what, (unsigned long)va, ENGINE_START, ENGINE_END);
+        static const char engine[] = "the engine's pages [0x1000, 0x9000) (GDT, IDT, exception stubs, exception stack), "
+                                     "whose mapping must stay as it is for the test's end to be reported";
+        if (level == 1) kt_misuse(__FILE__, __LINE__, "%s: %#lx is one of %s", what, (unsigned long)va, engine);
+        kt_misuse(__FILE__, __LINE__, "%s: the level %d entry for %#lx also maps %s", what, level, (unsigned long)va, engine);
     }
 }
 
@@ -174,6 +175,24 @@ pteval_t *update_pte(void *virt, pteval_t clear, pteval_t set)
     *r.pte = (*r.pte & ~clear) | set;
     invlpg(virt);
     return r.pte;
+}
+
+pteval_t *update_walk(void *virt, pteval_t clear, pteval_t set)
+{
+    uint64_t va = (uint64_t)(uintptr_t)virt;
+    struct pte_search leaf = find_pte_level(current_page_table(), virt, 1);
+    if (!found_leaf_pte(leaf) || !(*leaf.pte & PT_PRESENT_MASK)) kt_misuse(__FILE__, __LINE__, "update_walk(%p): not mapped", virt);
+    bool risky = (clear & (PT_PRESENT_MASK | PT_WRITABLE_MASK)) || (set & PT64_NX_MASK);
+    pteval_t *table = current_page_table();
+    for (int level = PAGE_LEVEL; level >= leaf.level; level--) {
+        pteval_t *entry = &table[PGDIR_OFFSET(va, level)];
+        if (risky) guard("update_walk", va, level);
+        pteval_t next = *entry & PT_ADDR_MASK;
+        *entry = (*entry & ~clear) | set;
+        table = phys_to_virt(next);
+    }
+    flush_all();
+    return leaf.pte;
 }
 
 void walk_pte(void *virt, size_t len, pte_callback_t callback)

@@ -93,10 +93,17 @@ describe('the guest library: memory', guestTest(), () => {
     passed(snapshot, 'update_pte_makes_a_page_read_only_then_not_present');
   });
 
+  test('update_walk changes every level of a walk, and will not unmap the engine\'s pages with an upper level', () => {
+    assert.match(
+      refused(snapshot, 'update_walk_sets_a_bit_at_every_level', 'PML4[0] also maps'),
+      /^update_walk: the level 4 entry for 0x2[0-9a-f]{5} also maps the engine's pages \[0x1000, 0x9000\) \(GDT, IDT, exception stubs, exception stack\), whose mapping must stay as it is for the test's end to be reported$/,
+    );
+  });
+
   test('misuses: the engine\'s pages, an unaligned physical address, virt_to_phys of nothing', () => {
     assert.equal(
       refused(snapshot, 'install_page_over_the_engine_pages', '(void *)0x3000);'),
-      "install_pte: the page at 0x3000 would change how the engine's pages [0x1000, 0x9000) are mapped (GDT, IDT, exception stubs, exception stack); they must stay as they are for the test's end to be reported",
+      "install_pte: 0x3000 is one of the engine's pages [0x1000, 0x9000) (GDT, IDT, exception stubs, exception stack), whose mapping must stay as it is for the test's end to be reported",
     );
     assert.match(refused(snapshot, 'install_page_unaligned_phys', '+ 8, ALIAS);'), /^install_page\(0x[0-9a-f]+008, 0x50000000\): the physical address is not 4 KiB-aligned$/);
     assert.equal(refused(snapshot, 'virt_to_phys_unmapped', '    virt_to_phys(ALIAS);'), 'virt_to_phys(0x50000000): not mapped');
@@ -117,7 +124,7 @@ describe('the guest library: memory', guestTest(), () => {
   });
 
   test('every test of the fixture has a result', () => {
-    assert.equal(snapshot.size, 19);
+    assert.equal(snapshot.size, 20);
     assert.equal(get(snapshot, 'no_heap').line, lineOf('guest-memory.c', 'KVMTEST(no_heap)'));
     assert.equal(get(snapshot, 'no_heap').file, `${FIXTURES}guest-memory.c`);
   });

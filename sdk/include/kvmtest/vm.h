@@ -126,6 +126,14 @@ void force_4k_page(void *addr);
  */
 pteval_t *update_pte(void *virt, pteval_t clear, pteval_t set);
 
+/*
+ * The same on every entry of the walk to `virt`'s leaf, the tables above it
+ * included: update_walk(p, 0, PT_USER_MASK) opens a page to ring 3 at every
+ * level. Returns the leaf entry. Refuses to clear P or W, or to set NX, on
+ * an entry that also maps the engine's pages.
+ */
+pteval_t *update_walk(void *virt, pteval_t clear, pteval_t set);
+
 /* Calls `callback` with the leaf entry of each mapped page of [virt, virt + len) in the current tables. */
 typedef void (*pte_callback_t)(struct pte_search search, void *va);
 void walk_pte(void *virt, size_t len, pte_callback_t callback);
@@ -139,6 +147,7 @@ void walk_pte(void *virt, size_t len, pte_callback_t callback);
 #define split_large_page(ptep, level) KT_AT_VOID_((split_large_page)(ptep, level))
 #define force_4k_page(addr) KT_AT_VOID_((force_4k_page)(addr))
 #define update_pte(virt, clear, set) KT_AT_((update_pte)(virt, clear, set))
+#define update_walk(virt, clear, set) KT_AT_((update_walk)(virt, clear, set))
 #define find_pte_level(root, virt, lowest_level) KT_AT_((find_pte_level)(root, virt, lowest_level))
 #endif
 

@@ -74,7 +74,10 @@ void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec, uint64_t 
 {
     current = rec;
     kt_try_current = 0;
-    kt_heap_init(heap_base, heap_size);
+    /* Plain stores, no call: a call would leave its return address on the
+     * stack below the test's frame, which the test must find as loaded. */
+    kt_heap_base = heap_base;
+    kt_heap_size = heap_size;
     fn();
 }
 

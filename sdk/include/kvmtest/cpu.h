@@ -113,7 +113,7 @@ struct x86_cpu_feature {
 #define X86_FEATURE_LM X86_CPU_FEATURE(0x80000001, 0, EDX, 29)
 
 /* One register of a CPUID leaf, 0 above the highest leaf of its range. */
-static inline u32 cpuid_reg(u32 function, u32 index, u8 reg)
+static inline u32 kt_cpuid_reg(u32 function, u32 index, u8 reg)
 {
     u32 regs[4];
     cpuid(function & 0x80000000u, 0, &regs[0], NULL, NULL, NULL);
@@ -124,7 +124,7 @@ static inline u32 cpuid_reg(u32 function, u32 index, u8 reg)
 
 static inline bool this_cpu_has(struct x86_cpu_feature feature)
 {
-    return (cpuid_reg(feature.function, feature.index, feature.reg) >> feature.bit) & 1;
+    return (kt_cpuid_reg(feature.function, feature.index, feature.reg) >> feature.bit) & 1;
 }
 
 static inline bool cpu_has(struct x86_cpu_feature feature)

@@ -20,7 +20,6 @@
 #include <stdint.h>
 
 #include <kvmtest/abi.h>
-#include <kvmtest/types.h>
 #include <kvmtest/x86.h>
 
 /* ---- Declaring tests --------------------------------------------------- */
@@ -230,10 +229,19 @@ void *memmove(void *dst, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 
+/*
+ * The guest library (kvm-unit-tests' names: u8..u64, alloc_page, get_pte,
+ * report, this_cpu_has, setjmp, strcmp...). A file whose own names clash
+ * with it defines KVMTEST_NO_GUEST_LIBRARY before including kvmtest.h and
+ * includes the parts it wants itself.
+ */
+#ifndef KVMTEST_NO_GUEST_LIBRARY
+#include <kvmtest/types.h>
 #include <kvmtest/alloc.h>
 #include <kvmtest/cpu.h>
 #include <kvmtest/libc.h>
 #include <kvmtest/report.h>
 #include <kvmtest/vm.h>
+#endif
 
 #endif /* KVMTEST_H */

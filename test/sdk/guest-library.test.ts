@@ -5,9 +5,9 @@
 // worker, so that later tests reuse the machines earlier ones left.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { guestTest } from '../helpers/kvm.js';
+import { guestTest, toolchainTest } from '../helpers/kvm.js';
 import { CAN_BUILD, describeRun, runJson, type JsonReport } from '../cli/helpers.js';
-import { buildFixtures, FIXTURES, lineOf } from './sdk-helpers.js';
+import { buildFixtures, buildSources, FIXTURES, lineOf, TestBinary } from './sdk-helpers.js';
 
 type JsonTest = JsonReport['tests'][number];
 
@@ -127,5 +127,17 @@ describe('the guest library: memory', guestTest(), () => {
     assert.equal(snapshot.size, 20);
     assert.equal(get(snapshot, 'no_heap').line, lineOf('guest-memory.c', 'KVMTEST(no_heap)'));
     assert.equal(get(snapshot, 'no_heap').file, `${FIXTURES}guest-memory.c`);
+  });
+});
+
+describe('the guest library: names of a test\'s own', toolchainTest(), () => {
+  test('KVMTEST_NO_GUEST_LIBRARY leaves report, PAGE_SIZE, u64 and the rest to the test', () => {
+    const binary = new TestBinary(buildSources('own-names.elf', {
+      'own.c': '#define KVMTEST_NO_GUEST_LIBRARY\n#include <kvmtest.h>\n' +
+        'typedef int u64;\n#define PAGE_SIZE 4096\nstatic int report(int x) { return x; }\n' +
+        'static int alloc_page(void) { return 1; }\n' +
+        'KVMTEST(mine) { u64 v = 2; kassert(report(v) + alloc_page() == 3 && PAGE_SIZE == 4096); }\n',
+    }));
+    assert.deepEqual(binary.tests.map((t) => t.name), ['mine']);
   });
 });

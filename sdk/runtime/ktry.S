@@ -11,6 +11,8 @@
  *    and RFLAGS ktry was called with (so an exception raised in ring 3
  *    returns to ktry's own privilege level), and ktry returns the vector.
  * Frames are chained through kt_try_current, so ktry nests.
+ * Its symbols are .hidden, as the C files' are (-fvisibility=hidden): in a
+ * shared object (kvmtest cc -shared) the runtime exports kvmtest_entry only.
  */
 
 /* ktry's frame on its own stack (kt_try_current points at it). An odd
@@ -43,6 +45,7 @@
 
 /* int ktry(void (*fn)(void *), void *arg) */
     .globl ktry
+    .hidden ktry
     .type ktry, @function
 ktry:
     sub $F_SIZE, %rsp
@@ -141,9 +144,17 @@ kt_stub_\vector:
     stub \v
     .endr
 
+    /* Addresses: in a shared object (-fPIC) the loader relocates them, so
+     * they go where relocated read-only data goes rather than into .rodata,
+     * which would make the shared object need text relocations. */
+#ifdef __PIC__
+    .section .data.rel.ro, "aw"
+#else
     .section .rodata
+#endif
     .balign 8
     .globl kt_exception_stubs
+    .hidden kt_exception_stubs
 kt_exception_stubs:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad kt_stub_\v
@@ -152,6 +163,7 @@ kt_exception_stubs:
     .bss
     .balign 8
     .globl kt_last_fault
+    .hidden kt_last_fault
 kt_last_fault:
     .zero 32
 

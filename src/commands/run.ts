@@ -9,7 +9,7 @@ import { findTestInputs } from '../runner/inputs.js';
 import { TEST_FILE } from '../testfile/load.js';
 import type { Isolation } from '../runner/executor.js';
 import { PoolError } from '../runner/pool.js';
-import { preflight } from '../runner/preflight.js';
+import { preflight, refuseSharedObjects } from '../runner/preflight.js';
 import { snapshotUnsupportedReason } from '../machine/snapshot.js';
 import { ProgressLine } from '../runner/progress.js';
 import { type RunOutcome, runTests } from '../runner/run.js';
@@ -47,6 +47,7 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     const tests = selectTests(all, options);
     const selection = { filteredOut: all.length - tests.length, noMatch: noMatch(options, all) };
     if (options.list) return await list(options, tests, selection);
+    refuseSharedObjects(binaries);
     // Check /dev/kvm and the binaries here, once, rather than in every worker.
     const kvm = Kvm.open();
     try {

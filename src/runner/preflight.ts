@@ -9,6 +9,19 @@ import { maxPhysBits } from '../machine/machine.js';
 import { placeMachine } from '../machine/placement.js';
 import { BinaryError, type TestBinary } from './discover.js';
 
+/**
+ * Shared objects (kvmtest cc -shared) hold tests for mirror mode, which
+ * lists them but cannot run them yet: refused before anything opens KVM.
+ */
+export function refuseSharedObjects(binaries: readonly TestBinary[]): void {
+  const shared = binaries.find((b) => b.elf.type === 'shared-object');
+  if (!shared) return;
+  throw new BinaryError(
+    `${shared.path} is a shared object (kvmtest cc -shared): mirror mode: running shared objects is not built yet; ` +
+      `\`kvmtest run --list ${shared.path}\` lists its tests, and \`kvmtest cc\` without -shared builds a test binary that runs`,
+  );
+}
+
 export function preflight(binaries: readonly TestBinary[], kvm: Kvm, maxGuestMemory?: bigint): void {
   const physBits = maxPhysBits(kvm.supportedCpuid());
   for (const { path: binary, elf } of binaries) {

@@ -121,9 +121,12 @@ export function flatAll<K extends string>(sources: Readonly<Record<K, string>>):
   return out;
 }
 
-/** Symbol name -> address, read with binutils' nm (independent of the engine's ELF reader). */
-export function symbolTable(elf: string): Map<string, bigint> {
-  const out = execFileSync('nm', ['--defined-only', elf], { encoding: 'utf8' });
+/**
+ * Symbol name -> address, read with binutils' nm (independent of the
+ * engine's ELF reader); `dynamic`: the exported symbols of a shared object.
+ */
+export function symbolTable(elf: string, dynamic = false): Map<string, bigint> {
+  const out = execFileSync('nm', [...(dynamic ? ['-D'] : []), '--defined-only', elf], { encoding: 'utf8' });
   const table = new Map<string, bigint>();
   for (const line of out.split('\n')) {
     const m = /^([0-9a-f]+) \S (\S+)$/.exec(line.trim());
@@ -146,6 +149,17 @@ export function compileAndRunC(source: string, name = 'prog'): string {
   writeFileSync(src, source);
   run('gcc', ['-O0', '-o', exe, src]);
   return execFileSync(exe, { encoding: 'utf8' });
+}
+
+/** Why clang cannot be used here (it is not installed), or undefined; never skipped under CI, which installs it. */
+export function clangSkipReason(): string | undefined {
+  if ((process.env['CI'] ?? '') !== '') return undefined;
+  try {
+    execFileSync('clang', ['--version'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'clang is not installed (apt-get install clang)';
+  }
 }
 
 /** The tools these helpers need that are missing from PATH (empty when all are there). */

@@ -75,7 +75,7 @@ describe('the guest library: kexpect, kexpect_eq, report', guestTest(), () => {
     assert.deepEqual([fault.status, fault.outcome], ['failed', 'fault']);
     assert.match(
       fault.message ?? '',
-      new RegExp(`^1 check failed:\\n  1\\) check failed at ${at('before the fault')}: false\\n     message: before the fault\\nand then #UD \\(invalid opcode\\) at kt_test_a_check_then_a_fault\\+0x[0-9a-f]+ \\(0x[0-9a-f]+\\)$`),
+      new RegExp(`^1 check failed:\\n  1\\) check failed at ${at('before the fault')}: false\\n     message: before the fault\\nand then #UD \\(invalid opcode\\) at kt_test_a_check_then_a_fault\\+0x[0-9a-f]+ (at \\S+guest-checks\\.c:\\d+ )?\\(0x[0-9a-f]+\\)$`),
     );
     const panic = result('a_check_in_a_should_panic_test');
     assert.deepEqual([panic.status, panic.outcome], ['failed', 'panicked']);

@@ -19,15 +19,26 @@
  * written, as kassert's is.
  */
 #define kexpect(...) KT_CAT_(KT_KEXPECT_, KT_ONE_OR_MORE_(__VA_ARGS__))(#__VA_ARGS__, __VA_ARGS__)
-#define KT_KEXPECT_ONE(text, cond) ((cond) ? true : (kt_check_failed(__FILE__, __LINE__, text, NULL), false))
-#define KT_KEXPECT_MORE(text, cond, ...) ((cond) ? true : (kt_check_failed(__FILE__, __LINE__, text, __VA_ARGS__), false))
+#define KT_KEXPECT_ONE(text, cond)                                         \
+    ({                                                                     \
+        bool kt_ok_ = (cond);                                              \
+        if (!kt_ok_) kt_check_failed(__FILE__, __LINE__, text, NULL);      \
+        kt_ok_;                                                            \
+    })
+#define KT_KEXPECT_MORE(text, cond, ...)                                   \
+    ({                                                                     \
+        bool kt_ok_ = (cond);                                              \
+        if (!kt_ok_) kt_check_failed(__FILE__, __LINE__, text, __VA_ARGS__); \
+        kt_ok_;                                                            \
+    })
 
 /* kexpect_eq(a, b): true if a == b (as 64-bit values, like kassert_eq); otherwise records both expressions and values. */
 #define kexpect_eq(a, b)                                                                            \
     ({                                                                                              \
         uint64_t kt_left_ = (uint64_t)(a);                                                          \
         uint64_t kt_right_ = (uint64_t)(b);                                                         \
-        kt_left_ == kt_right_ ? true : (kt_check_eq_failed(__FILE__, __LINE__, #a, #b, kt_left_, kt_right_), false); \
+        if (kt_left_ != kt_right_) kt_check_eq_failed(__FILE__, __LINE__, #a, #b, kt_left_, kt_right_); \
+        kt_left_ == kt_right_;                                                                      \
     })
 
 /*

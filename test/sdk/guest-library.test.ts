@@ -131,6 +131,10 @@ describe('the guest library: memory', guestTest(), () => {
 });
 
 describe('the guest library: names of a test\'s own', toolchainTest(), () => {
+  test('its headers and macros build without warnings under -Wall -Wextra -Werror', () => {
+    buildFixtures('warnings.elf', ['guest-memory.c', 'guest-checks.c', 'guest-cpuid.c'], ['-Wall', '-Wextra', '-Werror']);
+  });
+
   test('KVMTEST_NO_GUEST_LIBRARY leaves report, PAGE_SIZE, u64 and the rest to the test', () => {
     const binary = new TestBinary(buildSources('own-names.elf', {
       'own.c': '#define KVMTEST_NO_GUEST_LIBRARY\n#include <kvmtest.h>\n' +

@@ -116,11 +116,12 @@ void force_4k_page(void *addr)
     }
 }
 
-pteval_t *install_pte(pgd_t *root, int level, void *virt, pteval_t pte, pteval_t *pt_page)
+/* install_pte, with the name of the function the test called for messages. */
+static pteval_t *install(const char *what, pgd_t *root, int level, void *virt, pteval_t pte, pteval_t *pt_page)
 {
     uint64_t va = (uint64_t)(uintptr_t)virt;
-    if (level < 1 || level > 3) kt_misuse(__FILE__, __LINE__, "install_pte: level %d is not 1 to 3", level);
-    guard("install_pte", va, level);
+    if (level < 1 || level > 3) kt_misuse(__FILE__, __LINE__, "%s: level %d is not 1 to 3", what, level);
+    guard(what, va, level);
     pteval_t *table = root;
     for (int lvl = PAGE_LEVEL; lvl > level; lvl--) {
         pteval_t *entry = &table[PGDIR_OFFSET(va, lvl)];
@@ -141,10 +142,15 @@ pteval_t *install_pte(pgd_t *root, int level, void *virt, pteval_t pte, pteval_t
     return entry;
 }
 
+pteval_t *install_pte(pgd_t *root, int level, void *virt, pteval_t pte, pteval_t *pt_page)
+{
+    return install("install_pte", root, level, virt, pte, pt_page);
+}
+
 pteval_t *install_page(pgd_t *root, phys_addr_t phys, void *virt)
 {
     if (phys & (PAGE_SIZE - 1)) kt_misuse(__FILE__, __LINE__, "install_page(%#lx, %p): the physical address is not 4 KiB-aligned", (unsigned long)phys, virt);
-    return install_pte(root, 1, virt, phys | PT_PRESENT_MASK | PT_WRITABLE_MASK, NULL);
+    return install("install_page", root, 1, virt, phys | PT_PRESENT_MASK | PT_WRITABLE_MASK, NULL);
 }
 
 pteval_t *install_large_page(pgd_t *root, phys_addr_t phys, void *virt)
@@ -152,7 +158,7 @@ pteval_t *install_large_page(pgd_t *root, phys_addr_t phys, void *virt)
     if ((phys | (uint64_t)(uintptr_t)virt) & (LARGE_PAGE_SIZE - 1)) {
         kt_misuse(__FILE__, __LINE__, "install_large_page(%#lx, %p): both addresses must be 2 MiB-aligned", (unsigned long)phys, virt);
     }
-    return install_pte(root, 2, virt, phys | PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_PAGE_SIZE_MASK, NULL);
+    return install("install_large_page", root, 2, virt, phys | PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_PAGE_SIZE_MASK, NULL);
 }
 
 void install_pages(pgd_t *root, phys_addr_t phys, size_t len, void *virt)

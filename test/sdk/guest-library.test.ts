@@ -103,7 +103,7 @@ describe('the guest library: memory', guestTest(), () => {
   test('misuses: the engine\'s pages, an unaligned physical address, virt_to_phys of nothing', () => {
     assert.equal(
       refused(snapshot, 'install_page_over_the_engine_pages', '(void *)0x3000);'),
-      "install_pte: 0x3000 is one of the engine's pages [0x1000, 0x9000) (GDT, IDT, exception stubs, exception stack), whose mapping must stay as it is for the test's end to be reported",
+      "install_page: 0x3000 is one of the engine's pages [0x1000, 0x9000) (GDT, IDT, exception stubs, exception stack), whose mapping must stay as it is for the test's end to be reported",
     );
     assert.match(refused(snapshot, 'install_page_unaligned_phys', '+ 8, ALIAS);'), /^install_page\(0x[0-9a-f]+008, 0x50000000\): the physical address is not 4 KiB-aligned$/);
     assert.equal(refused(snapshot, 'virt_to_phys_unmapped', '    virt_to_phys(ALIAS);'), 'virt_to_phys(0x50000000): not mapped');

@@ -61,9 +61,9 @@ export interface FaultInfo {
   location: string;
 }
 
-/** A kassert / kassert_eq / kpanic record sent by the guest. */
+/** A kassert / kassert_eq / kpanic record sent by the guest, or a failed kexpect / kexpect_eq / report (check, check-eq). */
 export interface AssertionInfo {
-  kind: 'assert' | 'assert-eq' | 'panic';
+  kind: 'assert' | 'assert-eq' | 'panic' | 'check' | 'check-eq';
   file: string;
   line: number;
   /** The condition's source text (kassert), or "left == right" (kassert_eq). */
@@ -100,6 +100,10 @@ export interface GuestResult {
   returnValue?: bigint;
   /** Mirror mode: what this run mapped of the process's memory on first touch. */
   mirror?: MirrorStats;
+  /** Non-fatal checks that failed (kexpect, report), in order; absent when none did. The run fails if any did. */
+  failedChecks?: AssertionInfo[];
+  /** Failed checks beyond the first MAX_KEPT_CHECKS, counted but not kept. */
+  failedChecksDropped?: number;
   durationMs: number;
 }
 

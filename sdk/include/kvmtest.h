@@ -37,6 +37,10 @@
  *   .should_fault = FAULT_GP              passes if this exception reaches the engine
  *   .timeout_ms = 500                     0: the runner's default
  *   .ignore = true                        listed, not run
+ *   .heap = 64 * 1024                     bytes of heap for alloc_page (kvmtest/alloc.h)
+ *   .cpuid = { { .leaf = 1, .reg = CPUID_ECX, .keep = ~(1u << 26) }, ... }
+ *                                         up to 8 CPUID edits: the register reads
+ *                                         (value & keep) | set
  * An ioport or ram entry that is all zero is unset: port 0 cannot be
  * configured to read 0.
  *
@@ -210,9 +214,10 @@ const struct kt_fault *ktry_last_fault(void);
 
 /*
  * What the runner calls: runs the test function and returns. `rec` is the
- * test's record (kvmtest_current() returns it).
+ * test's record (kvmtest_current() returns it); the heap the host placed
+ * for `.heap` is [heap_base, heap_base + heap_size) (0 and 0 without one).
  */
-void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec);
+void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec, uint64_t heap_base, uint64_t heap_size);
 
 /* The record of the running test. */
 const struct kvmtest_record *kvmtest_current(void);
@@ -223,5 +228,20 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n);
 void *memmove(void *dst, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
+
+/*
+ * The guest library (kvm-unit-tests' names: u8..u64, alloc_page, get_pte,
+ * report, this_cpu_has, setjmp, strcmp...). A file whose own names clash
+ * with it defines KVMTEST_NO_GUEST_LIBRARY before including kvmtest.h and
+ * includes the parts it wants itself.
+ */
+#ifndef KVMTEST_NO_GUEST_LIBRARY
+#include <kvmtest/types.h>
+#include <kvmtest/alloc.h>
+#include <kvmtest/cpu.h>
+#include <kvmtest/libc.h>
+#include <kvmtest/report.h>
+#include <kvmtest/vm.h>
+#endif
 
 #endif /* KVMTEST_H */

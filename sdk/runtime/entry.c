@@ -73,10 +73,19 @@ void kt_idt_pop(void)
 /* The one symbol a shared object built with kvmtest cc -shared exports from
  * the runtime (which is compiled with -fvisibility=hidden there, so that its
  * memcpy, strlen and the rest never stand in for the host's libc). */
-__attribute__((visibility("default"))) void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec)
+__attribute__((visibility("default"))) void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec, uint64_t heap_base, uint64_t heap_size)
 {
     current = rec;
     kt_try_current = 0;
+    /* The heap only when its size is the record's: a caller that passes two
+     * arguments (a host calling a shared object's tests directly) leaves rdx
+     * and rcx undefined. Plain stores, no call: a call would leave its return
+     * address on the stack below the test's frame, which the test must find
+     * as loaded. */
+    uint64_t wanted = rec->version >= 2 ? rec->options.heap : 0;
+    bool heap = wanted != 0 && heap_size == wanted;
+    kt_heap_base = heap ? heap_base : 0;
+    kt_heap_size = heap ? heap_size : 0;
     fn();
 }
 

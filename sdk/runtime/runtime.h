@@ -34,4 +34,7 @@ void kt_console_write(const char *bytes, size_t len);
 /* Ends the test with a report; never returns. */
 __attribute__((noreturn)) void kt_report(struct kt_report *report);
 
+/* alloc.c: the heap kvmtest_entry was given ([kt_heap_base, + kt_heap_size), or 0 and 0). */
+extern uint64_t kt_heap_base, kt_heap_size;
+
 #endif /* KVMTEST_RUNTIME_H */

@@ -19,8 +19,25 @@ const MAX_SKIP_REASON = MAX_STRING;
 const utf8Decoder = new TextDecoder();
 const MAX_ADDRESS = (1n << 64n) - 1n;
 
+/** Failed checks kept per run; a guest that fails millions in a loop has the rest counted. */
+export const MAX_KEPT_CHECKS = 100;
+const REPORT_KIND_CHECK = { check: 4, checkEq: 5 } as const;
+
+/** The non-fatal checks that failed during one run, in order (kexpect, report). */
+export interface CheckLog {
+  failed: AssertionInfo[];
+  /** Failures past MAX_KEPT_CHECKS. */
+  dropped: number;
+}
+
+export function newCheckLog(): CheckLog {
+  return { failed: [], dropped: 0 };
+}
+
 export class HypercallPort implements PortDevice {
   readonly name = 'the hypercall port';
+
+  constructor(private readonly checks: CheckLog = newCheckLog()) {}
 
   write(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop | void {
     if (size !== 4) {
@@ -34,9 +51,22 @@ export class HypercallPort implements PortDevice {
         return readReport(regs.rdi, guest);
       case HYPERCALL.skip:
         return readSkip(regs.rdi, regs.rsi, guest);
+      case HYPERCALL.check:
+        return this.check(regs.rdi, guest);
       default:
         return { outcome: 'unexpected-io', message: `unknown hypercall ${value} (out to port ${hex(port)})` };
     }
+  }
+
+  /** A failed kexpect or report(): kept for the verdict; the guest goes on. */
+  private check(pointer: bigint, guest: GuestAccess): Stop | void {
+    const assertion = readReportRecord('check', pointer, guest);
+    if (!('kind' in assertion)) return assertion;
+    if (assertion.kind !== 'check' && assertion.kind !== 'check-eq') {
+      return { outcome: 'error', error: { kind: 'host' }, message: `check hypercall: the record at ${hex(pointer)} is not of kind KT_REPORT_CHECK or KT_REPORT_CHECK_EQ` };
+    }
+    if (this.checks.failed.length < MAX_KEPT_CHECKS) this.checks.failed.push(assertion);
+    else this.checks.dropped++;
   }
 
   private write_(pointer: bigint, length: bigint, guest: GuestAccess): Stop | void {
@@ -91,9 +121,23 @@ function readSkip(pointer: bigint, length: bigint, guest: GuestAccess): Stop {
 }
 
 function readReport(pointer: bigint, guest: GuestAccess): Stop {
+  const assertion = readReportRecord('report', pointer, guest);
+  if (!('kind' in assertion)) return assertion;
+  if (assertion.kind === 'check' || assertion.kind === 'check-eq') {
+    return { outcome: 'error', error: { kind: 'host' }, message: `report hypercall: the record at ${hex(pointer)} is a check's (KT_REPORT_CHECK), which goes with the check hypercall` };
+  }
+  return {
+    outcome: assertion.kind === 'panic' ? 'panicked' : 'assert-failed',
+    assertion,
+    message: formatAssertion(assertion),
+  };
+}
+
+/** A struct kt_report read from the guest, or an error Stop when it is not mapped. */
+function readReportRecord(call: string, pointer: bigint, guest: GuestAccess): AssertionInfo | Stop {
   const raw = guest.readVirtual(pointer, REPORT_SIZE);
   if (raw.length < REPORT_SIZE) {
-    return { outcome: 'error', error: { kind: 'host' }, message: `report hypercall: the record at ${hex(pointer)} is not mapped` };
+    return { outcome: 'error', error: { kind: 'host' }, message: `${call} hypercall: the record at ${hex(pointer)} is not mapped` };
   }
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const kindCode = view.getUint32(0, true);
@@ -106,25 +150,29 @@ function readReport(pointer: bigint, guest: GuestAccess): Stop {
   const expression = str(16);
   const message = str(24);
   const assertion: AssertionInfo = {
-    kind: kindCode === REPORT_KIND.panic ? 'panic' : kindCode === REPORT_KIND.assertEq ? 'assert-eq' : 'assert',
+    kind: REPORT_KINDS[kindCode] ?? 'assert',
     file,
     line,
     ...(expression !== undefined && { expression }),
     ...(message !== undefined && { message }),
   };
-  if (kindCode === REPORT_KIND.assertEq) {
+  if (kindCode === REPORT_KIND.assertEq || kindCode === REPORT_KIND_CHECK.checkEq) {
     assertion.left = { expression: str(32) ?? '?', value: view.getBigUint64(48, true) };
     assertion.right = { expression: str(40) ?? '?', value: view.getBigUint64(56, true) };
     // The record's "a == b" is the two texts pasted together, which misreads
     // as soon as one holds an operator: `efer & EFER_SCE == EFER_SCE`.
     assertion.expression = `${asOperand(assertion.left.expression)} == ${asOperand(assertion.right.expression)}`;
   }
-  return {
-    outcome: assertion.kind === 'panic' ? 'panicked' : 'assert-failed',
-    assertion,
-    message: formatAssertion(assertion),
-  };
+  return assertion;
 }
+
+const REPORT_KINDS: Readonly<Record<number, AssertionInfo['kind']>> = {
+  [REPORT_KIND.assert]: 'assert',
+  [REPORT_KIND.assertEq]: 'assert-eq',
+  [REPORT_KIND.panic]: 'panic',
+  [REPORT_KIND_CHECK.check]: 'check',
+  [REPORT_KIND_CHECK.checkEq]: 'check-eq',
+};
 
 /**
  * An expression's text as an operand of ==: in parentheses when an operator
@@ -155,12 +203,30 @@ export function asOperand(text: string): string {
 export function formatAssertion(a: AssertionInfo): string {
   const where = `${a.file}:${a.line}`;
   if (a.kind === 'panic') return `panicked at ${where}${a.message ? `: ${a.message}` : ''}`;
-  const lines = [`assertion failed at ${where}: ${a.expression ?? ''}`.trimEnd()];
+  const check = a.kind === 'check' || a.kind === 'check-eq';
+  // A failed report() has no condition text: its message is the FAIL line.
+  if (check && a.expression === undefined) return `check failed at ${where}: ${a.message ?? ''}`.trimEnd();
+  const lines = [`${check ? 'check' : 'assertion'} failed at ${where}: ${a.expression ?? ''}`.trimEnd()];
   if (a.message) lines.push(`  message: ${a.message}`);
   if (a.left && a.right) {
     lines.push(`  left:  ${a.left.expression} = ${describeValue(a.left.value)}`);
     lines.push(`  right: ${a.right.expression} = ${describeValue(a.right.value)}`);
   }
+  return lines.join('\n');
+}
+
+/**
+ * The failure message of a run whose non-fatal checks failed: each check in
+ * order, numbered, then how the run itself ended when that was wrong too.
+ */
+export function formatFailedChecks(checks: readonly AssertionInfo[], dropped = 0): string {
+  const total = checks.length + dropped;
+  const lines = [`${total} ${total === 1 ? 'check' : 'checks'} failed:`];
+  checks.forEach((c, i) => {
+    const [first, ...rest] = formatAssertion(c).split('\n');
+    lines.push(`  ${i + 1}) ${first}`, ...rest.map((l) => `     ${l.trimStart()}`));
+  });
+  if (dropped > 0) lines.push(`  ... and ${dropped} more (only the first ${checks.length} are kept)`);
   return lines.join('\n');
 }
 

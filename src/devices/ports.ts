@@ -26,6 +26,8 @@ export const HYPERCALL = {
   report: 2,
   /** rdi = pointer to the reason's bytes, rsi = length: the test is skipped (kskip). */
   skip: 3,
+  /** rdi = pointer to a struct kt_report: a non-fatal check failed (kexpect, report); the guest goes on. */
+  check: 4,
 } as const;
 
 export type EnginePortRole = 'serial' | 'exit' | 'hypercall' | 'doorbell';

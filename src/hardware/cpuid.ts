@@ -7,7 +7,7 @@
 import { hex } from '../devices/device.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
-import { probeLeaf } from '../machine/guest-cpuid.js';
+import { guestCpuid, probeLeaf } from '../machine/guest-cpuid.js';
 import type { CpuidOverride } from './types.js';
 
 /** struct kvm_cpuid_entry2 flags: the entry applies to one subleaf (ECX) only. */
@@ -85,4 +85,48 @@ export function cpuidOverridesIgnored(kvm: Kvm, table: readonly CpuidEntry[], ov
   }
   known.set(key, reason);
   return reason;
+}
+
+/** The fields of a C test's .cpuid entry (runner/types.ts CpuidEdit). */
+export interface CpuidEditInput {
+  leaf: number;
+  subleaf: number;
+  register: (typeof REGISTERS)[number];
+  keep: number;
+  set: number;
+}
+
+/**
+ * A C test's .cpuid edits as overrides: each register becomes (value & keep)
+ * | set, where value is what a guest of this KVM reads without the edit
+ * (probed once per leaf; KVM's table where the probe cannot run), edits
+ * applying in order. The overrides then go through the same table and
+ * probe as a TypeScript test's.
+ */
+export function cpuidEditOverrides(kvm: Kvm, edits: readonly CpuidEditInput[]): CpuidOverride[] {
+  const { table } = guestCpuid(kvm);
+  const overrides: CpuidOverride[] = [];
+  for (const edit of edits) {
+    let override = overrides.find((o) => o.leaf === edit.leaf && o.subleaf === edit.subleaf);
+    if (!override) overrides.push((override = { leaf: edit.leaf, subleaf: edit.subleaf }));
+    const value = override[edit.register] ?? defaultLeaf(kvm, table, edit.leaf, edit.subleaf)[REGISTERS.indexOf(edit.register)]!;
+    override[edit.register] = ((value & edit.keep) | edit.set) >>> 0;
+  }
+  return overrides;
+}
+
+const defaults = new WeakMap<Kvm, Map<string, readonly number[]>>();
+
+/** eax, ebx, ecx, edx of a leaf as a guest with the default table reads them. */
+function defaultLeaf(kvm: Kvm, table: readonly CpuidEntry[], leaf: number, subleaf: number): readonly number[] {
+  let known = defaults.get(kvm);
+  if (!known) defaults.set(kvm, (known = new Map()));
+  const key = `${leaf}.${subleaf}`;
+  let value = known.get(key);
+  if (!value) {
+    const entry = table.find((e) => e.function === leaf && (!(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e.index === subleaf));
+    value = probeLeaf(kvm, table, leaf, subleaf) ?? (entry ? [entry.eax, entry.ebx, entry.ecx, entry.edx] : [0, 0, 0, 0]);
+    known.set(key, value);
+  }
+  return value;
 }

@@ -8,7 +8,7 @@ import { BinaryFileError, readBinaryFile } from './read-binary.js';
 import { hex } from '../devices/device.js';
 import { describeRamRange, ramRangeProblem } from '../machine/ram-ranges.js';
 import { normalizeIoPorts, OptionError } from '../options.js';
-import type { Expectation, TestCase } from '../runner/types.js';
+import type { CpuidEdit, Expectation, TestCase } from '../runner/types.js';
 import { type ElfFile, findSection, parseElf, PT_LOAD, type SectionHeader } from './elf.js';
 import { dynamicRelocations, R_X86_64_RELATIVE, type Relocation, relocationName } from './relocations.js';
 
@@ -17,15 +17,23 @@ export const TEST_TABLE_SECTION = '.kvmtest';
 export const RUNTIME_ENTRY = 'kvmtest_entry';
 /** 'K' 'V' 'M' 'T' as a little-endian u32. */
 export const TEST_RECORD_MAGIC = 0x544d564b;
-export const SUPPORTED_TABLE_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_TABLE_VERSIONS: readonly number[] = [1, 2];
 /** Bytes of a version 1 record; a larger size field means fields this reader skips. */
 export const RECORD_V1_SIZE = 336;
+/** Version 2 appends .heap and .cpuid. */
+export const RECORD_V2_SIZE = 504;
+const RECORD_SIZES: Readonly<Record<number, number>> = { 1: RECORD_V1_SIZE, 2: RECORD_V2_SIZE };
 
 const SHT_NOBITS = 8;
 const STRING_CACHE_SIZE = 256;
 const RECORD_ALIGN = 8;
 const MAX_IOPORTS = 16;
 const MAX_RAMS = 8;
+const MAX_CPUID = 8;
+const CPUID_ENTRY_SIZE = 20;
+/** struct kvmtest_cpuid's reg: CPUID_EAX (1) to CPUID_EDX (4). */
+export const CPUID_REGISTER_NAMES = ['eax', 'ebx', 'ecx', 'edx'] as const;
+const PAGE_SIZE = 4096n;
 const NO_FAULT = -1;
 const MAX_VECTOR = 255;
 
@@ -47,6 +55,8 @@ const AT = {
   shouldPanic: 328,
   shouldHalt: 329,
   ignore: 330,
+  heap: 336,
+  cpuid: 344,
 } as const;
 const IOPORT_SIZE = 8;
 const RAM_SIZE = 16;
@@ -227,8 +237,9 @@ class TableReader {
           `${SUPPORTED_TABLE_VERSIONS.join(', ')}: build the tests with the SDK that comes with this kvmtest, or upgrade kvmtest`,
       );
     }
-    if (size < RECORD_V1_SIZE) {
-      throw new TestTableError(`${where()} says it is ${size} bytes, too small: a version ${version} record has at least ${RECORD_V1_SIZE}`);
+    const least = RECORD_SIZES[version]!;
+    if (size < least) {
+      throw new TestTableError(`${where()} says it is ${size} bytes, too small: a version ${version} record has at least ${least}`);
     }
     if (at + size > table.length) {
       throw new TestTableError(`${where()} is ${size} bytes, but the section ends ${table.length - at} bytes after its start`);
@@ -236,7 +247,7 @@ class TableReader {
     this.rejectRelocationsIn(at, size);
     const record = new DataView(table.buffer, table.byteOffset + at, size);
     const pointers = { name: this.pointer(at, AT.name, where), fn: this.pointer(at, AT.fn, where), file: this.pointer(at, AT.file, where) };
-    return { test: readRecord(record, pointers, this.address + BigInt(at), this.memory, binary, where), size };
+    return { test: readRecord(record, version, pointers, this.address + BigInt(at), this.memory, binary, where), size };
   }
 }
 
@@ -260,6 +271,7 @@ interface RecordPointers {
 
 function readRecord(
   view: DataView,
+  version: number,
   pointers: RecordPointers,
   address: bigint,
   memory: SegmentReader,
@@ -291,7 +303,33 @@ function readRecord(
     ram: ramRanges(view, test),
     timeoutMs: view.getUint32(AT.timeoutMs, true),
     ignore: view.getUint8(AT.ignore) !== 0,
+    // Version 1 records end before these: no heap, no CPUID edits.
+    ...(version >= 2 && versionTwoOptions(view, test)),
   };
+}
+
+/** .heap and .cpuid (version 2). */
+function versionTwoOptions(view: DataView, test: () => string): Pick<TestCase, 'heap' | 'cpuid'> {
+  const heap = view.getBigUint64(AT.heap, true);
+  if (heap % PAGE_SIZE !== 0n) {
+    throw new TestTableError(`${test()}: .heap = ${heap} is not a multiple of 4096 bytes (4 KiB pages); round it up`);
+  }
+  const cpuid: CpuidEdit[] = [];
+  if (!allZero(view, AT.cpuid, MAX_CPUID * CPUID_ENTRY_SIZE)) {
+    for (let i = 0; i < MAX_CPUID; i++) {
+      const at = AT.cpuid + i * CPUID_ENTRY_SIZE;
+      if (allZero(view, at, CPUID_ENTRY_SIZE)) continue;
+      const [leaf, subleaf, reg, keep, set] = [0, 4, 8, 12, 16].map((o) => view.getUint32(at + o, true)) as [number, number, number, number, number];
+      const register = CPUID_REGISTER_NAMES[reg - 1];
+      if (register === undefined) {
+        throw new TestTableError(
+          `${test()}: .cpuid[${i}] (leaf ${hex(leaf)}) has .reg = ${reg}; give CPUID_EAX, CPUID_EBX, CPUID_ECX or CPUID_EDX`,
+        );
+      }
+      cpuid.push({ leaf, subleaf, register, keep, set });
+    }
+  }
+  return { ...(heap > 0n && { heap }), ...(cpuid.length > 0 && { cpuid }) };
 }
 
 function expectation(o: { shouldFault: number; shouldPanic: boolean; shouldHalt: boolean }, test: () => string): Expectation {

@@ -34,6 +34,8 @@ export interface MachineOptions {
   cpuid?: readonly CpuidEntry[];
   /** Mirror the process's address space into the guest (mirror.ts), with this FS base (the host thread's). */
   mirror?: { fsBase: bigint };
+  /** Bytes of heap for the runtime's page allocator (placement.ts); the machine's placement says where. */
+  heap?: bigint;
 }
 
 /** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
@@ -103,6 +105,7 @@ export class Machine {
       maxPhysBits: maxPhysBits(cpuid),
       maxGuestMemory: options.maxGuestMemory,
       mirror: options.mirror !== undefined,
+      heapSize: options.heap,
     });
     const tables = pageTablesFor(placement);
     const vm = kvm.createVm();

@@ -15,7 +15,7 @@ export interface PhysRegion {
   name: string;
   phys: bigint;
   size: bigint;
-  kind: 'engine' | 'image' | 'ram' | 'mirror-tables';
+  kind: 'engine' | 'image' | 'ram' | 'heap' | 'mirror-tables';
 }
 
 /** A virtual range mapped onto a physical one with given permissions. */
@@ -36,6 +36,8 @@ export interface Placement {
   stackBottom: bigint;
   /** Mirror mode's guest-physical space (see MirrorPlacement), when asked for. */
   mirror?: MirrorPlacement;
+  /** The test's heap (heapSize), identity-mapped; absent without one. */
+  heap?: { phys: bigint; size: bigint };
 }
 
 /**
@@ -109,11 +111,17 @@ export interface PlacementInput {
   maxPhysBits: number;
   /** Most bytes of guest-physical memory the machine may have (default DEFAULT_MAX_GUEST_MEMORY). */
   maxGuestMemory?: bigint;
+  /**
+   * Bytes of heap (a multiple of 4 KiB) for the runtime's page allocator:
+   * RAM at the lowest 2 MiB-aligned address above the first megabyte that
+   * nothing else uses, identity-mapped, readable, writable and executable.
+   */
+  heapSize?: bigint;
   /** Reserve guest-physical space for mirror mode. */
   mirror?: boolean;
 }
 
-export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY, mirror = false }: PlacementInput): Placement {
+export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY, heapSize = 0n, mirror = false }: PlacementInput): Placement {
   const physLimit = 1n << BigInt(maxPhysBits);
   const regions: PhysRegion[] = [];
   const mappings: Mapping[] = [];
@@ -219,6 +227,12 @@ export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, m
       mappings.push({ name, virt: gap.start, phys: gap.start, size: gap.end - gap.start, writable: true, executable: true });
     }
   }
+  const heap = heapSize > 0n ? placeHeap(heapSize, regions, mmio, physLimit, maxPhysBits) : undefined;
+  if (heap) {
+    const name = `the heap [${hex(heap.phys)}, ${hex(heap.phys + heap.size)})`;
+    regions.push({ name, phys: heap.phys, size: heap.size, kind: 'heap' });
+    mappings.push({ name, virt: heap.phys, phys: heap.phys, size: heap.size, writable: true, executable: true });
+  }
   for (const device of mmio) {
     const start = pageFloor(device.start);
     const end = pageCeil(device.end);
@@ -234,7 +248,7 @@ export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, m
   }
   const slots = mergeNearby(regions);
   checkGuestMemory(slots, maxGuestMemory);
-  if (!mirror) return { regions: slots, mappings, contents, stackBottom };
+  if (!mirror) return { regions: slots, mappings, contents, stackBottom, ...(heap && { heap }) };
   // Mirror mode: guest-physical addresses above everything else (process
   // addresses such as 0x7f... exceed the physical width many CPUs give a
   // guest, so guest-physical is never the host's virtual address).
@@ -246,11 +260,36 @@ export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, m
       'move RAM ranges lower');
   }
   slots.push({ name: 'the page tables of the mirrored half', phys: tables, size: MIRROR_TABLES_SIZE, kind: 'mirror-tables' });
-  return { regions: slots, mappings, contents, stackBottom, mirror: { tables, tablesSize: MIRROR_TABLES_SIZE, physBase, physLimit } };
+  return { regions: slots, mappings, contents, stackBottom, ...(heap && { heap }), mirror: { tables, tablesSize: MIRROR_TABLES_SIZE, physBase, physLimit } };
 }
 
 function alignUp(value: bigint, to: bigint): bigint {
   return (value + to - 1n) / to * to;
+}
+
+const HEAP_ALIGN = 0x20_0000n;
+
+/**
+ * The heap's place: the lowest 2 MiB boundary from 2 MiB up where `size`
+ * bytes touch no region and no MMIO page (2 MiB-aligned, so that the engine
+ * maps it with large pages and alloc_pages' large orders come aligned).
+ */
+function placeHeap(size: bigint, regions: readonly PhysRegion[], mmio: readonly PhysSpan[], physLimit: bigint, maxPhysBits: number): { phys: bigint; size: bigint } {
+  if (size % 0x1000n !== 0n) throw new PlacementError(`the heap's size, ${size} bytes, is not a multiple of 4096 (4 KiB pages)`);
+  const taken = [
+    ...regions.map((r) => ({ start: r.phys, end: r.phys + r.size })),
+    ...mmio.map((m) => ({ start: pageFloor(m.start), end: pageCeil(m.end) })),
+  ].sort((a, b) => (a.start < b.start ? -1 : 1));
+  let phys = HEAP_ALIGN;
+  for (const t of taken) {
+    if (t.end <= phys) continue;
+    if (t.start >= phys + size) break;
+    phys = (t.end + HEAP_ALIGN - 1n) / HEAP_ALIGN * HEAP_ALIGN;
+  }
+  if (phys + size > physLimit || phys + size > LOW_HALF_END) {
+    throw new PlacementError(`a heap of ${formatBytes(size)} does not fit in this CPU's ${maxPhysBits}-bit physical address space beside the rest of the machine`);
+  }
+  return { phys, size };
 }
 
 /** The whole pages of `span` that no region backs, as runs. */
@@ -300,7 +339,7 @@ export function formatBytes(bytes: bigint): string {
 const MERGE_GAP = 64n << 20n;
 
 /**
- * Merges the engine area with image regions that start soon after it: one
+ * Merges the engine area with image regions (and the heap) that start soon after it: one
  * slot instead of two saves a dirty-log system call per test in snapshot
  * isolation. RAM ranges keep their own slots. Expects no overlaps.
  */
@@ -309,7 +348,7 @@ function mergeNearby(regions: PhysRegion[]): PhysRegion[] {
   const merged: PhysRegion[] = [];
   for (const region of sorted) {
     const last = merged[merged.length - 1];
-    const mergeable = (r: PhysRegion) => r.kind === 'engine' || r.kind === 'image';
+    const mergeable = (r: PhysRegion) => r.kind === 'engine' || r.kind === 'image' || r.kind === 'heap';
     if (last && mergeable(last) && mergeable(region) && region.phys - (last.phys + last.size) <= MERGE_GAP) {
       last.size = region.phys + region.size - last.phys;
       last.name = `${last.name} and ${region.name}`;

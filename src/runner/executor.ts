@@ -12,7 +12,10 @@ import type { Outcome } from '../result.js';
 import { standardDevices } from '../session/devices.js';
 import { Session } from '../session/session.js';
 import { type MachineLease, ReusableMachines } from './reusable-machines.js';
-import type { TestCase, TestResult } from './types.js';
+import type { CpuidEdit, TestCase, TestResult } from './types.js';
+import { applyCpuidOverrides, cpuidEditOverrides, cpuidOverridesIgnored } from '../hardware/cpuid.js';
+import type { CpuidEntry } from '../kvm/structs.js';
+import { guestCpuid } from '../machine/guest-cpuid.js';
 import { hostFailure, judge } from './verdict.js';
 
 export type Isolation = 'snapshot' | 'vm';
@@ -30,15 +33,17 @@ export interface ExecutionOptions {
   maxGuestMemory?: bigint;
 }
 
-/** Machines kept per binary (one per distinct set of RAM ranges). */
+/** Machines kept per binary (one per distinct set of RAM ranges, heap and CPUID edits). */
 const MACHINE_CACHE_SIZE = 4;
 
 export class BinaryExecutor {
   private readonly entry: bigint;
   private readonly machines: ReusableMachines;
+  /** Per distinct set of .cpuid edits: the table and the probe's verdict. */
+  private readonly cpuidPlans = new Map<string, CpuidPlan>();
 
   constructor(
-    kvm: Kvm,
+    private readonly kvm: Kvm,
     private readonly timer: RunTimer,
     private readonly image: GuestImage,
     private readonly options: ExecutionOptions,
@@ -53,9 +58,20 @@ export class BinaryExecutor {
   run(test: TestCase): TestResult {
     const started = performance.now();
     const timeoutMs = test.timeoutMs > 0 ? test.timeoutMs : this.options.defaultTimeoutMs;
+    const cpuid = this.cpuidFor(test);
+    if (cpuid?.skip !== undefined) {
+      // Never run against a CPUID other than the one the test declares.
+      return judge(test, { outcome: 'skipped', message: cpuid.skip, output: '', durationMs: performance.now() - started });
+    }
     let lease: MachineLease;
     try {
-      lease = this.machines.take(ramKey(test), () => ({ image: this.image, ram: test.ram, maxGuestMemory: this.options.maxGuestMemory }));
+      lease = this.machines.take(machineKey(test), () => ({
+        image: this.image,
+        ram: test.ram,
+        maxGuestMemory: this.options.maxGuestMemory,
+        ...(test.heap !== undefined && { heap: test.heap }),
+        ...(cpuid && { cpuid: cpuid.table }),
+      }));
     } catch (err) {
       // The test's own options (its RAM ranges) do not fit: that test fails, the others run.
       if (err instanceof PlacementError) return hostFailure(test, `cannot build this test's machine: ${err.message}`);
@@ -64,13 +80,21 @@ export class BinaryExecutor {
     let outcome: Outcome | undefined;
     try {
       const { machine } = lease;
-      machine.setEntry(this.entry, [test.fn, test.record]);
+      const heap = machine.placement.heap;
+      machine.setEntry(this.entry, [test.fn, test.record, heap?.phys ?? 0n, heap?.size ?? 0n]);
       // Devices are made for each test, so that none keeps state from the last one.
       const session = new Session(machine, standardDevices(test.ioports), this.timer);
       const stop = session.run(timeoutMs);
       outcome = stop.outcome;
       // No register dumps: a test's result does not carry them.
-      return judge(test, { ...stop, output: session.devices.console.text(), durationMs: performance.now() - started });
+      const { checks } = session.devices;
+      return judge(test, {
+        ...stop,
+        output: session.devices.console.text(),
+        durationMs: performance.now() - started,
+        ...(checks.failed.length > 0 && { failedChecks: checks.failed }),
+        ...(checks.dropped > 0 && { failedChecksDropped: checks.dropped }),
+      });
     } finally {
       lease.release(outcome);
     }
@@ -79,11 +103,45 @@ export class BinaryExecutor {
   close(): void {
     this.machines.close();
   }
+
+  /** The CPUID table for a test's .cpuid edits, or why this KVM cannot give it; undefined without edits. */
+  private cpuidFor(test: TestCase): CpuidPlan | undefined {
+    if (!test.cpuid) return undefined;
+    const key = cpuidKey(test.cpuid);
+    let plan = this.cpuidPlans.get(key);
+    if (!plan) {
+      const overrides = cpuidEditOverrides(this.kvm, test.cpuid);
+      const table = applyCpuidOverrides(guestCpuid(this.kvm).table, overrides);
+      const reason = cpuidOverridesIgnored(this.kvm, table, overrides);
+      plan = { table, ...(reason !== undefined && { skip: `.cpuid: ${reason}` }) };
+      this.cpuidPlans.set(key, plan);
+    }
+    return plan;
+  }
 }
 
-// The machine cache's key. A worker reads each test's record afresh and
-// drops it after the run, so there is nothing to memoize it on; the common
-// case (no RAM ranges) costs nothing.
+interface CpuidPlan {
+  table: CpuidEntry[];
+  /** Why the test is skipped: this KVM does not apply the edits. */
+  skip?: string;
+}
+
+// The machine cache's key: what shapes the machine (RAM ranges, the heap,
+// the CPUID table), so that a test never gets a machine built for another
+// kind. A worker reads each test's record afresh and drops it after the
+// run, so there is nothing to memoize it on; the common case (none of them)
+// costs nothing.
+function machineKey(test: TestCase): string {
+  if (test.ram.length === 0 && test.heap === undefined && test.cpuid === undefined) return '';
+  const ram = test.ram.map(([from, to]) => `${from}-${to}`).join(',');
+  return `${ram}|heap=${test.heap ?? 0n}|cpuid=${test.cpuid ? cpuidKey(test.cpuid) : ''}`;
+}
+
+function cpuidKey(edits: readonly CpuidEdit[]): string {
+  return edits.map((e) => `${e.leaf}.${e.subleaf}.${e.register}&${e.keep}|${e.set}`).join(',');
+}
+
+/** The key of a machine shaped by RAM ranges only (mirror mode's: it takes no heap or CPUID edits). */
 export function ramKey(test: TestCase): string {
   return test.ram.length === 0 ? '' : test.ram.map(([from, to]) => `${from}-${to}`).join(',');
 }

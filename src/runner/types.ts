@@ -9,6 +9,15 @@ export type Expectation =
   | { kind: 'halt' }
   | { kind: 'fault'; vector: number };
 
+/** One of a C test's .cpuid entries: `register` of leaf/subleaf reads (value & keep) | set. */
+export interface CpuidEdit {
+  leaf: number;
+  subleaf: number;
+  register: 'eax' | 'ebx' | 'ecx' | 'edx';
+  keep: number;
+  set: number;
+}
+
 /** One test found in a test binary's table. */
 export interface TestCase {
   name: string;
@@ -24,6 +33,10 @@ export interface TestCase {
   expect: Expectation;
   ioports: Map<number, number>;
   ram: Array<[bigint, bigint]>;
+  /** Bytes of heap the host places for the runtime's page allocator (.heap); absent: none. */
+  heap?: bigint;
+  /** CPUID edits (.cpuid), in record order; absent: none. */
+  cpuid?: CpuidEdit[];
   /** 0 = the run's default. */
   timeoutMs: number;
   ignore: boolean;

@@ -3,6 +3,7 @@
 // says both when they differ.
 import { vectorName } from '../machine/descriptors.js';
 import type { GuestResult } from '../result.js';
+import { formatFailedChecks } from '../devices/hypercall.js';
 import { TEST_FILE } from '../testfile/file-name.js';
 import type { Expectation, TestCase, TestResult } from './types.js';
 
@@ -25,7 +26,7 @@ export function describeExpectation(expect: Expectation, declared: Declared = 'c
 }
 
 /** What judging needs of a run: a GuestResult without the register dumps. */
-export type RunForJudging = Pick<GuestResult, 'outcome' | 'output' | 'message' | 'fault' | 'error' | 'durationMs'>;
+export type RunForJudging = Pick<GuestResult, 'outcome' | 'output' | 'message' | 'fault' | 'error' | 'durationMs' | 'failedChecks' | 'failedChecksDropped'>;
 
 /** A short account of what the guest did. */
 export function describeOutcome(result: RunForJudging): string {
@@ -66,8 +67,22 @@ function passes(expect: Expectation, result: RunForJudging): boolean {
   }
 }
 
-/** The test's result: passed, or failed with a reason that says what was expected and what happened. */
+/**
+ * The test's result: passed, or failed with a reason that says what was
+ * expected and what happened. Failed non-fatal checks (kexpect, report)
+ * fail the test whatever else it did, skipping itself included, and come
+ * first in the message, in order.
+ */
 export function judge(test: TestCase, result: RunForJudging): TestResult {
+  const verdict = judgeOutcome(test, result);
+  const checks = result.failedChecks ?? [];
+  if (checks.length === 0 && !result.failedChecksDropped) return verdict;
+  const listed = formatFailedChecks(checks, result.failedChecksDropped);
+  const after = verdict.status === 'passed' ? '' : `\nand then ${verdict.status === 'skipped' ? `it skipped itself${verdict.message ? `: ${verdict.message}` : ''}` : verdict.message ?? describeOutcome(result)}`;
+  return { ...verdict, status: 'failed', message: `${listed}${after}` };
+}
+
+function judgeOutcome(test: TestCase, result: RunForJudging): TestResult {
   const base = {
     name: test.name,
     binary: test.binary,

@@ -140,6 +140,11 @@ export class Session {
     if (stop.error) result.error = stop.error;
     if (stop.outcome === 'returned') result.returnValue = regs.rax;
     if (this.machine.mirror) result.mirror = { ...this.machine.mirror.stats };
+    const { checks } = this.devices;
+    if (checks.failed.length > 0 || checks.dropped > 0) {
+      result.failedChecks = [...checks.failed];
+      if (checks.dropped > 0) result.failedChecksDropped = checks.dropped;
+    }
     return result;
   }
 

@@ -127,6 +127,10 @@ test('npm start: builds and runs the C, assembly and TypeScript examples; all pa
 
   const examples = declaredExamples();
   assert.ok(examples.length > 0);
+  // The kvm-unit-tests-style port (page tables, alloc_page, report, .cpuid, this_cpu_has) runs everywhere, PVM included.
+  for (const name of ['cpuid_without_rdtscp', 'paging_alias_write_protect_and_unmap', 'paging_install_page_splits_a_large_page']) {
+    assert.ok(examples.some(([n, ignored]) => n === name && !ignored), `examples/paging.c declares ${name}`);
+  }
   const expected: Section[] = [
     {
       input: 'build/examples.elf',

@@ -51,6 +51,28 @@ describe('placeMachine', () => {
     assert.throws(() => place({ image: image({ vaddr: 0x1000n, size: 0x1000n, lma: 0x200000n }) }), /segment at virtual 0x1000 \(loaded at physical 0x200000\) lies in the first megabyte/);
   });
 
+  test('the heap goes to the lowest free 2 MiB boundary, identity-mapped, sharing the image\'s slot', () => {
+    const p = place({ image: image({ vaddr: 0x200000n, size: 0x3000n }), heapSize: 0x10000n });
+    assert.deepEqual(p.heap, { phys: 0x400000n, size: 0x10000n });
+    const heap = p.mappings.find((m) => m.virt === 0x400000n)!;
+    assert.deepEqual([heap.phys, heap.size, heap.writable, heap.executable], [0x400000n, 0x10000n, true, true]);
+    assert.equal(p.regions.length, 1, 'the engine area, the image and the heap share one slot');
+    // Past RAM ranges and MMIO pages in the way.
+    const moved = place({
+      image: image({ vaddr: 0x200000n, size: 0x3000n }),
+      ram: [[0x400000n, 0x401000n]],
+      mmio: [{ name: 'device', start: 0x600000n, end: 0x600010n }],
+      heapSize: 0x200000n,
+    });
+    assert.equal(moved.heap?.phys, 0x800000n);
+    assert.equal(place({ image: image({ vaddr: 0x200000n, size: 0x1000n }) }).heap, undefined);
+    assert.throws(() => place({ image: image({ vaddr: 0x200000n, size: 0x1000n }), heapSize: 0x1234n }), /the heap's size, 4660 bytes, is not a multiple of 4096/);
+    assert.throws(
+      () => place({ image: image({ vaddr: 0x200000n, size: 0x1000n }), heapSize: 32n << 30n }),
+      /this machine would have 32\.\d GiB of guest memory \(the largest part: the engine area and test\.elf at physical 0x200000 and the heap/,
+    );
+  });
+
   test('RAM ranges are identity-mapped, writable and executable, in slots of their own', () => {
     const p = place({ image: image({ vaddr: 0x200000n, size: 0x1000n }), ram: [[0x10000000n, 0x10200000n]] });
     const ram = p.mappings.find((m) => m.virt === 0x10000000n)!;

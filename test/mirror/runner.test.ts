@@ -45,5 +45,11 @@ describe('kvmtest run on a shared object (mirror mode)', () => {
       assert.equal(assertion.status, 'failed');
       assert.match(assertion.message ?? '', /assertion failed at .*seed\.c:\d+: \(1 \+ 1\) == 3/);
     });
+
+    test(`a test that asks for a heap fails saying mirror mode has none yet (--isolation ${isolation})`, guestTest(), () => {
+      const heap = reports.get(isolation)!.tests.find((t) => t.name === 'wants_a_heap')!;
+      assert.equal(heap.status, 'failed');
+      assert.match(heap.message ?? '', /^\.heap is not available to a shared object's tests \(mirror mode\) yet: build this test into a test binary/);
+    });
   }
 });

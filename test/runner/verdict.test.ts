@@ -77,3 +77,31 @@ describe('a test that skipped itself', () => {
     }
   });
 });
+
+describe('judge: failed non-fatal checks', () => {
+  const check = { kind: 'check' as const, file: 'f.c', line: 4, expression: 'x == 1' };
+  const eq = { kind: 'check-eq' as const, file: 'f.c', line: 5, expression: 'a == b', left: { expression: 'a', value: 1n }, right: { expression: 'b', value: 2n } };
+  const listed = '2 checks failed:\n  1) check failed at f.c:4: x == 1\n  2) check failed at f.c:5: a == b\n     left:  a = 0x1 (1)\n     right: b = 0x2 (2)';
+
+  test('fail a test that returned, listing each check in order', () => {
+    const verdict = judge(testCase({ kind: 'return' }), run('returned', { failedChecks: [check, eq] }));
+    assert.deepEqual([verdict.status, verdict.outcome, verdict.message], ['failed', 'returned', listed]);
+  });
+
+  test('fail a .should_panic test that panicked, and a test that skipped itself (never a pass or a skip)', () => {
+    const panicked = judge(testCase({ kind: 'panic' }), run('panicked', { failedChecks: [check, eq], message: 'panicked at f.c:9: boom' }));
+    assert.deepEqual([panicked.status, panicked.message], ['failed', listed]);
+    const skipped = judge(testCase({ kind: 'return' }), run('skipped', { failedChecks: [check], message: 'no x2APIC' }));
+    assert.deepEqual([skipped.status, skipped.message], ['failed', '1 check failed:\n  1) check failed at f.c:4: x == 1\nand then it skipped itself: no x2APIC']);
+  });
+
+  test('add how the test ended when that was wrong too; count the checks past those kept', () => {
+    const faulted = judge(testCase({ kind: 'return' }), { ...fault(6, '#UD'), failedChecks: [check], failedChecksDropped: 3 });
+    assert.equal(faulted.message, '4 checks failed:\n  1) check failed at f.c:4: x == 1\n  ... and 3 more (only the first 1 are kept)\nand then #UD at f+0x10');
+  });
+
+  test('a failed report() shows its FAIL line', () => {
+    const verdict = judge(testCase({ kind: 'return' }), run('returned', { failedChecks: [{ kind: 'check', file: 'f.c', line: 7, message: 'FAIL: paging: walk' }] }));
+    assert.equal(verdict.message, '1 check failed:\n  1) check failed at f.c:7: FAIL: paging: walk');
+  });
+});

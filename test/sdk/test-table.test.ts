@@ -92,10 +92,41 @@ describe('records written by hand', toolchainTest(), () => {
     const binary = new TestBinary(buildFixtures('records.elf', ['records.S']));
     assert.deepEqual(
       binary.tests.map((t) => [t.name, t.file, t.line]),
-      [['padded', 'records.S', 20], ['plain', 'records.S', 40]],
+      [['padded', 'records.S', 20], ['plain', 'records.S', 40], ['version_2', 'records.S', 60]],
     );
     assert.deepEqual([...binary.test('padded').ioports], [[0x61, 7]]);
     assert.equal(binary.test('plain').record - binary.test('padded').record, 384n);
+  });
+
+  test('version 1 records read as before: no heap, no CPUID edits, whatever follows them', () => {
+    const binary = new TestBinary(buildFixtures('records.elf', ['records.S']));
+    for (const name of ['padded', 'plain']) {
+      assert.equal(binary.test(name).heap, undefined);
+      assert.equal(binary.test(name).cpuid, undefined);
+    }
+  });
+
+  test('C and the assembly macro write version 2 records: .heap, .cpuid, heap=', () => {
+    const c = new TestBinary(buildSources('v2-c.elf', {
+      'v2.c': `${HEADER}KVMTEST(edits, .heap = 0x20000, .cpuid = { { .leaf = 6, .reg = CPUID_EAX, .keep = 0, .set = 9 }, { .leaf = 0xd, .subleaf = 1, .reg = CPUID_EAX, .keep = ~1u } }) {}\nKVMTEST(plain) {}\n`,
+    }));
+    assert.equal(c.test('edits').heap, 0x20000n);
+    assert.deepEqual(c.test('edits').cpuid, [
+      { leaf: 6, subleaf: 0, register: 'eax', keep: 0, set: 9 },
+      { leaf: 0xd, subleaf: 1, register: 'eax', keep: 0xfffffffe, set: 0 },
+    ]);
+    assert.deepEqual([c.test('plain').heap, c.test('plain').cpuid], [undefined, undefined]);
+    const asm = new TestBinary(buildSources('v2-asm.elf', {
+      'v2.S': '#include <kvmtest/abi.h>\n    .text\nfn:\n    ret\nkvmtest_record with_heap, fn, __FILE__, __LINE__, heap=0x10000\n    .section .note.GNU-stack, "", @progbits\n',
+    }));
+    assert.equal(asm.test('with_heap').heap, 0x10000n);
+  });
+
+  test('a version 2 record written by hand: .heap and .cpuid', () => {
+    const binary = new TestBinary(buildFixtures('records.elf', ['records.S']));
+    const v2 = binary.test('version_2');
+    assert.equal(v2.heap, 0x4000n);
+    assert.deepEqual(v2.cpuid, [{ leaf: 7, subleaf: 0, register: 'ebx', keep: 0xffffff7f, set: 0 }]);
   });
 });
 
@@ -182,15 +213,30 @@ describe('tables the reader refuses', toolchainTest(), () => {
     });
 
     test('a version this kvmtest does not read', () => {
-      assert.match(patched(4, (v) => v.setUint16(0, 2, true)), /has version 2; this kvmtest reads version 1:/);
+      assert.match(patched(4, (v) => v.setUint16(0, 3, true)), /has version 3; this kvmtest reads versions 1, 2:/);
     });
 
-    test('a record size smaller than version 1', () => {
-      assert.match(patched(6, (v) => v.setUint16(0, 64, true)), /says it is 64 bytes, too small: a version 1 record has at least 336/);
+    test('a record size smaller than its version\'s', () => {
+      assert.match(patched(6, (v) => v.setUint16(0, 64, true)), /says it is 64 bytes, too small: a version 2 record has at least 504/);
+      assert.match(patched(6, (v) => v.setUint16(0, 400, true)), /says it is 400 bytes, too small: a version 2 record has at least 504/);
+    });
+
+    test('a version 1 record may be as small as 336 bytes', () => {
+      const copy = bytes.slice();
+      const view = new DataView(copy.buffer, tableOffset);
+      view.setUint16(4, 1, true);
+      view.setUint16(6, 336, true);
+      const [test] = readTestTable(parseElf(copy, 'one.elf'));
+      assert.deepEqual([test!.name, test!.heap, test!.cpuid], ['one', undefined, undefined]);
     });
 
     test('a record size beyond the section', () => {
-      assert.match(patched(6, (v) => v.setUint16(0, 400, true)), /is 400 bytes, but the section ends 336 bytes after its start/);
+      assert.match(patched(6, (v) => v.setUint16(0, 600, true)), /is 600 bytes, but the section ends 504 bytes after its start/);
+    });
+
+    test('.heap that is not whole pages, a .cpuid entry without a register', () => {
+      assert.match(patched(336, (v) => v.setBigUint64(0, 100n, true)), /\.heap = 100 is not a multiple of 4096 bytes/);
+      assert.match(patched(344 + 20, (v) => v.setUint32(0, 0xd, true)), /\.cpuid\[1\] \(leaf 0xd\) has \.reg = 0; give CPUID_EAX, CPUID_EBX, CPUID_ECX or CPUID_EDX/);
     });
 
     test('a name pointer outside the image', () => {

@@ -38,20 +38,29 @@
 /* rdi = pointer to the reason's bytes, rsi = its length (no NUL needed):
  * the test is skipped, whatever it expected. Terminal. */
 #define KT_HC_SKIP 3
+/* rdi = pointer to a struct kt_report of kind KT_REPORT_CHECK or
+ * KT_REPORT_CHECK_EQ: a non-fatal check failed (kexpect, report). The guest
+ * continues; the test fails at its end, listing every such check. */
+#define KT_HC_CHECK 4
 
 #define KT_REPORT_ASSERT 1    /* kassert */
 #define KT_REPORT_ASSERT_EQ 2 /* kassert_eq: the left/right fields are valid */
 #define KT_REPORT_PANIC 3     /* kpanic */
+#define KT_REPORT_CHECK 4     /* kexpect, report: with KT_HC_CHECK */
+#define KT_REPORT_CHECK_EQ 5  /* kexpect_eq: the left/right fields are valid */
 #define KT_REPORT_SIZE 64
 
 /* ---- The test table (section .kvmtest) --------------------------------- */
 
 /* The bytes 'K' 'V' 'M' 'T' read as a little-endian u32. */
 #define KVMTEST_MAGIC 0x544d564b
-#define KVMTEST_VERSION 1
-#define KVMTEST_RECORD_SIZE 336
+/* Version 2 appends .heap and .cpuid to version 1's 336 bytes (docs/test-table.md). */
+#define KVMTEST_VERSION 2
+#define KVMTEST_RECORD_SIZE 504
+#define KVMTEST_RECORD_V1_SIZE 336
 #define KVMTEST_MAX_IOPORTS 16
 #define KVMTEST_MAX_RAMS 8
+#define KVMTEST_MAX_CPUID 8
 /* should_fault when the test is not expected to fault. */
 #define KVMTEST_NO_FAULT (-1)
 
@@ -72,6 +81,16 @@
 #define KT_REC_SHOULD_PANIC 328
 #define KT_REC_SHOULD_HALT 329
 #define KT_REC_IGNORE 330
+/* Version 2. */
+#define KT_REC_HEAP 336
+#define KT_REC_CPUID 344
+#define KT_CPUID_ENTRY_SIZE 20
+
+/* struct kvmtest_cpuid's reg: which register an entry edits (0: unset). */
+#define CPUID_EAX 1
+#define CPUID_EBX 2
+#define CPUID_ECX 3
+#define CPUID_EDX 4
 
 #ifndef __ASSEMBLER__
 
@@ -106,6 +125,18 @@ struct kvmtest_ram {
     uint64_t to;
 };
 
+/* One CPUID edit: in leaf/subleaf, register `reg` (CPUID_EAX..CPUID_EDX)
+ * reads (value & keep) | set, where value is what the machine would give
+ * otherwise. keep = ~(1u << 26) hides bit 26; keep = 0 replaces the value
+ * with set. All zero means unset. */
+struct kvmtest_cpuid {
+    uint32_t leaf;
+    uint32_t subleaf;
+    uint32_t reg;
+    uint32_t keep;
+    uint32_t set;
+};
+
 /* The options of KVMTEST(name, ...); every field may be left out. */
 struct kvmtest_options {
     struct kvmtest_ioport ioport;
@@ -118,6 +149,9 @@ struct kvmtest_options {
     bool should_halt;
     bool ignore;
     uint8_t reserved[5];
+    /* Version 2. */
+    uint64_t heap; /* bytes of heap for alloc_page (a multiple of 4 KiB); 0: none */
+    struct kvmtest_cpuid cpuid[KVMTEST_MAX_CPUID];
 };
 
 /* One test in the table. */
@@ -141,6 +175,9 @@ KT_ABI_CHECK(offsetof(struct kvmtest_record, options.ioports) == KT_REC_IOPORTS,
 KT_ABI_CHECK(offsetof(struct kvmtest_record, options.rams) == KT_REC_RAMS, rams_offset);
 KT_ABI_CHECK(offsetof(struct kvmtest_record, options.should_fault) == KT_REC_SHOULD_FAULT, fault_offset);
 KT_ABI_CHECK(offsetof(struct kvmtest_record, options.ignore) == KT_REC_IGNORE, ignore_offset);
+KT_ABI_CHECK(offsetof(struct kvmtest_record, options.heap) == KT_REC_HEAP, heap_offset);
+KT_ABI_CHECK(offsetof(struct kvmtest_record, options.cpuid) == KT_REC_CPUID, cpuid_offset);
+KT_ABI_CHECK(sizeof(struct kvmtest_cpuid) == KT_CPUID_ENTRY_SIZE, cpuid_entry_size);
 #undef KT_ABI_CHECK
 
 #else /* __ASSEMBLER__ */
@@ -151,10 +188,12 @@ KT_ABI_CHECK(offsetof(struct kvmtest_record, options.ignore) == KT_REC_IGNORE, i
  *     kvmtest_record my_test, my_test_fn, __FILE__, __LINE__
  *     kvmtest_record faults, faults_fn, __FILE__, __LINE__, should_fault=13
  *
- * Ports and RAM ranges are not configurable here; write the record by hand
- * (docs/test-table.md) when a test needs them.
+ *     kvmtest_record pages, pages_fn, __FILE__, __LINE__, heap=0x10000
+ *
+ * Ports, RAM ranges and CPUID edits are not configurable here; write the
+ * record by hand (docs/test-table.md) when a test needs them.
  */
-.macro kvmtest_record name:req, fn:req, file:req, line:req, should_fault=-1, should_panic=0, should_halt=0, timeout_ms=0, ignore=0
+.macro kvmtest_record name:req, fn:req, file:req, line:req, should_fault=-1, should_panic=0, should_halt=0, timeout_ms=0, ignore=0, heap=0
     .pushsection .rodata, "a", @progbits
 .Lkt_name_\@: .asciz "\name"
 .Lkt_file_\@: .asciz "\file"
@@ -169,6 +208,8 @@ KT_ABI_CHECK(offsetof(struct kvmtest_record, options.ignore) == KT_REC_IGNORE, i
     .long \should_fault, \timeout_ms
     .byte \should_panic, \should_halt, \ignore
     .zero 5
+    .quad \heap
+    .zero KVMTEST_RECORD_SIZE - KT_REC_CPUID /* no CPUID edits */
     .popsection
 .endm
 

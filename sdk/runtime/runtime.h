@@ -34,4 +34,14 @@ void kt_console_write(const char *bytes, size_t len);
 /* Ends the test with a report; never returns. */
 __attribute__((noreturn)) void kt_report(struct kt_report *report);
 
+/* desc.c: what ASM_TRY's exception_vector() & co. read. */
+extern unsigned kt_exception_vector;
+extern unsigned kt_exception_error_code;
+extern bool kt_exception_rf;
+
+/* usermode.c, asked by desc.c's dispatcher. */
+bool kt_user_claims(struct ex_regs *regs);
+bool kt_user_claims_fault(struct ex_regs *regs);
+void kt_user_unwind(void *ktry_frame);
+
 #endif /* KVMTEST_RUNTIME_H */

@@ -55,7 +55,7 @@ extern const uint64_t kt_exception_stubs[RUNTIME_VECTORS];
 
 static handler handlers[RUNTIME_VECTORS];
 static unsigned handler_depth;
-static uint8_t handler_stack[HANDLER_STACK_SIZE] __attribute__((aligned(16)));
+uint8_t kt_handler_stack[HANDLER_STACK_SIZE] __attribute__((aligned(16)));
 
 unsigned kt_exception_vector;
 unsigned kt_exception_error_code;
@@ -276,13 +276,13 @@ static void land_in_ktry(struct ex_regs *regs)
  * handler's stack, or at the top of the handler stack. */
 static bool on_handler_stack(const struct ex_regs *regs)
 {
-    uint64_t bottom = (uint64_t)(uintptr_t)handler_stack, top = bottom + sizeof(handler_stack);
+    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack, top = bottom + sizeof(kt_handler_stack);
     return (regs->cs & 3) == 0 && regs->rsp > bottom && regs->rsp <= top;
 }
 
 static struct ex_regs *handler_frame(const struct ex_regs *regs)
 {
-    uint64_t bottom = (uint64_t)(uintptr_t)handler_stack, top = bottom + sizeof(handler_stack);
+    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack, top = bottom + sizeof(kt_handler_stack);
     uint64_t base = on_handler_stack(regs) ? regs->rsp & ~15ull : top;
     if (base - bottom < 2048 + sizeof(struct ex_regs)) return 0;
     struct ex_regs *copy = (struct ex_regs *)(uintptr_t)(base - sizeof(struct ex_regs));

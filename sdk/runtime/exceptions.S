@@ -109,12 +109,14 @@ kt_forward_error_code:
 
 .macro stub vector
     .balign 16
+    .type kt_stub_\vector, @function
 kt_stub_\vector:
     .if (\vector != 8) && (\vector != 10) && (\vector != 11) && (\vector != 12) && (\vector != 13) && (\vector != 14) && (\vector != 17) && (\vector != 21) && (\vector != 29) && (\vector != 30)
     pushq $0
     .endif
     pushq $\vector
     jmp kt_exception_common
+    .size kt_stub_\vector, . - kt_stub_\vector
 .endm
 
     .globl kt_stubs_start

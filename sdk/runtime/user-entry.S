@@ -67,16 +67,20 @@ kt_user_enter:
     mov U_ARG4(%rdi), %rcx
     mov U_ARG1(%rdi), %rdi
     iretq
+    .size kt_user_enter, . - kt_user_enter
 
 /* Ring 3. */
+    .type kt_user_trampoline, @function
 kt_user_trampoline:
     call *%rax
     .globl kt_user_exit
 kt_user_exit:
     ud2
+    .size kt_user_trampoline, . - kt_user_trampoline
 
 /* Ring 0 again: rsp = the saved rsp (our return address), rdi = the frame. */
     .globl kt_user_landing
+    .type kt_user_landing, @function
 kt_user_landing:
     mov U_RBX(%rdi), %rbx
     mov U_RBP(%rdi), %rbp
@@ -86,6 +90,6 @@ kt_user_landing:
     mov U_R15(%rdi), %r15
     mov U_RESULT(%rdi), %rax
     ret
-    .size kt_user_enter, . - kt_user_enter
+    .size kt_user_landing, . - kt_user_landing
 
     .section .note.GNU-stack, "", @progbits

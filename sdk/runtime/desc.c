@@ -153,10 +153,10 @@ void kt_idt_pop(void)
     lidt(&ktry_previous);
 }
 
-static void check_vector(const char *what, int vec, int limit)
+static void check_vector(const char *what, long vec, int limit, const char *file, uint32_t line)
 {
     if (vec < 0 || vec >= limit)
-        kpanic("%s: vector %d is out of range (0-%d)", what, vec, limit - 1);
+        kt_panic(file, line, "%s: vector %ld is out of range (0-%d)", what, vec, limit - 1);
 }
 
 /* The runtime's gate for vec, with the IDT loaded and covering vec. */
@@ -177,10 +177,10 @@ static struct idt_gate *runtime_gate(int vec)
     return &kt_idt[vec];
 }
 
-void set_idt_entry(int vec, void *addr, int dpl)
+void kt_set_idt_entry(int vec, void *addr, int dpl, const char *file, uint32_t line)
 {
-    check_vector("set_idt_entry", vec, IDT_VECTORS);
-    if (dpl < 0 || dpl > 3) kpanic("set_idt_entry: dpl %d is out of range (0-3)", dpl);
+    check_vector("set_idt_entry", vec, IDT_VECTORS, file, line);
+    if (dpl < 0 || dpl > 3) kt_panic(file, line, "set_idt_entry: dpl %d is out of range (0-3)", dpl);
     struct idt_gate *gate = runtime_gate(vec);
     memset(gate, 0, sizeof(*gate));
     set_gate_offset(gate, (uint64_t)(uintptr_t)addr);
@@ -188,30 +188,31 @@ void set_idt_entry(int vec, void *addr, int dpl)
     gate->type = (uint8_t)(GATE_PRESENT | (dpl << 5) | GATE_INTERRUPT);
 }
 
-void set_idt_sel(int vec, u16 sel)
+void kt_set_idt_sel(int vec, unsigned sel, const char *file, uint32_t line)
 {
-    check_vector("set_idt_sel", vec, IDT_VECTORS);
-    runtime_gate(vec)->selector = sel;
+    check_vector("set_idt_sel", vec, IDT_VECTORS, file, line);
+    if (sel > 0xffff) kt_panic(file, line, "set_idt_sel: selector %#x is not 16-bit", sel);
+    runtime_gate(vec)->selector = (uint16_t)sel;
 }
 
-void set_idt_dpl(int vec, u16 dpl)
+void kt_set_idt_dpl(int vec, unsigned dpl, const char *file, uint32_t line)
 {
-    check_vector("set_idt_dpl", vec, IDT_VECTORS);
-    if (dpl > 3) kpanic("set_idt_dpl: dpl %u is out of range (0-3)", dpl);
+    check_vector("set_idt_dpl", vec, IDT_VECTORS, file, line);
+    if (dpl > 3) kt_panic(file, line, "set_idt_dpl: dpl %u is out of range (0-3)", dpl);
     struct idt_gate *gate = runtime_gate(vec);
     gate->type = (uint8_t)((gate->type & ~0x60) | (dpl << 5));
 }
 
-void set_idt_ist(int vec, u16 ist)
+void kt_set_idt_ist(int vec, unsigned ist, const char *file, uint32_t line)
 {
-    check_vector("set_idt_ist", vec, IDT_VECTORS);
-    if (ist > 7) kpanic("set_idt_ist: IST index %u is out of range (0-7)", ist);
+    check_vector("set_idt_ist", vec, IDT_VECTORS, file, line);
+    if (ist > 7) kt_panic(file, line, "set_idt_ist: IST index %u is out of range (0-7)", ist);
     runtime_gate(vec)->ist = (uint8_t)ist;
 }
 
-handler handle_exception(u8 vector, handler fn)
+handler kt_handle_exception(unsigned vector, handler fn, const char *file, uint32_t line)
 {
-    check_vector("handle_exception", vector, RUNTIME_VECTORS);
+    check_vector("handle_exception", (long)vector, RUNTIME_VECTORS, file, line);
     setup_idt();
     handler old = handlers[vector];
     handlers[vector] = fn;

@@ -53,7 +53,7 @@ static const uint64_t user_segments[3] = {
 };
 
 /* Loads a GDT with the user segments unless the loaded one has them. */
-static void load_user_gdt(struct kt_user_frame *f)
+static void load_user_gdt(struct kt_user_frame *f, const char *file, uint32_t line)
 {
     sgdt(&f->gdt);
     const uint64_t *gdt = (const uint64_t *)(uintptr_t)f->gdt.base;
@@ -61,13 +61,13 @@ static void load_user_gdt(struct kt_user_frame *f)
     if (size >= GDT_SIZE) {
         for (int i = 0; i < 3; i++)
             if ((gdt[GDT_USER_FIRST / 8 + i] & ~ACCESSED) != user_segments[i])
-                kpanic("run_in_user needs kvm-unit-tests' user segments at 0x38-0x48 (USER_CS32, USER_DS, USER_CS64); "
+                kt_panic(file, line, "run_in_user needs kvm-unit-tests' user segments at 0x38-0x48 (USER_CS32, USER_DS, USER_CS64); "
                        "the GDT loaded (base %#lx, limit %#x) has other descriptors there",
                        (unsigned long)f->gdt.base, f->gdt.limit);
         return;
     }
     if (size > GDT_USER_FIRST)
-        kpanic("run_in_user needs kvm-unit-tests' user segments at 0x38-0x48; the GDT loaded (base %#lx, limit %#x) "
+        kt_panic(file, line, "run_in_user needs kvm-unit-tests' user segments at 0x38-0x48; the GDT loaded (base %#lx, limit %#x) "
                "ends inside them",
                (unsigned long)f->gdt.base, f->gdt.limit);
     memset(user_gdt, 0, sizeof(user_gdt));
@@ -135,13 +135,13 @@ static void restore(struct kt_user_frame *f)
     if (f->rsp0) *f->rsp0 = f->old_rsp0;
 }
 
-uint64_t run_in_user_ex(usermode_func func, unsigned int fault_vector, uint64_t arg1, uint64_t arg2,
-                        uint64_t arg3, uint64_t arg4, bool *raised_vector, handler ex_handler)
+uint64_t kt_run_in_user(usermode_func func, unsigned int fault_vector, uint64_t arg1, uint64_t arg2, uint64_t arg3,
+                        uint64_t arg4, bool *raised_vector, handler ex_handler, const char *file, uint32_t line)
 {
-    if (!raised_vector) kpanic("run_in_user: raised_vector is NULL; pass a bool * that tells whether fault_vector was raised");
-    if (fault_vector > 31) kpanic("run_in_user: fault_vector %u is out of range (0-31)", fault_vector);
-    if (!func) kpanic("run_in_user: func is NULL");
-    if (kt_user_current) kpanic("run_in_user: called while a run_in_user is running (it does not nest)");
+    if (!raised_vector) kt_panic(file, line, "run_in_user: raised_vector is NULL; pass a bool * that tells whether fault_vector was raised");
+    if (fault_vector > 31) kt_panic(file, line, "run_in_user: fault_vector %u is out of range (0-31)", fault_vector);
+    if (!func) kt_panic(file, line, "run_in_user: func is NULL");
+    if (kt_user_current) kt_panic(file, line, "run_in_user: called while a run_in_user is running (it does not nest)");
     *raised_vector = false;
     setup_idt();
 
@@ -153,7 +153,7 @@ uint64_t run_in_user_ex(usermode_func func, unsigned int fault_vector, uint64_t 
     };
     f.fs_base = rdmsr(IA32_FS_BASE);
     f.gs_base = rdmsr(IA32_GS_BASE);
-    load_user_gdt(&f);
+    load_user_gdt(&f, file, line);
     map_image_for_user();
     f.rsp0 = tss_rsp0(&f.gdt);
     if (f.rsp0) {

@@ -122,7 +122,8 @@ typedef void (*handler)(struct ex_regs *regs);
  * ktry, or to the engine, which reports it as a fault). fn = NULL removes
  * the handler. A vector above 31 fails the test with a message.
  */
-handler handle_exception(u8 vector, handler fn);
+handler kt_handle_exception(unsigned vector, handler fn, const char *file, uint32_t line);
+#define handle_exception(vector, fn) kt_handle_exception((vector), (fn), __FILE__, __LINE__)
 
 /* The exception an ASM_TRY caught last (0 after an ASM_TRY that caught nothing). */
 unsigned exception_vector(void);
@@ -140,11 +141,17 @@ const char *exception_mnemonic(int vector);
  * code (it must save registers and iretq); handle_exception no longer sees
  * that vector.
  */
-void set_idt_entry(int vec, void *addr, int dpl);
-void set_idt_sel(int vec, u16 sel);
-void set_idt_dpl(int vec, u16 dpl);
+#define set_idt_entry(vec, addr, dpl) kt_set_idt_entry((vec), (addr), (dpl), __FILE__, __LINE__)
+#define set_idt_sel(vec, sel) kt_set_idt_sel((vec), (sel), __FILE__, __LINE__)
+#define set_idt_dpl(vec, dpl) kt_set_idt_dpl((vec), (dpl), __FILE__, __LINE__)
 /* IST index 0-7 of the gate (0: no stack switch within ring 0). */
-void set_idt_ist(int vec, u16 ist);
+#define set_idt_ist(vec, ist) kt_set_idt_ist((vec), (ist), __FILE__, __LINE__)
+
+/* What the macros call: a mistake is reported at the caller's file and line. */
+void kt_set_idt_entry(int vec, void *addr, int dpl, const char *file, uint32_t line);
+void kt_set_idt_sel(int vec, unsigned sel, const char *file, uint32_t line);
+void kt_set_idt_dpl(int vec, unsigned dpl, const char *file, uint32_t line);
+void kt_set_idt_ist(int vec, unsigned ist, const char *file, uint32_t line);
 /* Loads the runtime's IDT now (the helpers above do it when needed). */
 void setup_idt(void);
 

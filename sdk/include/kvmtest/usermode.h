@@ -22,13 +22,14 @@ typedef uint64_t (*usermode_func)(void);
  * As run_in_user, and ex_handler (if not NULL) is called with the ex_regs of
  * a fault_vector exception before execution goes back to ring 0.
  */
-uint64_t run_in_user_ex(usermode_func func, unsigned int fault_vector, uint64_t arg1, uint64_t arg2,
-                        uint64_t arg3, uint64_t arg4, bool *raised_vector, handler ex_handler);
+#define run_in_user_ex(func, fault_vector, arg1, arg2, arg3, arg4, raised_vector, ex_handler) \
+    kt_run_in_user((func), (fault_vector), (arg1), (arg2), (arg3), (arg4), (raised_vector), (ex_handler), __FILE__, __LINE__)
 
-static inline uint64_t run_in_user(usermode_func func, unsigned int fault_vector, uint64_t arg1, uint64_t arg2,
-                                   uint64_t arg3, uint64_t arg4, bool *raised_vector)
-{
-    return run_in_user_ex(func, fault_vector, arg1, arg2, arg3, arg4, raised_vector, NULL);
-}
+#define run_in_user(func, fault_vector, arg1, arg2, arg3, arg4, raised_vector) \
+    kt_run_in_user((func), (fault_vector), (arg1), (arg2), (arg3), (arg4), (raised_vector), NULL, __FILE__, __LINE__)
+
+/* What the macros call: a mistake is reported at the caller's file and line. */
+uint64_t kt_run_in_user(usermode_func func, unsigned int fault_vector, uint64_t arg1, uint64_t arg2, uint64_t arg3,
+                        uint64_t arg4, bool *raised_vector, handler ex_handler, const char *file, uint32_t line);
 
 #endif /* KVMTEST_USERMODE_H */

@@ -145,6 +145,12 @@ describe('handle_exception, exception tables and gates', guestTest(), () => {
     assert.match(r.message ?? '', /inside an exception handler/);
   });
 
+  test("a triple fault's register dump names the function at rip", () => {
+    const r = result('triple_fault_names_the_function');
+    assert.equal(r.outcome, 'triple-fault', show(r));
+    assert.match(r.message ?? '', /\nrip [0-9a-f]{16} rflags [0-9a-f]{16} \(rip at kt_test_triple_fault_names_the_function\+0x[0-9a-f]+ \(0x[0-9a-f]+\)\)\n/);
+  });
+
   const mistakes = [
     ['handle_exception_vector_out_of_range', 'handle_exception(32', 'handle_exception: vector 32 is out of range (0-31)'],
     ['set_idt_entry_vector_out_of_range', 'set_idt_entry(256', 'set_idt_entry: vector 256 is out of range (0-255)'],

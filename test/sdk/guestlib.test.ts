@@ -10,12 +10,12 @@ import { before, describe, test, type TestContext } from 'node:test';
 import { LAYOUT } from '../../src/machine/layout.js';
 import type { JsonTest } from '../../src/report/json.js';
 import { describeRun, kvmtest, runJson, tempDir } from '../cli/helpers.js';
-import { guestTest, isSoftwareKvm } from '../helpers/kvm.js';
+import { guestTest, IN_CI, isSoftwareKvm } from '../helpers/kvm.js';
 import { describeResult, FIXTURES, lineOf, TestBinary } from './sdk-helpers.js';
 
-async function build(name: string): Promise<string> {
-  const elf = join(tempDir(), `${name}.elf`);
-  const result = await kvmtest(['cc', '-o', elf, join(FIXTURES, `${name}.c`)]);
+async function build(name: string, ccArgs: readonly string[] = [], env?: NodeJS.ProcessEnv, tag = ''): Promise<string> {
+  const elf = join(tempDir(), `${name}${tag}.elf`);
+  const result = await kvmtest(['cc', ...ccArgs, '-o', elf, join(FIXTURES, `${name}.c`)], env ? { env } : {});
   if (result.status !== 0) throw new Error(`building ${name}.c failed:\n${describeRun(result)}`);
   return elf;
 }
@@ -246,6 +246,38 @@ describe('run_in_user', guestTest(), () => {
       if (typeof message === 'string') assert.equal(text, message);
       else assert.match(text, message);
       assert.match(r.message ?? '', /^panicked at .*usermode\.c:\d+: /, 'reported at the caller');
+    });
+  }
+});
+
+function clangMissing(): string | undefined {
+  try {
+    execFileSync('clang', ['--version'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'clang is not installed (apt-get install clang)';
+  }
+}
+
+describe('the guest library in other builds', guestTest(), () => {
+  /** name -> "status/outcome" for every test of a build. */
+  async function verdicts(elf: string): Promise<Record<string, string>> {
+    const all = await runAll(elf);
+    return Object.fromEntries([...all.values()].map((t) => [t.name, `${t.status}/${t.outcome}`]));
+  }
+
+  for (const fixture of ['exceptions', 'usermode']) {
+    test(`${fixture}.c linked in the higher half gives every test the same verdict`, async () => {
+      const low = await verdicts(await build(fixture));
+      const high = await verdicts(await build(fixture, ['--higher-half'], undefined, '-higher-half'));
+      assert.deepEqual(high, low);
+    });
+
+    test(`${fixture}.c built with clang gives every test the same verdict`, { skip: IN_CI ? undefined : clangMissing() }, async () => {
+      const env = { ...process.env, CC: 'clang', KVMTEST_CACHE_DIR: join(tempDir(), 'clang-cache') };
+      const low = await verdicts(await build(fixture));
+      const clang = await verdicts(await build(fixture, [], env, '-clang'));
+      assert.deepEqual(clang, low);
     });
   }
 });

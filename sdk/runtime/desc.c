@@ -101,24 +101,24 @@ static void load_runtime_idt(void)
 }
 
 /*
- * Builds the runtime's IDT from the one loaded now (vectors 0-31: the same
- * selector, IST and type, the runtime's stub as handler) and loads it.
- * Returns false if it was loaded already. A gate that leads to the
+ * Builds the runtime's IDT from the one loaded now (`now`, from sidt; vectors
+ * 0-31: the same selector, IST and type, the runtime's stub as handler) and
+ * loads it. Returns false if it was loaded already. A gate that leads to the
  * runtime's own stub (a test's IDT copied from the runtime's) keeps the
  * target that stub had, so that forwarding never loops.
  */
-static bool install_idt(void)
+static bool install_idt(const struct dtr *now)
 {
-    if (runtime_idt_loaded()) return false;
-    sidt(&source_idtr);
-    const struct idt_gate *old = (const struct idt_gate *)(uintptr_t)source_idtr.base;
-    unsigned count = ((unsigned)source_idtr.limit + 1) / sizeof(struct idt_gate);
+    if (now->base == (uint64_t)(uintptr_t)kt_idt) return false;
+    source_idtr = *now;
+    const struct idt_gate *old = (const struct idt_gate *)(uintptr_t)now->base;
+    unsigned count = ((unsigned)now->limit + 1) / sizeof(struct idt_gate);
     if (count > RUNTIME_VECTORS) count = RUNTIME_VECTORS;
     for (unsigned vector = 0; vector < count; vector++) {
-        uint64_t target = gate_offset(&old[vector]);
         kt_idt[vector] = old[vector];
-        if (target != kt_exception_stubs[vector]) kt_engine_handlers[vector] = target;
-        set_gate_offset(&kt_idt[vector], kt_exception_stubs[vector]);
+        uint64_t target = gate_offset(&old[vector]), stub = kt_exception_stubs[vector];
+        if (target != stub) kt_engine_handlers[vector] = target;
+        set_gate_offset(&kt_idt[vector], stub);
     }
     idt_count = count;
     load_runtime_idt();
@@ -127,17 +127,17 @@ static bool install_idt(void)
 
 void setup_idt(void)
 {
-    install_idt();
+    struct dtr now;
+    sidt(&now);
+    install_idt(&now);
     kt_idt_kept = true;
 }
 
 /* The outermost ktry: loads the runtime's IDT if it is not loaded. */
 void kt_idt_push(void)
 {
-    struct dtr before;
-    sidt(&before);
-    ktry_loaded = install_idt();
-    if (ktry_loaded) ktry_previous = before;
+    sidt(&ktry_previous);
+    ktry_loaded = install_idt(&ktry_previous);
 }
 
 /*

@@ -47,7 +47,7 @@ function remappedStub(stub: bigint, guest: GuestAccess): Stop | undefined {
     outcome: 'error',
     error: { kind: 'host' },
     message:
-      `the doorbell rang from ${hex(stub)}, but the page tables loaded (cr3 ${hex(guest.cr3())}) map that address ` +
+      `the doorbell rang from ${guest.describe(stub)}, but the page tables loaded (cr3 ${hex(guest.cr3())}) map that address ` +
       `to ${phys === undefined ? 'nothing' : `physical ${hex(phys)}`}, not to the engine's stubs: ` +
       "page tables of a test's own must map the engine's area (0x1000-0x9000) at virtual = physical",
   };

@@ -195,7 +195,7 @@ function haltStop(guest: GuestView): Stop {
     return {
       outcome: 'error',
       error: { kind: 'host' },
-      message: `the guest reached the HLT inside the engine's stub at ${hex(at)} without ringing its doorbell ` +
+      message: `the guest reached the HLT inside ${guest.describe(at)} without ringing its doorbell ` +
         "(a jump into the engine's stubs?); it does not count as the test halting",
     };
   }

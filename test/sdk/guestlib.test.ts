@@ -124,6 +124,14 @@ describe('handle_exception, exception tables and gates', guestTest(), () => {
     assert.ok(r.regs.rsp < LAYOUT.stackTop && r.regs.rsp > LAYOUT.stackTop - 0x10000n, `rsp 0x${r.regs.rsp.toString(16)}`);
   });
 
+  test('a stack overflow beside a handler: still reported as the #PF on the guard page', () => {
+    const r = result('stack_overflow_beside_a_handler');
+    assert.equal(r.fault?.vector, 14, show(r));
+    const cr2 = BigInt(r.fault!.cr2!);
+    assert.ok(cr2 >= LAYOUT.stackTop - 0x11000n && cr2 < LAYOUT.stackTop - 0x10000n, `cr2 ${r.fault!.cr2} is in the guard page`);
+    assert.match(r.message ?? '', /supervisor-mode write to a not-present page/);
+  });
+
   test('an unclaimed #GP keeps its error code, which the message reads as an LDT selector', () => {
     const r = result('unclaimed_selector_fault_beside_a_handler');
     assert.equal(r.fault?.errorCode, 0x1234, show(r));

@@ -210,6 +210,22 @@ void kt_set_idt_ist(int vec, unsigned ist, const char *file, uint32_t line)
     runtime_gate(vec)->ist = (uint8_t)ist;
 }
 
+void kt_set_intr_alt_stack(int vec, void *addr, const char *file, uint32_t line)
+{
+    kt_set_idt_entry(vec, addr, 0, file, line);
+    kt_idt[vec].ist = 1;
+}
+
+bool kt_test_for_exception(unsigned ex, void (*trigger)(void *), void *data, const char *file, uint32_t line)
+{
+    check_vector("test_for_exception", (long)ex, RUNTIME_VECTORS, file, line);
+    int vector = ktry(trigger, data);
+    if (vector >= 0 && (unsigned)vector != ex)
+        kt_panic(file, line, "test_for_exception: the trigger raised %s (vector %d), not %s", exception_mnemonic(vector),
+                 vector, exception_mnemonic((int)ex));
+    return vector >= 0;
+}
+
 handler kt_handle_exception(unsigned vector, handler fn, const char *file, uint32_t line)
 {
     check_vector("handle_exception", (long)vector, RUNTIME_VECTORS, file, line);

@@ -155,6 +155,20 @@ void kt_set_idt_ist(int vec, unsigned ist, const char *file, uint32_t line);
 /* Loads the runtime's IDT now (the helpers above do it when needed). */
 void setup_idt(void);
 
+/* set_idt_entry(vec, addr, 0) on IST1, the engine's exception stack. */
+#define set_intr_alt_stack(vec, addr) kt_set_intr_alt_stack((vec), (addr), __FILE__, __LINE__)
+void kt_set_intr_alt_stack(int vec, void *addr, const char *file, uint32_t line);
+/* kvm-unit-tests gives IST1 a stack here; the engine's TSS has one already. */
+static inline void setup_alt_stack(void) {}
+
+/*
+ * Calls trigger(data) and returns true if it raised exception `ex` (then
+ * trigger's frame is abandoned, as with ktry, which it is built on). Any
+ * other exception fails the test, as it would in kvm-unit-tests.
+ */
+#define test_for_exception(ex, trigger, data) kt_test_for_exception((ex), (trigger), (data), __FILE__, __LINE__)
+bool kt_test_for_exception(unsigned ex, void (*trigger)(void *), void *data, const char *file, uint32_t line);
+
 /* ---- Exception tables ----------------------------------------------------- */
 
 /*

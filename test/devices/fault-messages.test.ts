@@ -45,9 +45,11 @@ describe("the engine's stubs by name", () => {
   test('inside one', () => assert.equal(describeEngineAddress(0x30e2n), "the engine's exception stub for #PF+0x2 (0x30e2)"));
   test('above 31', () => assert.equal(describeEngineAddress(0x3800n), "the engine's exception stub for interrupt 0x80 (0x3800)"));
   test('the return stub', () => assert.equal(describeEngineAddress(0x4002n), "the engine's return stub+0x2 (0x4002)"));
+  test('the rest of the return stub page', () =>
+    assert.equal(describeEngineAddress(0x4010n), "the engine's stub page, past its return stub (0x4010)"));
   test('anything else is not the engine', () => {
     assert.equal(describeEngineAddress(0x2fffn), undefined);
-    assert.equal(describeEngineAddress(0x4010n), undefined);
+    assert.equal(describeEngineAddress(0x5000n), undefined);
     assert.equal(describeEngineAddress(0x200000n), undefined);
   });
 });

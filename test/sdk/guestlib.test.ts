@@ -5,8 +5,11 @@
 // --reporter json`, as a user runs them.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
+import { parseElf } from '../../src/image/elf.js';
+import { SymbolTable } from '../../src/image/symbols.js';
 import { LAYOUT } from '../../src/machine/layout.js';
 import type { JsonTest } from '../../src/report/json.js';
 import { describeRun, kvmtest, runJson, tempDir } from '../cli/helpers.js';
@@ -179,6 +182,15 @@ describe('handle_exception, exception tables and gates', guestTest(), () => {
       assert.equal(r.message, `panicked at ${join(FIXTURES, 'exceptions.c')}:${lineOf('exceptions.c', call)}: ${message}`);
     });
   }
+
+  test("addresses in the runtime's assembly are named by their symbols", () => {
+    const symbols = new SymbolTable(parseElf(readFileSync(elf), elf).symbols);
+    for (const name of ['kt_stub_13', 'kt_exception_common', 'kt_asm_try_arm', 'kt_user_enter', 'kt_user_trampoline', 'kt_user_landing', 'ktry']) {
+      const symbol = symbols.byName(name);
+      assert.ok(symbol, `${name} is in the symbol table`);
+      assert.match(symbols.describe(symbol.value + 2n), new RegExp(`^${name}\\+0x2 \\(0x[0-9a-f]+\\)$`));
+    }
+  });
 
   test('kvmtest_entry is the same three instructions as without the library: a test that installs nothing pays nothing', () => {
     assert.deepEqual(disassemble(elf, 'kvmtest_entry'), ['mov    %rsi,X(%rip)', 'movq   $0x0,X(%rip)', 'jmp    *%rdi']);

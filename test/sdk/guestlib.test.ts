@@ -73,6 +73,7 @@ describe('handle_exception, exception tables and gates', guestTest(), () => {
     ['a #PF inside a #GP handler goes to the #PF handler, and the #GP handler goes on with its ex_regs intact', 'a_fault_inside_a_handler_goes_to_its_own_handler'],
     ['ASM_TRY resumes at its label with exception_vector() and exception_error_code(); one that catches nothing clears them', 'asm_try_resumes_at_the_label_with_the_vector'],
     ['ASM_TRY catches a #PF with its error code', 'asm_try_catches_a_page_fault_with_its_error_code'],
+    ['ASM_TRY("%l[label]") in asm goto, as kvm-unit-tests writes it', 'asm_try_with_asm_goto'],
     ['rdmsr_safe and wrmsr_safe', 'safe_msr_accesses'],
     ['write_cr0_safe, write_cr3_safe and write_cr4_safe', 'safe_control_register_writes'],
     ['lgdt_safe, lidt_safe and ltr_safe, with the selector as error code', 'safe_descriptor_table_loads'],

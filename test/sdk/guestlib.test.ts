@@ -210,7 +210,7 @@ describe('run_in_user', guestTest(), () => {
   };
 
   const passing = [
-    ['returns the value of a function run at CPL 3, and leaves the engine GDT and segments behind', 'returns_the_value_of_a_function_run_at_cpl3'],
+    ['returns the value of a function run at CPL 3, and leaves the engine GDT, segments and FS/GS bases behind', 'returns_the_value_of_a_function_run_at_cpl3'],
     ['catches #GP raised in user mode', 'catches_gp_in_user_mode'],
     ['catches #PF raised in user mode (a supervisor page), with the user bit in the error code', 'catches_pf_in_user_mode'],
     ['run_in_user_ex calls its handler with the ring-3 frame', 'run_in_user_ex_calls_the_handler_first'],

@@ -138,6 +138,20 @@ describe('handle_exception, exception tables and gates', guestTest(), () => {
     assert.match(r.message ?? '', /supervisor-mode write to a not-present page/);
   });
 
+  test('an unclaimed exception beside a handler reaches the engine with every register as at the instruction', async () => {
+    const r = await new TestBinary(elf).run('unclaimed_fault_keeps_every_register');
+    assert.equal(r.outcome, 'fault', describeResult(r));
+    assert.equal(r.fault?.vector, 6);
+    const expected = {
+      rax: 0x1111n, rbx: 0x2222n, rcx: 0x3333n, rdx: 0x4444n, rsi: 0x5555n, rdi: 0x6666n, rbp: 0x7777n, r8: 0x8888n,
+      r9: 0x9999n, r10: 0xaaaan, r11: 0xbbbbn, r12: 0xccccn, r13: 0xddddn, r14: 0xeeeen, r15: 0xffffn,
+    };
+    for (const [reg, value] of Object.entries(expected)) {
+      assert.equal(r.regs[reg as keyof typeof expected], value, `${reg} = 0x${r.regs[reg as keyof typeof expected].toString(16)}`);
+    }
+    assert.match(r.fault!.location, /^kt_test_unclaimed_fault_keeps_every_register\+0x[0-9a-f]+ /);
+  });
+
   test('an unclaimed #GP keeps its error code, which the message reads as an LDT selector', () => {
     const r = result('unclaimed_selector_fault_beside_a_handler');
     assert.equal(r.fault?.errorCode, 0x1234, show(r));

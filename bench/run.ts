@@ -11,7 +11,10 @@
 //      (ports) beside one served by a constant (ioports);
 //   6. the marginal cost of a test written in TypeScript (a c`` body whose
 //      port read a callback serves) beside the same test in C (.ioport),
-//      through the full CLI (bench/test-files.ts).
+//      through the full CLI (bench/test-files.ts);
+//   7. mirror mode: one run of a function of a shared object beside one of
+//      an image, and the first touch of a page of the process
+//      (bench/mirror.ts). `node dist/bench/run.js mirror` runs only this.
 // Every figure is the median of several rounds, each round interleaving the
 // things it compares.
 import { spawnSync } from 'node:child_process';
@@ -21,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openMachine, type GuestMachine } from '../src/open-machine.js';
 import { runGuest, runGuestSync } from '../src/run-guest.js';
+import { measureMirror } from './mirror.js';
 import { measureTestFiles } from './test-files.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -148,8 +152,20 @@ function kvmKind(): string {
   return 'KVM of an unknown kind';
 }
 
+async function mirrorSection(): Promise<void> {
+  const costs = await measureMirror(out, ROUNDS);
+  console.log('7. mirror mode, on a kept machine (openMachine): a function that returns, and first touches');
+  console.log(`   image's function, run()            ${costs.image.toFixed(0).padStart(6)} us`);
+  console.log(`   mirrored function, run()           ${costs.mirror.toFixed(0).padStart(6)} us   (${costs.faultsPerRun} fault${costs.faultsPerRun === 1 ? '' : 's'}, ${costs.pagesPerRun} pages mapped per run)`);
+  console.log(`   ratio mirror / image               ${costs.mirror / costs.image >= 10 ? (costs.mirror / costs.image).toFixed(1).padStart(6) : (costs.mirror / costs.image).toFixed(2).padStart(6)}`);
+  console.log(`   first touch of a 2 MiB chunk       ${costs.firstTouch.toFixed(0).padStart(6)} us   (a #PF exit, the maps, 512 entries)`);
+  console.log(`   a further page of a mapped chunk   ${costs.laterTouch.toFixed(2).padStart(6)} us   (no exit)`);
+  console.log(`   a chunk new to the machine, more   ${costs.newSlot.toFixed(0).padStart(6)} us   (its memory slot, once per machine)`);
+}
+
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
+  if (process.argv[2] === 'mirror') return mirrorSection();
   run('cc', ['-O2', '-o', join(out, 'c-reference'), join(root, 'bench', 'c-reference.c')], 'building the C reference');
   const cpus = availableParallelism();
   const small = suite(SMALL);
@@ -245,7 +261,8 @@ async function main(): Promise<void> {
   console.log(`6. per test, a test file's test against a test binary's, through the full CLI (marginal cost over ${TEST_FILE_TESTS - SMALL} tests)`);
   console.log(`   TypeScript (c\`\` body, ports callback) ${files.typescript.toFixed(0).padStart(4)} us`);
   console.log(`   C (KVMTEST, .ioport)               ${files.c.toFixed(0).padStart(6)} us`);
-  console.log(`   ratio TypeScript / C               ${files.ratio.toFixed(2).padStart(6)}   (target <= 1.5)`);
+  console.log(`   ratio TypeScript / C               ${files.ratio.toFixed(2).padStart(6)}   (target <= 1.5)\n`);
+  await mirrorSection();
 }
 
 await main();

@@ -12,6 +12,8 @@ import { type Hardware, HARDWARE_OPTIONS, normalizeHardware } from './hardware/n
 import { devicesFor, hardwareSkipReason, machineOptionsFor, prepareRun } from './hardware/setup.js';
 import type { HardwareOptions } from './hardware/types.js';
 import { OptionError, validateMemoryLimit, validateTimeout } from './options.js';
+import { describe } from './hardware/normalize.js';
+import { loadMirrorLibrary, MirrorError, mirrorEntry } from './mirror/library.js';
 import { getKvm, getRunTimer } from './session/host.js';
 import { Session } from './session/session.js';
 
@@ -23,10 +25,18 @@ import { Session } from './session/session.js';
  */
 export const DEFAULT_TIMEOUT_MS = 1_000;
 
+/** Mirror mode: run a function of this process, in a shared object loaded here, with the process's memory shown to the guest. */
+export interface MirrorOptions {
+  /** The shared object (built with -shared -fPIC); loaded with dlopen, once per process. */
+  library: string;
+}
+
 export interface RunGuestOptions extends HardwareOptions {
-  /** The code to run: an ELF executable (path or bytes) or a flat binary and its load address. */
-  image: ImageSpec;
-  /** Where to start: a symbol (ELF only) or an address. Default: the ELF entry point or the flat load address. */
+  /** The code to run: an ELF executable (path or bytes) or a flat binary and its load address. Not with mirror. */
+  image?: ImageSpec;
+  /** Run a function of a shared object loaded into this process instead of an image (mirror mode); entry names it. */
+  mirror?: MirrorOptions;
+  /** Where to start: a symbol (ELF only) or an address. Default: the ELF entry point or the flat load address. In mirror mode, the function's name. */
   entry?: string | bigint | number;
   /** Stop the guest after this many milliseconds (default 1,000: DEFAULT_TIMEOUT_MS). */
   timeoutMs?: number;
@@ -37,7 +47,7 @@ export interface RunGuestOptions extends HardwareOptions {
 }
 
 /** Every option name RunGuestOptions has. */
-export const GUEST_OPTIONS: readonly string[] = ['image', 'entry', 'timeoutMs', 'stackSize', 'maxGuestMemory', ...HARDWARE_OPTIONS];
+export const GUEST_OPTIONS: readonly string[] = ['image', 'entry', 'timeoutMs', 'stackSize', 'maxGuestMemory', 'mirror', ...HARDWARE_OPTIONS];
 
 /** A guest's options, checked: everything a machine and a run are made from. */
 export interface GuestPlan {
@@ -47,6 +57,8 @@ export interface GuestPlan {
   timeoutMs: number;
   stackSize: number | undefined;
   maxGuestMemory: bigint | undefined;
+  /** Mirror mode: the function's name (the plan's image is the library's symbols, with no segments). */
+  mirroredFunction?: string;
 }
 
 /**
@@ -59,6 +71,8 @@ export function planGuest(options: RunGuestOptions, caller: string): GuestPlan {
     if (!GUEST_OPTIONS.includes(key)) throw new OptionError(`unknown ${caller} option "${key}"; known: ${GUEST_OPTIONS.join(', ')}`);
   }
   const timeoutMs = validateTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs');
+  if (options.mirror !== undefined) return { ...planMirror(options, caller), timeoutMs, ...machineLimits(options) };
+  if (options.image === undefined) throw new OptionError(`${caller} needs the code to run: { image: { elf: path } }, or { mirror: { library: path }, entry: 'function' } for a function of this process`);
   const hardware = normalizeHardware(options);
   const image = loadImage(options.image);
   return {
@@ -69,6 +83,34 @@ export function planGuest(options: RunGuestOptions, caller: string): GuestPlan {
     stackSize: options.stackSize,
     maxGuestMemory: options.maxGuestMemory === undefined ? undefined : validateMemoryLimit(options.maxGuestMemory, 'maxGuestMemory'),
   };
+}
+
+function machineLimits(options: RunGuestOptions): Pick<GuestPlan, 'stackSize' | 'maxGuestMemory'> {
+  return {
+    stackSize: options.stackSize,
+    maxGuestMemory: options.maxGuestMemory === undefined ? undefined : validateMemoryLimit(options.maxGuestMemory, 'maxGuestMemory'),
+  };
+}
+
+/** Mirror mode's plan: the library loaded into this process, the function found, Buffer args as addresses. */
+function planMirror(options: RunGuestOptions, caller: string): Pick<GuestPlan, 'image' | 'entry' | 'hardware' | 'mirroredFunction'> {
+  const { mirror } = options;
+  if (typeof mirror !== 'object' || mirror === null || typeof mirror.library !== 'string') {
+    throw new OptionError(`${caller}: mirror must be { library: 'path/to/lib.so' } (got ${describe(mirror)})`);
+  }
+  for (const key of Object.keys(mirror)) if (key !== 'library') throw new OptionError(`${caller}: unknown mirror option "${key}"; known: library`);
+  if (options.image !== undefined) throw new OptionError(`${caller}: give image or mirror, not both: mirror runs a function of this process, not an image`);
+  if (typeof options.entry !== 'string' || options.entry === '') {
+    throw new OptionError(`${caller}: in mirror mode, entry names the function of ${mirror.library} to run (got ${describe(options.entry)})`);
+  }
+  const hardware = normalizeHardware(options, true);
+  try {
+    const library = loadMirrorLibrary(mirror.library);
+    return { image: library.image, entry: mirrorEntry(library, options.entry), hardware, mirroredFunction: options.entry };
+  } catch (err) {
+    if (err instanceof MirrorError) throw new OptionError(err.message);
+    throw err;
+  }
 }
 
 /** What running guests takes from this process: its /dev/kvm handle and its run timer. */
@@ -86,7 +128,7 @@ export function guestHost(): GuestHost {
 /** A machine for a plan's guest; `logDirty` for one that a snapshot will restore. */
 export function buildMachine(kvm: Kvm, plan: GuestPlan, logDirty = false): Machine {
   return Machine.create(kvm, {
-    ...machineOptionsFor(kvm, plan.image, plan.hardware),
+    ...machineOptionsFor(kvm, plan.image, plan.hardware, plan.mirroredFunction !== undefined),
     stackSize: plan.stackSize,
     maxGuestMemory: plan.maxGuestMemory,
     logDirty,
@@ -104,8 +146,8 @@ export function skipStop(kvm: Kvm, hardware: Hardware): Stop | undefined {
  * restored from its snapshot): the run's registers and preloaded bytes, and
  * devices of its own, so that no device state outlives the run.
  */
-export function startRun(machine: Machine, hardware: Hardware, entry: bigint, timer: RunTimer): Session {
-  prepareRun(machine, hardware, entry);
+export function startRun(machine: Machine, hardware: Hardware, entry: bigint, timer: RunTimer, mirroredFunction?: string): Session {
+  prepareRun(machine, hardware, entry, mirroredFunction);
   return new Session(machine, devicesFor(hardware), timer);
 }
 

@@ -2,12 +2,12 @@
 
 // Test files (NAME.kvmtest.ts): declaring tests, their guest code and their hardware.
 export { kvmtest, describe, type KvmtestApi, type DescribeApi, type Check, type TestRun } from './testfile/registry.js';
-export { c, asm, elf, bytes, type Guest, type BytesOptions } from './testfile/guests.js';
+export { c, asm, elf, bytes, mirror, type Guest, type BytesOptions, type MirroredLibrary } from './testfile/guests.js';
 export type { TestOptions } from './testfile/options.js';
 
 // Running one guest from a program (Vitest, node:test, a script).
 export { runGuest, runGuestSync } from './run-guest.js';
-export { DEFAULT_TIMEOUT_MS, type RunGuestOptions } from './guest-plan.js';
+export { DEFAULT_TIMEOUT_MS, type RunGuestOptions, type MirrorOptions } from './guest-plan.js';
 export { openMachine, type GuestMachine, type RunOverrides } from './open-machine.js';
 export type {
   GuestResult,
@@ -17,6 +17,7 @@ export type {
   FaultInfo,
   AssertionInfo,
   ErrorInfo,
+  MirrorStats,
 } from './result.js';
 export { OUTCOMES } from './result.js';
 export { OptionError } from './options.js';

@@ -106,7 +106,7 @@ export class KeptMachine implements GuestMachine {
 
   private async runOnce(overrides: RunOverrides | undefined): Promise<GuestResult> {
     const started = process.hrtime.bigint();
-    const { entry, hardware, timeoutMs } = applyOverrides(this.plan, overrides);
+    const { entry, hardware, timeoutMs, mirroredFunction } = applyOverrides(this.plan, overrides);
     if (!this.built) {
       // A new VM is coming: first, as runGuest does, give the event loop a
       // turn, in which the native memory behind the last one is released.
@@ -116,7 +116,7 @@ export class KeptMachine implements GuestMachine {
     let reusable = false;
     try {
       const machine = this.pristineMachine();
-      const session = startRun(machine, hardware, entry, this.host.timer);
+      const session = startRun(machine, hardware, entry, this.host.timer, mirroredFunction);
       const stop = this.skip ?? (await session.runAsync(timeoutMs));
       reusable = this.snapshots && reusableAfter(machine, stop.outcome);
       return finishRun(session, this.host.timer, stop, started);

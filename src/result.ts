@@ -98,5 +98,17 @@ export interface GuestResult {
   error?: ErrorInfo;
   /** rax, when the guest returned: a function's return value (SysV). */
   returnValue?: bigint;
+  /** Mirror mode: what this run mapped of the process's memory on first touch. */
+  mirror?: MirrorStats;
   durationMs: number;
+}
+
+/** Mirror mode's work in one run. */
+export interface MirrorStats {
+  /** Page faults on process memory that the host answered by mapping it (each resumed the guest). */
+  faults: number;
+  /** 4 KiB pages mapped by them. */
+  pagesMapped: number;
+  /** Memory slots the machine has over process memory, 2 MiB each (kept between runs). */
+  slots: number;
 }

@@ -50,7 +50,7 @@ function startGuest(options: RunGuestOptions): StartedGuest {
   const { kvm, timer } = guestHost();
   const machine = buildMachine(kvm, plan);
   try {
-    const session = startRun(machine, plan.hardware, plan.entry, timer);
+    const session = startRun(machine, plan.hardware, plan.entry, timer, plan.mirroredFunction);
     const skip = skipStop(kvm, plan.hardware);
     return {
       session,

@@ -12,8 +12,8 @@ import { OptionError, validateTimeout } from './options.js';
 export interface RunOverrides {
   /** Where this run starts: a symbol (ELF only) or an address. Replaces the machine's entry. */
   entry?: string | bigint | number;
-  /** Up to six integer arguments (rdi, rsi, rdx, rcx, r8, r9). Replace the machine's args. */
-  args?: ReadonlyArray<bigint | number>;
+  /** Up to six integer arguments (rdi, rsi, rdx, rcx, r8, r9); in mirror mode Buffers too. Replace the machine's args. */
+  args?: ReadonlyArray<bigint | number | ArrayBufferView>;
   /** Register values at entry (after args), each replacing the machine's value for that register. */
   regs?: RegisterValues;
   /** Ports served by functions, each replacing the machine's handlers for that port or adding a port. */
@@ -36,11 +36,15 @@ export interface RunSetup {
   entry: bigint;
   hardware: Hardware;
   timeoutMs: number;
+  /** Mirror mode: the function's name. */
+  mirroredFunction?: string;
 }
 
 /** The plan's entry and hardware with `overrides` laid over them; throws an OptionError for a bad override. */
 export function applyOverrides(plan: GuestPlan, overrides: RunOverrides | undefined): RunSetup {
-  if (overrides === undefined) return { entry: plan.entry, hardware: plan.hardware, timeoutMs: plan.timeoutMs };
+  const mirrored = plan.mirroredFunction !== undefined;
+  const setup: RunSetup = { entry: plan.entry, hardware: plan.hardware, timeoutMs: plan.timeoutMs, ...(mirrored && { mirroredFunction: plan.mirroredFunction }) };
+  if (overrides === undefined) return setup;
   if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
     throw new OptionError(`run() takes an object of overrides such as { args: [1, 2] } (got ${describe(overrides)})`);
   }
@@ -61,8 +65,15 @@ export function applyOverrides(plan: GuestPlan, overrides: RunOverrides | undefi
   const hardware: Hardware = { ...base };
   if (overrides.ports !== undefined) hardware.ports = new Map([...base.ports, ...normalizePorts(overrides.ports, base.ioports)]);
   if (overrides.regs !== undefined) hardware.regs = { ...base.regs, ...normalizeRegs(overrides.regs) };
-  if (overrides.args !== undefined) hardware.args = normalizeArgs(overrides.args);
-  const entry = overrides.entry === undefined ? plan.entry : resolveEntry(plan.image, overrides.entry);
+  if (overrides.args !== undefined) {
+    hardware.args = normalizeArgs(overrides.args, mirrored);
+    if (mirrored) hardware.argArrays = overrides.args.filter((a) => ArrayBuffer.isView(a));
+  }
   const timeoutMs = overrides.timeoutMs === undefined ? plan.timeoutMs : validateTimeout(overrides.timeoutMs, 'timeoutMs');
-  return { entry, hardware, timeoutMs };
+  if (overrides.entry === undefined) return { ...setup, hardware, timeoutMs };
+  if (!mirrored) return { entry: resolveEntry(plan.image, overrides.entry), hardware, timeoutMs };
+  if (typeof overrides.entry !== 'string') throw new OptionError(`run(): in mirror mode, entry names a function of the library (got ${describe(overrides.entry)})`);
+  const symbol = plan.image.symbols.byName(overrides.entry);
+  if (symbol?.kind !== 'func') throw new OptionError(`run(): no function "${overrides.entry}" in ${plan.image.source}`);
+  return { entry: symbol.value, hardware, timeoutMs, mirroredFunction: overrides.entry };
 }

@@ -36,7 +36,7 @@ test('kbd_wait_ready: a controller that stays busy is a timeout, and kvmtest say
   // No timeoutMs: runGuest's default (1 s) stops the guest.
   const result = await runGuest({ image: { elf }, entry: 'kbd_wait_ready', ioports: { 0x64: 0x02 } });
   assert.equal(result.outcome, 'timeout');
-  assert.match(result.message, /^timed out after 1000 ms; the guest was at kbd_wait_ready(\+0x[0-9a-f]+)? \(0x[0-9a-f]+\)$/);
+  assert.match(result.message, /^timed out after 1000 ms; the guest was at kbd_wait_ready(\+0x[0-9a-f]+)? at guest\.c:\d+ \(0x[0-9a-f]+\)$/);
 });
 
 test('long_mode_active: rdmsr(IA32_EFER) in ring 0', async () => {

@@ -38,7 +38,7 @@ describe('kbd_wait_ready', () => {
     // Vitest's test timeout (5 s) would, and the result says where it was.
     const result = await runGuest({ image: { elf }, entry: 'kbd_wait_ready', ioports: { 0x64: 0x02 } });
     expect(result.outcome).toBe('timeout');
-    expect(result.message).toMatch(/^timed out after 1000 ms; the guest was at kbd_wait_ready(\+0x[0-9a-f]+)? \(0x[0-9a-f]+\)$/);
+    expect(result.message).toMatch(/^timed out after 1000 ms; the guest was at kbd_wait_ready(\+0x[0-9a-f]+)? at guest\.c:\d+ \(0x[0-9a-f]+\)$/);
   });
 });
 

@@ -65,7 +65,10 @@ struct ex_entry {
     uint64_t rip;
     uint64_t fixup;
 };
-extern const struct ex_entry __kvmtest_extable_start[], __kvmtest_extable_end[];
+/* ld defines these for the section kvmtest_extable; weak, so that a binary
+ * without any ASM_TRY (no such section) links and has an empty table. */
+extern const struct ex_entry __start_kvmtest_extable[] __attribute__((weak, visibility("hidden")));
+extern const struct ex_entry __stop_kvmtest_extable[] __attribute__((weak, visibility("hidden")));
 
 /* ktry.S */
 extern void *kt_try_current;
@@ -262,7 +265,7 @@ static void record(const struct ex_regs *regs)
 
 static const struct ex_entry *extable_entry(uint64_t rip)
 {
-    for (const struct ex_entry *e = __kvmtest_extable_start; e < __kvmtest_extable_end; e++)
+    for (const struct ex_entry *e = __start_kvmtest_extable; e < __stop_kvmtest_extable; e++)
         if (e->rip == rip) return e;
     return 0;
 }

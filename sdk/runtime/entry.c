@@ -12,7 +12,10 @@ static const struct kvmtest_record *current;
 /* The innermost active ktry's frame, or 0 (ktry.S). */
 void *kt_try_current;
 
-void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec)
+/* The one symbol a shared object built with kvmtest cc -shared exports from
+ * the runtime (which is compiled with -fvisibility=hidden there, so that its
+ * memcpy, strlen and the rest never stand in for the host's libc). */
+__attribute__((visibility("default"))) void kvmtest_entry(void (*fn)(void), const struct kvmtest_record *rec)
 {
     current = rec;
     kt_try_current = 0;

@@ -16,6 +16,7 @@
  *    fault inside a handler); the handler runs there, not on IST1, where a
  *    nested exception would land on top of it. Its ex_regs is then restored
  *    and iretq'd to.
+ * Global symbols are .hidden, as the C files' are in a shared object.
  */
 #include <kvmtest/abi.h>
 
@@ -120,11 +121,13 @@ kt_stub_\vector:
 .endm
 
     .globl kt_stubs_start
+    .hidden kt_stubs_start
 kt_stubs_start:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     stub \v
     .endr
     .globl kt_stubs_end
+    .hidden kt_stubs_end
 kt_stubs_end:
 
 /*
@@ -133,6 +136,7 @@ kt_stubs_end:
  * every register and RFLAGS, since it runs inside the caller's inline asm.
  */
     .globl kt_asm_try_arm
+    .hidden kt_asm_try_arm
     .type kt_asm_try_arm, @function
 kt_asm_try_arm:
     pushfq
@@ -179,9 +183,16 @@ kt_asm_try_arm:
     jmp 1b
     .size kt_asm_try_arm, . - kt_asm_try_arm
 
+    /* Addresses: in a shared object (-fPIC) the loader relocates them, so
+     * they go where relocated read-only data goes. */
+#ifdef __PIC__
+    .section .data.rel.ro, "aw"
+#else
     .section .rodata
+#endif
     .balign 8
     .globl kt_exception_stubs
+    .hidden kt_exception_stubs
 kt_exception_stubs:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad kt_stub_\v

@@ -7,6 +7,8 @@
  * with (so an exception raised in ring 3 returns to ktry's own privilege
  * level); ktry then returns the vector. The outermost ktry makes sure the
  * runtime's IDT is loaded (desc.c's kt_idt_push and kt_idt_pop).
+ * Its symbols are .hidden, as the C files' are (-fvisibility=hidden): in a
+ * shared object (kvmtest cc -shared) the runtime exports kvmtest_entry only.
  */
 
 /* ktry's frame on its own stack (kt_try_current points at it). An odd
@@ -30,6 +32,7 @@
 
 /* int ktry(void (*fn)(void *), void *arg) */
     .globl ktry
+    .hidden ktry
     .type ktry, @function
 ktry:
     sub $F_SIZE, %rsp
@@ -82,6 +85,7 @@ kt_try_done:
 /* The dispatcher's iretq lands here (desc.c, land_in_ktry): rsp = the
  * frame, RFLAGS, CS and SS as ktry was called with. */
     .globl kt_try_landing
+    .hidden kt_try_landing
 kt_try_landing:
     mov kt_last_fault(%rip), %eax /* .vector */
     jmp kt_try_done
@@ -90,6 +94,7 @@ kt_try_landing:
     .bss
     .balign 8
     .globl kt_last_fault
+    .hidden kt_last_fault
 kt_last_fault:
     .zero 32
 

@@ -5,6 +5,7 @@
  */
     .text
     .globl _start
+    .hidden _start
     .type _start, @function
 _start:
     ret

@@ -35,6 +35,7 @@
 
 /* uint64_t kt_user_enter(struct kt_user_frame *frame) */
     .globl kt_user_enter
+    .hidden kt_user_enter
     .type kt_user_enter, @function
 kt_user_enter:
     mov %rbx, U_RBX(%rdi)
@@ -74,12 +75,14 @@ kt_user_enter:
 kt_user_trampoline:
     call *%rax
     .globl kt_user_exit
+    .hidden kt_user_exit
 kt_user_exit:
     ud2
     .size kt_user_trampoline, . - kt_user_trampoline
 
 /* Ring 0 again: rsp = the saved rsp (our return address), rdi = the frame. */
     .globl kt_user_landing
+    .hidden kt_user_landing
     .type kt_user_landing, @function
 kt_user_landing:
     mov U_RBX(%rdi), %rbx

@@ -40,7 +40,10 @@ struct kt_user_frame {
 struct kt_user_frame *kt_user_current;
 extern char kt_user_exit[], kt_user_landing[];
 uint64_t kt_user_enter(struct kt_user_frame *frame);
-extern char __kvmtest_image_start[], __kvmtest_image_end[];
+/* From kvmtest's linker scripts; weak, since a shared object (mirror mode)
+ * or a -T script of the user's may not define them. */
+extern char __kvmtest_image_start[] __attribute__((weak, visibility("hidden")));
+extern char __kvmtest_image_end[] __attribute__((weak, visibility("hidden")));
 
 static uint64_t user_gdt[GDT_SIZE / 8] __attribute__((aligned(16)));
 static uint8_t user_stack[USER_STACK_SIZE] __attribute__((aligned(16)));
@@ -146,6 +149,9 @@ uint64_t kt_run_in_user(usermode_func func, unsigned int fault_vector, uint64_t 
                              "and ring 0 could then neither run it (SMEP) nor touch its data (SMAP): clear them first",
                  (unsigned long)read_cr4());
     if (kt_user_current) kt_panic(file, line, "run_in_user: called while a run_in_user is running (it does not nest)");
+    if (!__kvmtest_image_start || !__kvmtest_image_end)
+        kt_panic(file, line, "run_in_user needs the bounds of the test image (__kvmtest_image_start and __kvmtest_image_end, "
+                             "from kvmtest's linker scripts) to give its pages the U bit; this binary was linked without them");
     *raised_vector = false;
     setup_idt();
 

@@ -1,16 +1,18 @@
 // `kvmtest cc`: compile and link test sources with the SDK (see image/toolchain.ts).
 import { compileTests, sdkPaths, ToolchainError, toolchainFlags } from '../image/toolchain.js';
 
-/** For editors and build systems: what kvmtest cc adds to a compile. */
-const QUERIES: Record<string, () => string> = {
+/** For editors and build systems: what kvmtest cc adds to a compile (with -shared: to a shared object's). */
+const QUERIES: Record<string, (shared: boolean) => string> = {
   '--print-include-dir': () => sdkPaths().include,
-  '--print-cflags': () => toolchainFlags({ higherHalf: false, allowSimd: false }).user.join(' '),
+  '--print-cflags': (shared) => toolchainFlags({ higherHalf: false, allowSimd: false, shared }).user.join(' '),
 };
 
 export async function ccCommand(args: readonly string[]): Promise<number> {
-  const query = args.length === 1 ? QUERIES[args[0]!] : undefined;
+  const shared = args.includes('-shared');
+  const rest = args.filter((a) => a !== '-shared');
+  const query = rest.length === 1 ? QUERIES[rest[0]!] : undefined;
   if (query) {
-    process.stdout.write(`${query()}\n`);
+    process.stdout.write(`${query(shared)}\n`);
     return 0;
   }
   try {

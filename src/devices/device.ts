@@ -74,6 +74,15 @@ export interface GuestAccess {
   dropOutput(count: number): void;
   /** An address as "symbol+0x12 (0x...)" when the image has symbols. */
   describe(address: bigint): string;
+  /**
+   * Mirror mode, after a #PF on a not-present page at `address`: backs the
+   * process's memory there ('mapped': the guest may retry the access),
+   * undefined when the address is not the process's to show (the fault is
+   * the test's), or why it could not.
+   */
+  mapOnDemand(address: bigint, errorCode: number): 'mapped' | undefined | { error: string };
+  /** Mirror mode: the name of the process's function the run entered; undefined for an image. */
+  mirroredFunction(): string | undefined;
 }
 
 /**

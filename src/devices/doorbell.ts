@@ -20,7 +20,7 @@ const HANDLER_STACK_SYMBOL = 'kt_handler_stack';
 export class DoorbellPort implements PortDevice {
   readonly name = "the engine's doorbell port";
 
-  write(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop {
+  write(port: number, size: AccessSize, value: number, guest: GuestAccess): Stop | undefined {
     const rip = guest.rip();
     // KVM reports rip at the `out` (hardware exits) or just past it (when
     // its emulator ran the instruction).
@@ -30,7 +30,9 @@ export class DoorbellPort implements PortDevice {
     const remapped = remappedStub(at, guest);
     if (remapped) return remapped;
     if (signal.kind === 'returned') return { outcome: 'returned', settled: true };
-    return { ...exceptionStop(signal.vector, guest), settled: true };
+    const stop = exceptionStop(signal.vector, guest);
+    // No stop: mirror mode mapped the page the guest faulted on, and the guest retries.
+    return stop && { ...stop, settled: true };
   }
 }
 
@@ -62,7 +64,7 @@ function notTheEngine(port: number, size: AccessSize, value: number, rip: bigint
   };
 }
 
-function exceptionStop(vector: number, guest: GuestAccess): Stop {
+function exceptionStop(vector: number, guest: GuestAccess): Stop | undefined {
   const regs = guest.regs();
   const hasErrorCode = VECTORS_WITH_ERROR_CODE.has(vector);
   const frameBytes = guest.readVirtual(regs.rsp, hasErrorCode ? 48 : 40);
@@ -75,8 +77,21 @@ function exceptionStop(vector: number, guest: GuestAccess): Stop {
   const errorCode = hasErrorCode ? Number(frame.getBigUint64(0, true) & 0xffffffffn) : undefined;
   if (hasErrorCode) at = 8;
   const rip = frame.getBigUint64(at, true);
+  const cs = frame.getBigUint64(at + 8, true);
   const rflags = frame.getBigUint64(at + 16, true);
   const rsp = frame.getBigUint64(at + 24, true);
+  if (vector === PF && errorCode !== undefined && cs === BigInt(guest.sregs().cs.selector)) {
+    // Mirror mode maps the process's memory on first touch. The stub
+    // changed no register, so the guest resumes at the faulting
+    // instruction with the frame's rip, rsp and rflags (and the same cs
+    // and ss: no privilege change happened) and retries the access.
+    const mirrored = guest.mapOnDemand(guest.sregs().cr2, errorCode);
+    if (mirrored === 'mapped') {
+      guest.setRegs({ rip, rsp, rflags });
+      return undefined;
+    }
+    if (mirrored) return { outcome: 'error', error: { kind: 'host' }, message: mirrored.error };
+  }
   const fault: FaultInfo = { vector, name, rip, location: guest.describe(rip) };
   if (errorCode !== undefined) fault.errorCode = errorCode;
   if (vector === PF) fault.cr2 = guest.sregs().cr2;
@@ -87,8 +102,41 @@ function exceptionStop(vector: number, guest: GuestAccess): Stop {
     outcome: 'fault',
     fault,
     regs: { ...regs, rip, rsp, rflags },
-    message: describeFault(fault) + (inHandler ? ' (inside an exception handler: rsp is on the runtime\'s handler stack)' : ''),
+    message:
+      systemCallMessage(vector, rip, guest) ??
+      describeFault(fault) + (inHandler ? " (inside an exception handler: rsp is on the runtime's handler stack)" : ''),
   };
+}
+
+const UD = 6;
+const INT_0X80 = 0x80;
+
+/**
+ * Mirror mode: a fault that is a system call instruction in ring 0 (no
+ * kernel is there to take it): `syscall` raises #UD (EFER.SCE is off),
+ * `sysenter` #UD or #GP (no SYSENTER_CS), `int 0x80` arrives at vector 0x80
+ * with rip past it.
+ */
+function systemCallMessage(vector: number, rip: bigint, guest: GuestAccess): string | undefined {
+  const fn = guest.mirroredFunction();
+  if (fn === undefined) return undefined;
+  const at = vector === INT_0X80 ? rip - 2n : rip;
+  const instruction = vector === UD || vector === GP || vector === INT_0X80 ? systemCallAt(guest.readVirtual(at, 2)) : undefined;
+  if (!instruction) return undefined;
+  return mirroredSystemCall(fn, instruction, guest.describe(at));
+}
+
+/** The system call instruction these bytes start with, if any. */
+export function systemCallAt(bytes: Uint8Array): string | undefined {
+  if (bytes[0] === 0x0f && bytes[1] === 0x05) return 'syscall';
+  if (bytes[0] === 0x0f && bytes[1] === 0x34) return 'sysenter';
+  if (bytes[0] === 0xcd && bytes[1] === 0x80) return 'int 0x80';
+  return undefined;
+}
+
+export function mirroredSystemCall(fn: string, instruction: string, where: string): string {
+  return `mirrored function ${fn} made a system call (${instruction} at ${where}); mirrored code must not make system calls ` +
+    '(there is no kernel in the guest: no I/O, allocation, locks or time through libc; pass in what it needs, or serve ports from TypeScript)';
 }
 
 /** "#PF (page fault) at f+0x3 (0x...): supervisor-mode write to a not-present page (error code 0x2) at 0x0" */

@@ -5,6 +5,7 @@
 import { hex } from '../devices/device.js';
 import { enginePortAt } from '../devices/ports.js';
 import { REG_NAMES, type Regs } from '../kvm/structs.js';
+import { addressOf } from '../kvm/libc.js';
 import { LAYOUT } from '../machine/layout.js';
 import { msrBlocks } from '../machine/msr-trap.js';
 import { normalizeIoPorts, OptionError } from '../options.js';
@@ -30,6 +31,8 @@ export interface Hardware {
   memory: Array<{ address: bigint; data: Uint8Array }>;
   regs: Partial<Regs>;
   args: bigint[];
+  /** Arrays whose addresses are in args (mirror mode): held, so that their memory outlives the run. */
+  argArrays?: readonly ArrayBufferView[];
 }
 
 export const NO_HARDWARE: Hardware = Object.freeze({
@@ -53,7 +56,8 @@ const X2APIC_MSRS: readonly [number, number] = [0x800, 0x900];
 const MAX_MSR_BLOCKS = 4;
 const U64 = (1n << 64n) - 1n;
 
-export function normalizeHardware(options: HardwareOptions): Hardware {
+/** With `mirror`, args may be Buffers and typed arrays, passed as their addresses. */
+export function normalizeHardware(options: HardwareOptions, mirror = false): Hardware {
   // A file may declare thousands of tests, most giving one or two of these:
   // what is not given costs nothing (the empty values are shared, never changed).
   const ioports = options.ioports === undefined ? NO_HARDWARE.ioports : normalizeIoPorts(options.ioports);
@@ -66,7 +70,8 @@ export function normalizeHardware(options: HardwareOptions): Hardware {
     ram: options.ram === undefined ? NO_HARDWARE.ram : options.ram.map(([from, to], i) => [integer(from, `ram[${i}][0]`), integer(to, `ram[${i}][1]`)]),
     memory: options.memory === undefined ? NO_HARDWARE.memory : normalizeMemory(options.memory),
     regs: options.regs === undefined ? NO_HARDWARE.regs : normalizeRegs(options.regs),
-    args: options.args === undefined ? NO_HARDWARE.args : normalizeArgs(options.args),
+    args: options.args === undefined ? NO_HARDWARE.args : normalizeArgs(options.args, mirror),
+    ...(mirror && Array.isArray(options.args) && { argArrays: options.args.filter((a) => ArrayBuffer.isView(a)) }),
   };
 }
 
@@ -263,9 +268,15 @@ export function normalizeRegs(regs: HardwareOptions['regs']): Partial<Regs> {
   return result;
 }
 
-export function normalizeArgs(args: HardwareOptions['args']): bigint[] {
+export function normalizeArgs(args: HardwareOptions['args'], mirror = false): bigint[] {
   if (args === undefined) return [];
   if (!Array.isArray(args)) throw new OptionError(`args must be an array of up to six integers (got ${describe(args)})`);
   if (args.length > 6) throw new OptionError(`args: at most 6 register arguments (rdi, rsi, rdx, rcx, r8, r9), got ${args.length}`);
-  return args.map((a, i) => registerValue(a, `args[${i}]`));
+  return args.map((a: unknown, i) => {
+    if (!ArrayBuffer.isView(a)) return registerValue(a, `args[${i}]`);
+    // Mirror mode shares the process's memory with the guest: an array is passed as the address of its bytes.
+    if (mirror) return addressOf(a);
+    throw new OptionError(`args[${i}] is a ${a.constructor.name}: only mirrored code (runGuest({ mirror }), mirror(...).fn()) shares the ` +
+      "process's memory and can use its address; give an image's guest integers (and its bytes through memory: [...])");
+  });
 }

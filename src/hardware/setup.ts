@@ -6,6 +6,7 @@
 import type { GuestImage } from '../image/image.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
+import { addressOf, threadFsBase } from '../kvm/libc.js';
 import { guestCpuid } from '../machine/guest-cpuid.js';
 import type { Machine, MachineOptions } from '../machine/machine.js';
 import { PlacementError, type PhysSpan } from '../machine/placement.js';
@@ -17,13 +18,38 @@ import type { Hardware } from './normalize.js';
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 /** What a machine for this hardware is built with, beside its image. */
-export function machineOptionsFor(kvm: Kvm, image: GuestImage, hardware: Hardware): MachineOptions {
+export function machineOptionsFor(kvm: Kvm, image: GuestImage, hardware: Hardware, mirror = false): MachineOptions {
   const options: MachineOptions = { image, ram: hardware.ram };
+  if (mirror) options.mirror = { fsBase: threadFsBase() };
   if (hardware.memory.length > 0) options.preload = preloadSpans(hardware);
   if (hardware.mmio.length > 0) options.mmio = hardware.mmio.map((m) => ({ name: m.name, start: m.start, end: m.start + m.size }));
   const cpuid = cpuidTableFor(kvm, hardware);
   if (cpuid) options.cpuid = cpuid;
   return options;
+}
+
+/**
+ * Mirror mode: guest RAM, preloaded bytes and MMIO keep their addresses,
+ * and the process's memory there (a brk heap can reach 0x30000000) is not
+ * shown to the guest. An argument that points there would reach the
+ * guest's RAM instead of the array it names: refused.
+ */
+function refuseArgumentsInGuestRam(hardware: Hardware): void {
+  if (!hardware.argArrays || hardware.argArrays.length === 0) return;
+  const spans: PhysSpan[] = [
+    ...hardware.ram.map(([from, to], i) => ({ name: `ram[${i}]`, start: from, end: to })),
+    ...preloadSpans(hardware),
+    ...hardware.mmio.map((m) => ({ name: m.name, start: m.start, end: m.start + m.size })),
+  ];
+  for (const array of hardware.argArrays) {
+    const start = addressOf(array);
+    const end = start + BigInt(array.byteLength);
+    const hit = spans.find((span) => span.start < end && start < span.end);
+    if (hit) {
+      throw new PlacementError(`an argument's ${array.constructor.name} at [${hex(start)}, ${hex(end)}) lies in ${hit.name} [${hex(hit.start)}, ${hex(hit.end)}), ` +
+        "where the guest sees its own RAM or device, not the process's memory: move the range, or allocate the array again (elsewhere)");
+    }
+  }
 }
 
 function preloadSpans(hardware: Hardware): PhysSpan[] {
@@ -68,7 +94,11 @@ export function devicesFor(hardware: Hardware): DeviceSet {
  * arguments, the test's register values, and its preloaded bytes (written
  * so that the next restore puts the pages back).
  */
-export function prepareRun(machine: Machine, hardware: Hardware, entry: bigint): void {
+export function prepareRun(machine: Machine, hardware: Hardware, entry: bigint, mirroredFunction?: string): void {
+  if (machine.mirror) {
+    refuseArgumentsInGuestRam(hardware);
+    machine.mirror.beginRun(mirroredFunction ?? `0x${entry.toString(16)}`);
+  }
   machine.setEntry(entry, hardware.args);
   if (Object.keys(hardware.regs).length > 0) machine.vcpu.stageRegs({ ...machine.vcpu.syncedRegs(), ...hardware.regs });
   for (const [i, { address, data }] of hardware.memory.entries()) {

@@ -100,8 +100,12 @@ export interface HardwareOptions {
   memory?: readonly MemoryPreload[];
   /** Register values at entry (after args). */
   regs?: RegisterValues;
-  /** Up to six integer arguments for the entry function (rdi, rsi, rdx, rcx, r8, r9). */
-  args?: ReadonlyArray<bigint | number>;
+  /**
+   * Up to six integer arguments for the entry function (rdi, rsi, rdx, rcx,
+   * r8, r9). In mirror mode a Buffer or typed array is passed as the
+   * address of its bytes.
+   */
+  args?: ReadonlyArray<bigint | number | ArrayBufferView>;
 }
 
 /** Thrown (or returned) by an MSR handler: the guest's rdmsr or wrmsr raises #GP. */

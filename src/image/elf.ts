@@ -1,9 +1,12 @@
 // A reader for ELF64 little-endian x86-64 executables: program headers (what
 // to load), section headers (where the test table is) and the symbol table
 // (names for addresses in fault reports). It checks what kvmtest relies on and
-// says plainly what is wrong with a file that does not fit.
+// says plainly what is wrong with a file that does not fit. Shared objects
+// (mirror mode) are read only where the caller asks for them.
 
 export const PT_LOAD = 1;
+export const PT_DYNAMIC = 2;
+const PT_INTERP = 3;
 export const PF_X = 1;
 export const PF_W = 2;
 export const PF_R = 4;
@@ -12,6 +15,7 @@ const ET_DYN = 3;
 const EM_X86_64 = 62;
 const SHT_SYMTAB = 2;
 const SHT_NOBITS = 8;
+const SHT_DYNSYM = 11;
 const STT_OBJECT = 1;
 const STT_FUNC = 2;
 
@@ -51,9 +55,14 @@ export interface ProgramHeader {
 export interface SectionHeader {
   name: string;
   type: number;
+  /** SHF_* bits. */
+  flags: number;
   addr: bigint;
   offset: number;
   size: number;
+  /** Another section's index (a symbol table's strings). */
+  link: number;
+  entsize: number;
 }
 
 export interface ElfSymbol {
@@ -66,14 +75,22 @@ export interface ElfSymbol {
 export interface ElfFile {
   file: string;
   bytes: Uint8Array;
+  /** ET_EXEC, or ET_DYN without an interpreter (only with allowShared). */
+  type: 'executable' | 'shared-object';
   entry: bigint;
   segments: ProgramHeader[];
   sections: SectionHeader[];
+  /** From .symtab, or .dynsym where the file has no .symtab (stripped). */
   symbols: ElfSymbol[];
 }
 
-/** Parses and validates an ELF64 x86-64 executable held in memory. */
-export function parseElf(bytes: Uint8Array, file: string): ElfFile {
+export interface ParseOptions {
+  /** Accept a shared object (ET_DYN with no PT_INTERP), whose addresses are relative to its load base. */
+  allowShared?: boolean;
+}
+
+/** Parses and validates an ELF64 x86-64 executable (or, if allowed, shared object) held in memory. */
+export function parseElf(bytes: Uint8Array, file: string, options: ParseOptions = {}): ElfFile {
   const fail = (problem: string): never => {
     throw new ElfError(file, problem);
   };
@@ -91,10 +108,10 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
   if (machine !== EM_X86_64) {
     fail(`an ELF for ${MACHINE_NAMES[machine] ?? `machine ${machine}`}, not x86-64`);
   }
-  if (type === ET_DYN) {
+  if (type === ET_DYN && !options.allowShared) {
     fail('a position-independent executable or shared object (ET_DYN); link a static executable with -static -no-pie (kvmtest cc does)');
   }
-  if (type !== ET_EXEC) fail(`ELF type ${type} is not an executable (ET_EXEC); link the objects into an executable`);
+  if (type !== ET_EXEC && type !== ET_DYN) fail(`ELF type ${type} is not an executable (ET_EXEC); link the objects into an executable`);
 
   const entry = view.getBigUint64(24, true);
   const phoff = Number(view.getBigUint64(32, true));
@@ -124,6 +141,11 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
     if (ph.type === PT_LOAD && BigInt(ph.filesz) > ph.memsz) fail(`segment ${i} has a file size larger than its memory size`);
     segments.push(ph);
   }
+  if (type === ET_DYN && segments.some((s) => s.type === PT_INTERP)) {
+    fail('a position-independent executable (ET_DYN with an interpreter); link a static executable with -static -no-pie, ' +
+      'or a shared object with `kvmtest cc -shared` (kvmtest cc does either)');
+  }
+  const kind = type === ET_DYN ? 'shared-object' : 'executable';
 
   const sections: SectionHeader[] = [];
   if (shnum > 0 && shoff > 0) {
@@ -133,6 +155,7 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
       return {
         nameOffset: view.getUint32(at, true),
         type: view.getUint32(at + 4, true),
+        flags: Number(view.getBigUint64(at + 8, true)),
         addr: view.getBigUint64(at + 16, true),
         offset: Number(view.getBigUint64(at + 24, true)),
         size: Number(view.getBigUint64(at + 32, true)),
@@ -146,17 +169,26 @@ export function parseElf(bytes: Uint8Array, file: string): ElfFile {
       sections.push({
         name: names ? readCString(bytes, names.offset + s.nameOffset) : '',
         type: s.type,
+        flags: s.flags,
         addr: s.addr,
         offset: s.offset,
         size: s.size,
+        link: s.link,
+        entsize: s.entsize,
       });
     }
-    const symtab = raw.find((s) => s.type === SHT_SYMTAB);
+    const symtab = raw.find((s) => s.type === SHT_SYMTAB) ?? raw.find((s) => s.type === SHT_DYNSYM);
     if (symtab && raw[symtab.link]) {
-      return { file, bytes, entry, segments, sections, symbols: readSymbols(bytes, symtab, raw[symtab.link]!) };
+      return { file, bytes, type: kind, entry, segments, sections, symbols: readSymbols(bytes, symtab, raw[symtab.link]!) };
     }
   }
-  return { file, bytes, entry, segments, sections, symbols: [] };
+  return { file, bytes, type: kind, entry, segments, sections, symbols: [] };
+}
+
+/** The defined symbols of a symbol table section of `elf` (.symtab or .dynsym). */
+export function symbolsIn(elf: ElfFile, section: SectionHeader): ElfSymbol[] {
+  const strings = elf.sections[section.link];
+  return strings ? readSymbols(elf.bytes, section, strings) : [];
 }
 
 function readSymbols(

@@ -3,6 +3,7 @@
 // or from a flat binary and its load address.
 import { type ElfFile, parseElf, PF_W, PF_X, PT_LOAD } from './elf.js';
 import { BinaryFileError, readBinaryFile } from './read-binary.js';
+import { LineTable } from './line-table.js';
 import { SymbolTable } from './symbols.js';
 
 export interface ImageSegment {
@@ -26,6 +27,8 @@ export interface GuestImage {
   symbols: SymbolTable;
   /** The parsed ELF, when the image came from one. */
   elf?: ElfFile;
+  /** Mirror mode: the shared object, as /proc/self/maps names it, whose functions run (the image then has no segments). */
+  mirroredFile?: string;
 }
 
 export type ImageSpec =
@@ -69,7 +72,7 @@ export function imageFromElf(elf: ElfFile): GuestImage {
       executable: (ph.flags & PF_X) !== 0,
     }));
   if (segments.length === 0) throw new ImageError(`${elf.file}: no loadable (PT_LOAD) segments`);
-  return { source: elf.file, segments, entry: elf.entry, symbols: new SymbolTable(elf.symbols), elf };
+  return { source: elf.file, segments, entry: elf.entry, symbols: new SymbolTable(elf.symbols, new LineTable(elf)), elf };
 }
 
 export function flatImage(bytes: Uint8Array, loadAddress: bigint | number): GuestImage {

@@ -1,13 +1,16 @@
 // Reads a test binary's table of tests: the records in its `.kvmtest` section
 // (layout in docs/test-table.md and sdk/include/kvmtest/abi.h), checked and
 // turned into the TestCase objects the runner schedules. Pointers in records
-// are guest-virtual; they are read through the ELF's PT_LOAD segments.
+// are guest-virtual; they are read through the ELF's PT_LOAD segments. In a
+// shared object (mirror mode) they are link-time addresses, relative to a
+// load base of 0, held by R_X86_64_RELATIVE relocations.
 import { BinaryFileError, readBinaryFile } from './read-binary.js';
 import { hex } from '../devices/device.js';
 import { describeRamRange, ramRangeProblem } from '../machine/ram-ranges.js';
 import { normalizeIoPorts, OptionError } from '../options.js';
 import type { Expectation, TestCase } from '../runner/types.js';
-import { type ElfFile, findSection, parseElf, PT_LOAD } from './elf.js';
+import { type ElfFile, findSection, parseElf, PT_LOAD, type SectionHeader } from './elf.js';
+import { dynamicRelocations, R_X86_64_RELATIVE, type Relocation, relocationName } from './relocations.js';
 
 export const TEST_TABLE_SECTION = '.kvmtest';
 /** The runtime function the runner enters, with args [record.fn, record address]. */
@@ -64,12 +67,14 @@ export function loadTestTable(path: string): TestCase[] {
     if (err instanceof BinaryFileError) throw new TestTableError(err.message);
     throw err;
   }
-  return readTestTable(parseElf(bytes, path));
+  return readTestTable(parseElf(bytes, path, { allowShared: true }));
 }
 
 /**
  * The tests in `elf`'s `.kvmtest` section, in source order (see sourceOrder).
- * `binary` is how TestCase.binary names the file (default: elf.file).
+ * `binary` is how TestCase.binary names the file (default: elf.file). For a
+ * shared object, TestCase.record and .fn are link-time addresses: add the
+ * load base.
  */
 export function readTestTable(elf: ElfFile, binary: string = elf.file): TestCase[] {
   const table = new TableReader(elf, binary);
@@ -85,6 +90,7 @@ export function readTestTable(elf: ElfFile, binary: string = elf.file): TestCase
     tests.push(test);
     at = Math.ceil((at + size) / RECORD_ALIGN) * RECORD_ALIGN;
   }
+  table.rejectStrayRelocations();
   if (tests.length === 0) {
     throw new TestTableError(
       `${binary} has no kvmtest tests: declare tests with KVMTEST(name) { ... } and link with \`kvmtest cc\``,
@@ -109,12 +115,23 @@ export function testRecordReader(elf: ElfFile, binary: string = elf.file): (addr
   };
 }
 
+/** The pointer fields of a record, by offset: the only places a relocation may change. */
+const POINTER_FIELDS = new Map<number, string>([
+  [AT.name, 'name'],
+  [AT.fn, 'fn'],
+  [AT.file, 'file'],
+]);
+
 /** The `.kvmtest` section of one binary, record by record. */
 class TableReader {
   private readonly table: Uint8Array;
   private readonly view: DataView;
   private readonly memory: SegmentReader;
-  /** The section's guest address. */
+  /** A shared object's relocations in the section, by offset in it (none for an executable). */
+  private readonly relocations: ReadonlyMap<number, Relocation>;
+  /** The offsets of those that records' pointers used. */
+  private readonly used = new Set<number>();
+  /** The section's guest address (link-time, for a shared object). */
   readonly address: bigint;
 
   constructor(
@@ -131,6 +148,53 @@ class TableReader {
     this.view = new DataView(this.table.buffer, this.table.byteOffset, this.table.byteLength);
     this.memory = new SegmentReader(elf, binary);
     this.address = section.addr;
+    this.relocations = elf.type === 'shared-object' ? relocationsIn(elf, section) : new Map();
+  }
+
+  /**
+   * The pointer in a record's field at section offset `at + field`: the
+   * relocation's value in a shared object, else the bytes. A relocation
+   * that needs a symbol's run-time address cannot be read from the file.
+   */
+  private pointer(at: number, field: number, where: () => string): bigint {
+    const inPlace = this.view.getBigUint64(at + field, true);
+    const relocation = this.relocations.get(at + field);
+    if (!relocation) return inPlace;
+    this.used.add(at + field);
+    if (relocation.type !== R_X86_64_RELATIVE) {
+      throw new TestTableError(
+        `${where()}: its ${POINTER_FIELDS.get(field)} pointer is a ${relocationName(relocation.type)} relocation` +
+          `${relocation.symbol ? ` against ${relocation.symbol}` : ''}, which the loader resolves only at run time; ` +
+          'a record\'s pointers must be addresses inside the object (R_X86_64_RELATIVE): make the symbol static or hidden, ' +
+          'or link with `kvmtest cc -shared` (it links with -Bsymbolic)',
+      );
+    }
+    return relocation.addend ?? inPlace;
+  }
+
+  /** A relocation anywhere but a pointer field would change a number the reader takes as it is. */
+  private strayRelocation(offset: number, relocation: Relocation): TestTableError {
+    return new TestTableError(
+      `${this.binary}: the ${TEST_TABLE_SECTION} section has a ${relocationName(relocation.type)} relocation at offset ${hex(offset)} ` +
+        `(address ${hex(this.address + BigInt(offset))}), outside any record's name, fn and file pointers: ` +
+        'the other fields are numbers (ports, RAM ranges, options) and must be constants',
+    );
+  }
+
+  /** Refuses relocations in the 8-byte words of the record at `at` other than its pointers (before its fields are read). */
+  private rejectRelocationsIn(at: number, size: number): void {
+    if (this.relocations.size === 0) return;
+    for (let word = at; word < at + size; word += RECORD_ALIGN) {
+      const relocation = this.relocations.get(word);
+      if (relocation && !POINTER_FIELDS.has(word - at)) throw this.strayRelocation(word, relocation);
+    }
+  }
+
+  /** After reading every record: any relocation left over (between records, or not 8-aligned). */
+  rejectStrayRelocations(): void {
+    for (const [offset, relocation] of this.relocations) {
+      if (!this.used.has(offset)) throw this.strayRelocation(offset, relocation);
+    }
   }
 
   get length(): number {
@@ -169,8 +233,10 @@ class TableReader {
     if (at + size > table.length) {
       throw new TestTableError(`${where()} is ${size} bytes, but the section ends ${table.length - at} bytes after its start`);
     }
+    this.rejectRelocationsIn(at, size);
     const record = new DataView(table.buffer, table.byteOffset + at, size);
-    return { test: readRecord(record, this.address + BigInt(at), this.memory, binary, where), size };
+    const pointers = { name: this.pointer(at, AT.name, where), fn: this.pointer(at, AT.fn, where), file: this.pointer(at, AT.file, where) };
+    return { test: readRecord(record, pointers, this.address + BigInt(at), this.memory, binary, where), size };
   }
 }
 
@@ -185,11 +251,25 @@ function sourceOrder(tests: TestCase[]): TestCase[] {
   return [...tests].sort((a, b) => fileRank.get(a.file)! - fileRank.get(b.file)! || a.line - b.line);
 }
 
-function readRecord(view: DataView, address: bigint, memory: SegmentReader, binary: string, where: () => string): TestCase {
-  const name = memory.string(view.getBigUint64(AT.name, true), () => `${where()}: its name`);
-  const file = memory.string(view.getBigUint64(AT.file, true), () => `${where()} ("${name}"): its file name`);
+/** The relocation-dependent fields of a record, as its reader resolved them. */
+interface RecordPointers {
+  name: bigint;
+  fn: bigint;
+  file: bigint;
+}
+
+function readRecord(
+  view: DataView,
+  pointers: RecordPointers,
+  address: bigint,
+  memory: SegmentReader,
+  binary: string,
+  where: () => string,
+): TestCase {
+  const name = memory.string(pointers.name, () => `${where()}: its name`);
+  const file = memory.string(pointers.file, () => `${where()} ("${name}"): its file name`);
   const line = view.getUint32(AT.line, true);
-  const fn = view.getBigUint64(AT.fn, true);
+  const fn = pointers.fn;
   const test = () => `${binary}: test "${name}" (${file}:${line})`;
   if (name === '') throw new TestTableError(`${where()} has an empty name`);
   if (fn === 0n) throw new TestTableError(`${test()} has no test function (its fn pointer is 0)`);
@@ -282,6 +362,16 @@ function rejectDuplicateNames(tests: readonly TestCase[], binary: string): void 
     }
     seen.set(t.name, t);
   }
+}
+
+/** A shared object's relocations inside `section`, by offset in it. */
+function relocationsIn(elf: ElfFile, section: SectionHeader): Map<number, Relocation> {
+  const end = section.addr + BigInt(section.size);
+  const inside = new Map<number, Relocation>();
+  for (const r of dynamicRelocations(elf)) {
+    if (r.address >= section.addr && r.address < end) inside.set(Number(r.address - section.addr), r);
+  }
+  return inside;
 }
 
 /** True when `length` bytes (a multiple of 4) at `at` are all zero: the common case of no ports or RAM. */

@@ -2,7 +2,8 @@
 // gcc and clang both work). It compiles the SDK's runtime with fixed flags,
 // then compiles and links the user's sources against it with freestanding
 // flags and kvmtest's linker script. The user's own flags come after ours,
-// so they can override them.
+// so they can override them. With -shared it builds a shared object for
+// mirror mode instead: everything position-independent, no linker script.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cachedRuntime, headersUnder, objectsIn, runtimeKey, storeRuntime } from './runtime-cache.js';
@@ -57,6 +58,8 @@ export interface ToolchainOptions {
   higherHalf: boolean;
   /** Let the compiler use SSE/AVX/x87 registers in the user's code (never in the runtime). */
   allowSimd: boolean;
+  /** Build a shared object (ET_DYN, -fPIC) for mirror mode instead of a static executable. */
+  shared?: boolean;
 }
 
 /** What kvmtest cc adds to a compiler command, per part. */
@@ -71,28 +74,68 @@ export interface ToolchainFlags {
 
 /**
  * Code for a ring-0 guest with no libc: no PIC (the image is linked at a
- * fixed address), no stack protector (it needs a TLS canary), no red zone
- * (interrupt handlers may run on the same stack), no unwind tables.
- * General registers only, since software-assisted KVMs (PVM) cannot emulate
- * the SSE instructions compilers emit on their own (pxor to zero a struct).
+ * fixed address; a shared object is -fPIC instead), no stack protector (it
+ * needs a TLS canary), no red zone (interrupt handlers may run on the same
+ * stack), no unwind tables. General registers only, since
+ * software-assisted KVMs (PVM) cannot emulate the SSE instructions compilers
+ * emit on their own (pxor to zero a struct).
  */
-const BASE_FLAGS = [
+const codeFlags = (pic: string) => [
   '-ffreestanding',
-  '-fno-pic',
+  pic,
   '-fno-stack-protector',
   '-mno-red-zone',
   '-fno-asynchronous-unwind-tables',
   '-O2',
   '-g',
 ];
+const NO_PIC = '-fno-pic';
+const PIC = '-fPIC';
 const GENERAL_REGS_ONLY = '-mgeneral-regs-only';
 const KERNEL_CODE_MODEL = '-mcmodel=kernel';
+/** The runtime's symbols stay inside a shared object (entry.c exports kvmtest_entry alone). */
+const HIDDEN = '-fvisibility=hidden';
+
+/**
+ * Linking a shared object that a process can dlopen with its libc loaded:
+ * no libc of its own (-nostdlib: the runtime's memcpy and strlen are hidden
+ * and serve the object's own code); every symbol defined at link time
+ * (-z defs: an undefined one would be bound at dlopen to the host's libc,
+ * whose code cannot run in the guest); references to its own symbols bound
+ * to themselves (-Bsymbolic: no interposition, and the test table's
+ * pointers become plain base-relative relocations); nothing resolved lazily
+ * (-z now: the loader's resolver must never be entered from the guest).
+ */
+const SHARED_LINK = [
+  '-shared',
+  '-nostdlib',
+  '-Wl,--build-id=none',
+  '-Wl,-z,noexecstack',
+  '-Wl,-z,defs',
+  '-Wl,-Bsymbolic',
+  '-Wl,-z,now',
+];
+
+/** How GNU ld and lld say that a symbol is used and not defined. */
+const UNDEFINED_SYMBOL = /undefined (reference to|symbol)/;
+const SHARED_UNDEFINED_HINT =
+  'kvmtest cc: a shared object built with -shared must define every function it calls: it is linked without libc ' +
+  '(the host\'s libc cannot run in the guest); define the function in your sources, or use the SDK\'s (kvmtest.h)\n';
 
 export function toolchainFlags(options: ToolchainOptions, paths: SdkPaths = sdkPaths()): ToolchainFlags {
+  if (options.shared) {
+    const code = codeFlags(PIC);
+    return {
+      runtime: [...code, GENERAL_REGS_ONLY, HIDDEN, `-I${paths.include}`],
+      user: [...code, ...(options.allowSimd ? [] : [GENERAL_REGS_ONLY]), `-I${paths.include}`],
+      link: SHARED_LINK,
+    };
+  }
   const model = options.higherHalf ? [KERNEL_CODE_MODEL] : [];
+  const code = codeFlags(NO_PIC);
   return {
-    runtime: [...BASE_FLAGS, GENERAL_REGS_ONLY, ...model, `-I${paths.include}`],
-    user: [...BASE_FLAGS, ...(options.allowSimd ? [] : [GENERAL_REGS_ONLY]), ...model, `-I${paths.include}`],
+    runtime: [...code, GENERAL_REGS_ONLY, ...model, `-I${paths.include}`],
+    user: [...code, ...(options.allowSimd ? [] : [GENERAL_REGS_ONLY]), ...model, `-I${paths.include}`],
     // No -no-pie: -static already makes gcc and clang link a non-PIE
     // executable, and clang warns that -no-pie is unused when the same
     // command also compiles, which breaks -Werror builds.
@@ -113,9 +156,9 @@ function isLinkerScript(arg: string): boolean {
   return /^-Wl,(.*,)?(-T|--script)/.test(arg);
 }
 
-/** kvmtest's linker script, unless the user gave their own. */
+/** kvmtest's linker script, unless the user gave their own (a shared object gets the linker's own layout). */
 function linkerScriptArgs(options: ToolchainOptions, paths: SdkPaths, ccArgs: readonly string[]): string[] {
-  if (ccArgs.some(isLinkerScript)) return [];
+  if (options.shared || ccArgs.some(isLinkerScript)) return [];
   return ['-T', options.higherHalf ? paths.higherHalfLinkerScript : paths.linkerScript];
 }
 
@@ -135,8 +178,20 @@ export interface CompileResult {
   commands: string[][];
 }
 
-/** Our options, consumed before the rest goes to the compiler. */
-const OWN_OPTIONS = new Set(['--higher-half', '--allow-simd']);
+/** Our options, consumed before the rest goes to the compiler (-shared is added back with the link flags). */
+const OWN_OPTIONS = new Set(['--higher-half', '--allow-simd', '-shared']);
+/**
+ * Options that contradict -shared, and why. The test table's pointers and
+ * the runtime must be position-independent, and the object is loaded
+ * wherever the process's loader puts it.
+ */
+const NOT_WITH_SHARED: ReadonlyArray<[RegExp, string]> = [
+  [/^-static(-pie)?$/, 'links a static executable'],
+  [/^-(no-)?pie$/, 'links an executable'],
+  [/^-fno-(pic|PIC|pie|PIE)$/, 'compiles code that only works at a fixed address'],
+  [/^-mcmodel=kernel$/, 'compiles code for the top 2 GiB of the address space only'],
+  [/^--higher-half$/, 'links at a fixed address in the top 2 GiB'],
+];
 /** Options that build code for a mode other than x86-64 long mode. */
 const WRONG_MODE = /^(-m32|-m16|-mx32|-march=i[3-6]86)$/;
 /** Compiler options whose value is the next argument (so it is not a source file). */
@@ -172,6 +227,7 @@ function parseArgs(args: readonly string[]): ParsedArgs {
     rejectOtherTargets(arg, args[i + 1]);
     if (OWN_OPTIONS.has(arg)) {
       if (arg === '--higher-half') parsed.options.higherHalf = true;
+      else if (arg === '-shared') parsed.options.shared = true;
       else parsed.options.allowSimd = true;
       continue;
     }
@@ -191,7 +247,20 @@ function parseArgs(args: readonly string[]): ParsedArgs {
       parsed.inputs.push(arg);
     }
   }
+  if (parsed.options.shared) rejectNotShared(args);
   return parsed;
+}
+
+/** Refuses what makes no sense in a shared object, whichever side of -shared it was given. */
+function rejectNotShared(args: readonly string[]): void {
+  for (const arg of args) {
+    const why = NOT_WITH_SHARED.find(([pattern]) => pattern.test(arg))?.[1];
+    if (why === undefined) continue;
+    throw new ToolchainError(
+      `${arg} ${why}, but -shared builds a position-independent shared object for mirror mode: ` +
+        `remove ${arg}, or build a test binary without -shared`,
+    );
+  }
 }
 
 /** Refuses options that build code the runtime and the machine cannot run: 32-bit, another target. */
@@ -247,7 +316,8 @@ function run(cc: Compiler, args: string[], cwd: string, env: NodeJS.ProcessEnv, 
 }
 
 /**
- * `kvmtest cc [--higher-half] [--allow-simd] [cc args...] -o tests.elf a.c b.c x.S`.
+ * `kvmtest cc [--higher-half] [--allow-simd] [cc args...] -o tests.elf a.c b.c x.S`,
+ * or `kvmtest cc -shared [--allow-simd] [cc args...] -o tests.so a.c ...`.
  * Returns the compiler's status and stderr; throws ToolchainError when it
  * cannot start (no compiler, no sources, no -o).
  *
@@ -307,7 +377,8 @@ export function compileTests(args: readonly string[], options: CompileOptions = 
     ];
     commands.push([...cc.command, ...linkArgs]);
     const link = run(cc, linkArgs, cwd, env);
-    return { status: link.status, stderr: runtime.stderr + link.stderr, commands };
+    const hint = parsed.options.shared && link.status !== 0 && UNDEFINED_SYMBOL.test(link.stderr) ? SHARED_UNDEFINED_HINT : '';
+    return { status: link.status, stderr: runtime.stderr + link.stderr + hint, commands };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

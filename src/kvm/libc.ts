@@ -181,3 +181,25 @@ export function mapSharedFile(path: string, length: number): SharedMapping {
     close(fd);
   }
 }
+
+const memsetRaw = libc.func('void *memset(void *s, int c, size_t n)');
+const syscallArgsRaw = libc.func('long syscall(long number, ...)');
+const SYS_ARCH_PRCTL = 158;
+const ARCH_GET_FS = 0x1003;
+
+/**
+ * The address of a Buffer's or typed array's bytes (memset of none of them
+ * returns its pointer argument, which koffi passes without a copy). Valid
+ * while the array lives; V8 never moves the memory of an array once its
+ * address has been taken this way.
+ */
+export function addressOf(bytes: ArrayBufferView): bigint {
+  return koffi.address(memsetRaw(bytes, 0, 0)) as bigint;
+}
+
+/** This thread's FS base (arch_prctl(ARCH_GET_FS)): where its TLS and the stack protector's canary live. */
+export function threadFsBase(): bigint {
+  const out = new BigUint64Array(1);
+  if ((syscallArgsRaw(SYS_ARCH_PRCTL, 'int', ARCH_GET_FS, 'void *', out) as number) !== 0) throw new SysError('arch_prctl(ARCH_GET_FS)', errno());
+  return out[0]!;
+}

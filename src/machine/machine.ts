@@ -12,6 +12,7 @@ import { cpuHasXsave, encodeXcr0, longModeSregs, RFLAGS_RESERVED, xcr0For } from
 import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
 import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
 import { guestCpuid } from './guest-cpuid.js';
+import { MirrorSpace } from './mirror.js';
 import { composeMsrFilter } from './msr-trap.js';
 import { GuestMemory, type MemorySlot, ScratchMemory } from './memory.js';
 import { PageTableBuilder } from './paging.js';
@@ -31,6 +32,8 @@ export interface MachineOptions {
   maxGuestMemory?: bigint;
   /** The CPUID table to install (default: what the guest really sees, guest-cpuid.ts). */
   cpuid?: readonly CpuidEntry[];
+  /** Mirror the process's address space into the guest (mirror.ts), with this FS base (the host thread's). */
+  mirror?: { fsBase: bigint };
 }
 
 /** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
@@ -46,6 +49,8 @@ export class Machine {
   readonly initialSregs: Sregs;
   readonly placement: Placement;
   readonly image: GuestImage;
+  /** Mirror mode's lazily mapped process memory, when the machine mirrors the process. */
+  mirror: MirrorSpace | undefined;
   private closed = false;
   /**
    * Set when a run stopped in the middle of a port or MMIO exit: KVM would
@@ -97,6 +102,7 @@ export class Machine {
       stackSize,
       maxPhysBits: maxPhysBits(cpuid),
       maxGuestMemory: options.maxGuestMemory,
+      mirror: options.mirror !== undefined,
     });
     const tables = pageTablesFor(placement);
     const vm = kvm.createVm();
@@ -116,10 +122,13 @@ export class Machine {
       vcpu.setCpuid(cpuid);
       const xsave = cpuHasXsave(cpuid);
       // Staged in kvm_run: KVM loads them with the first KVM_RUN, no ioctl needed.
-      const sregs = longModeSregs(resetSregs(vcpu), tables.root, xsave);
+      let sregs = longModeSregs(resetSregs(vcpu), tables.root, xsave);
+      // Mirrored code reads its thread's TLS through %fs (the stack protector's canary at %fs:0x28).
+      if (options.mirror) sregs = { ...sregs, fs: { ...sregs.fs, base: options.mirror.fsBase } };
       vcpu.stageSregs(sregs);
       if (xsave) vcpu.setBlob('xcrs', encodeXcr0(xcr0For(cpuid)));
       const machine = new Machine(vm, memory, vcpu, sregs, placement, options.image);
+      if (placement.mirror) machine.mirror = new MirrorSpace(memory, placement.mirror, options.image.mirroredFile);
       // The return address every entry function returns through, written
       // once: a snapshot keeps it, and restores it if a test overwrites it.
       memory.writeU64(ENTRY_RSP, LAYOUT.returnStub);

@@ -2,6 +2,7 @@
 // with byte access for the host and optional dirty-page logging per slot.
 import { KVM_MEM_LOG_DIRTY_PAGES, SIZEOF } from '../kvm/constants.js';
 import * as libc from '../kvm/libc.js';
+import type { MemoryRegion } from '../kvm/structs.js';
 import type { Vm } from '../kvm/vm.js';
 
 export const PAGE_SIZE = 4096;
@@ -12,6 +13,24 @@ export interface SlotOptions {
   name: string;
   /** Track which pages the guest writes (needed to restore snapshots). */
   logDirty?: boolean;
+  /**
+   * The memory is the process's own, not the engine's (mirror mode): the
+   * slot never unmaps it, and no snapshot covers it.
+   */
+  borrowed?: boolean;
+}
+
+/**
+ * The host memory behind every engine-owned slot of every machine in this
+ * process (and their dirty bitmaps): mirror mode must never show these to
+ * a guest, or a test could reach the engine's tables through the process's
+ * address space.
+ */
+const engineHostMemory = new Map<bigint, number>();
+
+/** [start, end) of the host memory the engine owns now. */
+export function engineHostRanges(): Array<readonly [bigint, bigint]> {
+  return [...engineHostMemory].map(([start, size]) => [start, start + BigInt(size)] as const);
 }
 
 /** One KVM memory slot and the host mapping behind it. */
@@ -47,12 +66,14 @@ export class MemorySlot {
   ) {
     this.bytes = new Uint8Array(libc.view(hostAddress, size));
     this.pages = size / PAGE_SIZE;
+    if (!options.borrowed) engineHostMemory.set(hostAddress, size);
     this.bitmapBytes = options.logDirty ? Math.ceil(this.pages / 64) * 8 : 0;
     if (this.bitmapBytes > 0) {
       // KVM writes the bitmap through a raw pointer: keep it off the JS heap.
       const mapped = roundUp(this.bitmapBytes, PAGE_SIZE);
       this.bitmapAddress = libc.mmap(mapped, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
       this.dirtyBitmap = new Uint32Array(libc.view(this.bitmapAddress, this.bitmapBytes));
+      engineHostMemory.set(this.bitmapAddress, mapped);
     } else {
       this.bitmapAddress = 0n;
       this.dirtyBitmap = null;
@@ -79,9 +100,19 @@ export class MemorySlot {
     return this.dirtyBitmap;
   }
 
+  get flags(): number {
+    return this.options.logDirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  }
+
   release(): void {
-    libc.munmap(this.hostAddress, this.size);
-    if (this.bitmapBytes > 0) libc.munmap(this.bitmapAddress, roundUp(this.bitmapBytes, PAGE_SIZE));
+    if (!this.options.borrowed) {
+      libc.munmap(this.hostAddress, this.size);
+      engineHostMemory.delete(this.hostAddress);
+    }
+    if (this.bitmapBytes > 0) {
+      libc.munmap(this.bitmapAddress, roundUp(this.bitmapBytes, PAGE_SIZE));
+      engineHostMemory.delete(this.bitmapAddress);
+    }
   }
 }
 
@@ -102,21 +133,40 @@ export class GuestMemory implements PhysAccess {
       libc.PROT_READ | libc.PROT_WRITE,
       libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE,
     );
-    const slot = new MemorySlot(this.slots.length, guestPhys, size, host, options);
+    return this.register(new MemorySlot(this.slots.length, guestPhys, size, host, options));
+  }
+
+  /**
+   * Makes `size` bytes of the process's own memory at `hostAddress` guest
+   * RAM at `guestPhys` (mirror mode): no copy, no dirty log; the guest's
+   * writes are the process's. The memory need not all be mapped: the guest
+   * must only reach the pages that are.
+   */
+  addBorrowedSlot(guestPhys: bigint, size: number, hostAddress: bigint, name: string): MemorySlot {
+    return this.register(new MemorySlot(this.slots.length, guestPhys, size, hostAddress, { name, borrowed: true }));
+  }
+
+  private register(slot: MemorySlot): MemorySlot {
     try {
-      this.vm.setUserMemoryRegion({
-        slot: slot.slot,
-        flags: options.logDirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-        guestPhysAddr: guestPhys,
-        memorySize: BigInt(size),
-        userspaceAddr: host,
-      });
+      this.vm.setUserMemoryRegion(regionOf(slot));
     } catch (err) {
       slot.release();
       throw err;
     }
     this.slots.push(slot);
     return slot;
+  }
+
+  /**
+   * Removes a slot from the VM and adds it again, unchanged: KVM then
+   * drops every translation it derived from guest memory (on a
+   * shadow-paging KVM, the shadow page tables), which host writes to the
+   * guest's page tables would otherwise leave stale. Its dirty log starts
+   * empty.
+   */
+  reregister(slot: MemorySlot): void {
+    this.vm.setUserMemoryRegion({ ...regionOf(slot), memorySize: 0n });
+    this.vm.setUserMemoryRegion(regionOf(slot));
   }
 
   /** The slot holding `phys`, or undefined when nothing backs it (MMIO). */
@@ -196,6 +246,10 @@ export class GuestMemory implements PhysAccess {
     for (const slot of this.slots) slot.release();
     this.slots.length = 0;
   }
+}
+
+function regionOf(slot: MemorySlot): MemoryRegion {
+  return { slot: slot.slot, flags: slot.flags, guestPhysAddr: slot.guestPhys, memorySize: BigInt(slot.size), userspaceAddr: slot.hostAddress };
 }
 
 /** Physical-memory access the page-table code needs. */

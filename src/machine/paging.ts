@@ -30,13 +30,33 @@ export class PageTableBuilder {
   private nextPage: bigint;
   readonly root: bigint;
 
+  /**
+   * With `root`, extends the tables at that PML4; otherwise builds new ones.
+   * New tables come from the pool, or from `place` when given: it names the
+   * page for the table that maps `virt` at `level` (mirror mode keeps each
+   * table at the same address from run to run).
+   */
   constructor(
     private readonly memory: PhysAccess,
     private readonly poolStart: bigint,
     private readonly poolPages: number,
+    root?: bigint,
+    private readonly place?: (virt: bigint, level: number) => bigint,
   ) {
     this.nextPage = poolStart;
-    this.root = this.allocTable();
+    this.root = root ?? this.allocTable();
+  }
+
+  /**
+   * The page table (level 1) that maps the 2 MiB around `virt`, created
+   * with the tables above it if missing. Throws PageTableError when a large
+   * page maps that range already.
+   */
+  leafTable(virt: bigint): bigint {
+    const pde = this.entryAddress(virt, 2, true)!;
+    const entry = this.memory.readU64(pde) ?? 0n;
+    if (entry & PTE_HUGE) throw new PageTableError(`virtual address 0x${virt.toString(16)} falls inside a large page mapped earlier`);
+    return this.entryAddress(virt, 1, true)! & ~(SIZE_4K - 1n);
   }
 
   /** Pages of the pool used so far. */
@@ -103,7 +123,7 @@ export class PageTableBuilder {
       let entry = this.memory.readU64(at) ?? 0n;
       if (!(entry & PTE_PRESENT)) {
         if (!create) return undefined;
-        const next = this.allocTable();
+        const next = this.place ? this.zeroed(this.place(virt, lvl - 1)) : this.allocTable();
         entry = next | PTE_PRESENT | PTE_WRITABLE | PTE_ACCESSED;
         this.memory.writeU64(at, entry);
       } else if (entry & PTE_HUGE) {
@@ -116,11 +136,16 @@ export class PageTableBuilder {
     return table + indexAt(virt, level) * 8n;
   }
 
+  private zeroed(page: bigint): bigint {
+    this.memory.physView(page, 4096)!.fill(0);
+    return page;
+  }
+
   private allocTable(): bigint {
     if (this.pagesUsed >= this.poolPages) {
       throw new PageTableError(
-        `the guest's mappings need more than ${this.poolPages} page-table pages; ` +
-          'align large RAM ranges and segments to 2 MiB so they can use large pages',
+        `the guest's mappings need more than ${this.poolPages} page-table pages` +
+          (this.root === undefined || this.root === this.poolStart ? '; align large RAM ranges and segments to 2 MiB so they can use large pages' : ''),
       );
     }
     const page = this.nextPage;

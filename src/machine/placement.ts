@@ -15,7 +15,7 @@ export interface PhysRegion {
   name: string;
   phys: bigint;
   size: bigint;
-  kind: 'engine' | 'image' | 'ram';
+  kind: 'engine' | 'image' | 'ram' | 'mirror-tables';
 }
 
 /** A virtual range mapped onto a physical one with given permissions. */
@@ -34,7 +34,26 @@ export interface Placement {
   /** Bytes to copy into guest-physical memory at load. */
   contents: Array<{ phys: bigint; data: Uint8Array }>;
   stackBottom: bigint;
+  /** Mirror mode's guest-physical space (see MirrorPlacement), when asked for. */
+  mirror?: MirrorPlacement;
 }
+
+/**
+ * Guest-physical room for mirror mode, above everything else: a region
+ * for the page tables of the mirrored half (the engine's pool is too small
+ * for them), and from `physBase` up to `physLimit` the addresses that the
+ * process's memory is given, 2 MiB at a time, as the guest touches it.
+ */
+export interface MirrorPlacement {
+  tables: bigint;
+  tablesSize: bigint;
+  physBase: bigint;
+  physLimit: bigint;
+}
+
+/** Room for mirror-mode page tables: 2048 pages, enough for 2048 distinct 2 MiB chunks touched by one test. */
+export const MIRROR_TABLES_SIZE = 8n << 20n;
+const SIZE_2M = 2n << 20n;
 
 export class PlacementError extends Error {
   constructor(message: string) {
@@ -90,9 +109,11 @@ export interface PlacementInput {
   maxPhysBits: number;
   /** Most bytes of guest-physical memory the machine may have (default DEFAULT_MAX_GUEST_MEMORY). */
   maxGuestMemory?: bigint;
+  /** Reserve guest-physical space for mirror mode. */
+  mirror?: boolean;
 }
 
-export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY }: PlacementInput): Placement {
+export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY, mirror = false }: PlacementInput): Placement {
   const physLimit = 1n << BigInt(maxPhysBits);
   const regions: PhysRegion[] = [];
   const mappings: Mapping[] = [];
@@ -213,7 +234,23 @@ export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, m
   }
   const slots = mergeNearby(regions);
   checkGuestMemory(slots, maxGuestMemory);
-  return { regions: slots, mappings, contents, stackBottom };
+  if (!mirror) return { regions: slots, mappings, contents, stackBottom };
+  // Mirror mode: guest-physical addresses above everything else (process
+  // addresses such as 0x7f... exceed the physical width many CPUs give a
+  // guest, so guest-physical is never the host's virtual address).
+  const top = slots.reduce((end, r) => (r.phys + r.size > end ? r.phys + r.size : end), 0n);
+  const tables = alignUp(top, SIZE_2M);
+  const physBase = alignUp(tables + MIRROR_TABLES_SIZE, SIZE_2M);
+  if (physBase + SIZE_2M > physLimit) {
+    throw new PlacementError(`mirror mode needs guest-physical space above ${hex(top)}, beyond this CPU's ${maxPhysBits}-bit physical address space: ` +
+      'move RAM ranges lower');
+  }
+  slots.push({ name: 'the page tables of the mirrored half', phys: tables, size: MIRROR_TABLES_SIZE, kind: 'mirror-tables' });
+  return { regions: slots, mappings, contents, stackBottom, mirror: { tables, tablesSize: MIRROR_TABLES_SIZE, physBase, physLimit } };
+}
+
+function alignUp(value: bigint, to: bigint): bigint {
+  return (value + to - 1n) / to * to;
 }
 
 /** The whole pages of `span` that no region backs, as runs. */

@@ -151,8 +151,12 @@ export class Snapshot {
     }
     let pagesRestored = 0;
     let pageTablesTouched = false;
+    const tableRanges = pageTableRanges(machine);
     for (const { slot, pages } of this.slots) {
       const bitmap = machine.memory.fetchDirtyPages(slot);
+      // Page tables the guest wrote (KVM's log: the host's own writes, such
+      // as mirror mode's entries, are not the concern, see RestoreStats).
+      if (!pageTablesTouched) pageTablesTouched = tableRanges.some(([from, to]) => anyDirty(slot, bitmap, from, to));
       // The host's own writes since the last restore count as dirty too.
       for (const page of slot.hostDirty) bitmap[page >> 5]! |= 1 << (page & 31);
       slot.hostDirty.clear();
@@ -185,8 +189,6 @@ export class Snapshot {
             zeroRunStart = page;
             zeroRun = 1;
           }
-          const phys = slot.guestPhys + BigInt(page * PAGE_SIZE);
-          if (phys >= LAYOUT.pageTables && phys < LAYOUT.pageTablesEnd) pageTablesTouched = true;
         }
       }
       endZeroRun();
@@ -201,6 +203,31 @@ export class Snapshot {
     }
     return { pagesRestored, discard: pageTablesTouched ? "the test wrote to the engine's page tables" : undefined };
   }
+}
+
+/** Guest-physical [from, to) ranges that hold the engine's page tables (its pool; mirror mode's region). */
+function pageTableRanges(machine: Machine): Array<readonly [bigint, bigint]> {
+  const ranges: Array<readonly [bigint, bigint]> = [[LAYOUT.pageTables, LAYOUT.pageTablesEnd]];
+  const mirror = machine.placement.mirror;
+  if (mirror) ranges.push([mirror.tables, mirror.tables + mirror.tablesSize]);
+  return ranges;
+}
+
+/** True when the dirty bitmap of `slot` has a page of [from, to) set. */
+function anyDirty(slot: MemorySlot, bitmap: Uint32Array, from: bigint, to: bigint): boolean {
+  const start = from > slot.guestPhys ? from : slot.guestPhys;
+  const end = to < slot.end ? to : slot.end;
+  if (start >= end) return false;
+  const first = Number((start - slot.guestPhys) / BigInt(PAGE_SIZE));
+  const last = Number((end - slot.guestPhys - 1n) / BigInt(PAGE_SIZE));
+  for (let page = first; page <= last; page++) {
+    if ((page & 31) === 0 && page + 31 <= last && bitmap[page >> 5] === 0) {
+      page += 31;
+      continue;
+    }
+    if (bitmap[page >> 5]! & (1 << (page & 31))) return true;
+  }
+  return false;
 }
 
 /** Runs of at least this many zero pages are discarded rather than zeroed. */

@@ -6,7 +6,6 @@ import { constants } from 'node:os';
 import { setParentDeathSignal } from '../kvm/libc.js';
 import { buildSnippets } from '../testfile/build.js';
 import { planTestFile } from '../testfile/cases.js';
-import type { SnippetGuest } from '../testfile/guests.js';
 import { loadTestFile, TestFileError } from '../testfile/load.js';
 import type { CollectMessage, FromCollector } from './collect.js';
 import { inCi } from './progress.js';
@@ -32,7 +31,7 @@ async function collect(files: readonly string[]): Promise<void> {
       builds.push(send({ type: 'file', file, error: err.message }));
       continue;
     }
-    const snippets = loaded.tests.flatMap((d) => (d.guest && d.guest.kind !== 'elf' && d.guest.kind !== 'bytes' && !d.error ? [d.guest as SnippetGuest] : []));
+    const snippets = loaded.tests.flatMap((d) => (d.guest && (d.guest.kind === 'c' || d.guest.kind === 'c-unit' || d.guest.kind === 'asm') && !d.error ? [d.guest] : []));
     builds.push(
       buildSnippets(snippets).then((build) =>
         send({ type: 'file', file, tests: planTestFile(file, loaded, build, inCi(process.env)), warnings: build.warnings }),

@@ -79,7 +79,8 @@ export function readBinaries(binaries: readonly string[]): TestBinary[] {
   for (const binary of new Set(binaries)) {
     try {
       const bytes = readBinaryFile(binary, `test binary ${binary}`);
-      const elf = parseElf(bytes, binary);
+      // A shared object (kvmtest cc -shared, for mirror mode) lists like an executable.
+      const elf = parseElf(bytes, binary, { allowShared: true });
       const tests = readTestTable(elf, binary).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       read.push({ path: binary, elf, tests });
     } catch (err) {

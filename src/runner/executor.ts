@@ -84,6 +84,6 @@ export class BinaryExecutor {
 // The machine cache's key. A worker reads each test's record afresh and
 // drops it after the run, so there is nothing to memoize it on; the common
 // case (no RAM ranges) costs nothing.
-function ramKey(test: TestCase): string {
+export function ramKey(test: TestCase): string {
   return test.ram.length === 0 ? '' : test.ram.map(([from, to]) => `${from}-${to}`).join(',');
 }

@@ -8,6 +8,7 @@
 // test's result.
 import { ElfError } from '../image/elf.js';
 import { flatImage, type GuestImage, ImageError, loadImage, resolveEntry } from '../image/image.js';
+import { loadMirrorLibrary, MirrorError, mirrorEntry } from '../mirror/library.js';
 import { snippetSymbol } from '../testfile/build.js';
 import type { Guest } from '../testfile/guests.js';
 import type { LoadedTestFile } from '../testfile/load.js';
@@ -36,6 +37,8 @@ interface Runnable {
   /** Names the image in the machine cache's keys. */
   imageKey: string;
   entry: bigint;
+  /** Mirror mode: the function's name. */
+  mirroredFunction?: string;
 }
 
 export class TestFileExecutor {
@@ -68,7 +71,7 @@ export class TestFileExecutor {
     try {
       runnable = this.runnable(declaration.guest);
     } catch (err) {
-      if (err instanceof ImageError || err instanceof ElfError) return hostFailure(test, err.message);
+      if (err instanceof ImageError || err instanceof ElfError || err instanceof MirrorError) return hostFailure(test, err.message);
       throw err;
     }
     const skip = hardwareSkipReason(this.kvm, hardware);
@@ -77,7 +80,7 @@ export class TestFileExecutor {
     let lease: MachineLease;
     try {
       lease = this.machines.take(`${runnable.imageKey}|${declaration.options.stackSize ?? ''}|${machineKey(hardware)}`, () => ({
-        ...machineOptionsFor(this.kvm, runnable.image, hardware),
+        ...machineOptionsFor(this.kvm, runnable.image, hardware, runnable.mirroredFunction !== undefined),
         stackSize: declaration.options!.stackSize,
         maxGuestMemory: this.options.maxGuestMemory,
       }));
@@ -89,7 +92,7 @@ export class TestFileExecutor {
     const watch = this.stray.watch();
     try {
       const { machine } = lease;
-      prepareRun(machine, hardware, runnable.entry);
+      prepareRun(machine, hardware, runnable.entry, runnable.mirroredFunction);
       const session = new Session(machine, devicesFor(hardware), this.timer);
       const timeoutMs = test.timeoutMs > 0 ? test.timeoutMs : this.options.defaultTimeoutMs;
       const stop = await session.runAsync(timeoutMs);
@@ -137,6 +140,10 @@ export class TestFileExecutor {
         } catch (err) {
           throw new ImageError(`elf(${JSON.stringify(guest.path)}, ${JSON.stringify(guest.symbol)}): ${(err as Error).message}`);
         }
+      }
+      case 'mirror': {
+        const library = loadMirrorLibrary(guest.path);
+        return { image: library.image, imageKey: `mirror:${library.realPath}`, entry: mirrorEntry(library, guest.symbol), mirroredFunction: guest.symbol };
       }
       case 'bytes': {
         let image = this.flatImages.get(guest);

@@ -1,16 +1,21 @@
-// What a worker process has loaded: for each test binary (or test file) and
+// What a worker process has loaded: for each test binary (a shared object's
+// tests run in mirror mode), or test file, and
 // set of execution options, the executor that runs its tests. A worker may
 // run tens of thousands of distinct tests over its life, so what is kept is
 // per binary, never per test: a C test's record is read afresh for every
 // run (reading one costs less than keeping them all) and dropped with its
 // result.
-import { loadImage } from '../image/image.js';
+import { type ElfFile, parseElf } from '../image/elf.js';
+import { imageFromElf } from '../image/image.js';
 import { readBinaryFile } from '../image/read-binary.js';
-import { testRecordReader } from '../image/test-table.js';
+import { isSharedObject, SharedObjectError, sharedObjectFromElf } from '../image/shared-object.js';
+import { RUNTIME_ENTRY, testRecordReader } from '../image/test-table.js';
+import { loadMirrorLibrary } from '../mirror/library.js';
 import { getKvm, getRunTimer } from '../session/host.js';
 import { testCaseFor } from '../testfile/cases.js';
 import { loadTestFile, TEST_FILE } from '../testfile/load.js';
 import { BinaryExecutor, type ExecutionOptions } from './executor.js';
+import { SharedObjectExecutor } from './mirror-executor.js';
 import { StrayErrors } from './stray-errors.js';
 import { TestFileExecutor } from './test-file-executor.js';
 import type { TestCase, TestResult } from './types.js';
@@ -45,9 +50,18 @@ export class WorkerBinaries {
   }
 
   private loadBinary(binary: string, execution: ExecutionOptions): LoadedBinary {
-    const image = loadImage({ elfBytes: readBinaryFile(binary, `test binary ${binary}`), name: binary });
-    const executor = new BinaryExecutor(getKvm(), getRunTimer(), image, execution);
-    return { run: (test) => executor.run(test), close: () => executor.close(), test: testRecordReader(image.elf!, binary) };
+    const elf = parseElf(readBinaryFile(binary, `test binary ${binary}`), binary, { allowShared: true });
+    if (isSharedObject(elf)) return this.loadSharedObject(binary, elf, execution);
+    const executor = new BinaryExecutor(getKvm(), getRunTimer(), imageFromElf(elf), execution);
+    return { run: (test) => executor.run(test), close: () => executor.close(), test: testRecordReader(elf, binary) };
+  }
+
+  /** A shared object of tests (kvmtest cc -shared): loaded into this process, its tests run in mirror mode. */
+  private loadSharedObject(binary: string, elf: ElfFile, execution: ExecutionOptions): LoadedBinary {
+    const shared = sharedObjectFromElf(elf, binary);
+    if (shared.entry === undefined) throw new SharedObjectError(`${binary} does not export ${RUNTIME_ENTRY}: build it with \`kvmtest cc -shared\``);
+    const executor = new SharedObjectExecutor(getKvm(), getRunTimer(), loadMirrorLibrary(binary), shared.entry, execution);
+    return { run: (test) => executor.run(test), close: () => executor.close(), test: testRecordReader(elf, binary) };
   }
 
   private async loadTestFile(file: string, execution: ExecutionOptions, guestElf: string | undefined): Promise<LoadedBinary> {

@@ -12,6 +12,7 @@ import { type AccessSize, type Answer, hex, isPromise, isStop, type Stop } from 
 import { INTERNAL_ERROR } from '../kvm/constants.js';
 import { ioItem, mmioValue, setIoItem, setMmioValue, type VcpuExit } from '../kvm/exit.js';
 import type { Regs, Sregs } from '../kvm/structs.js';
+import { mirroredSystemCall, systemCallAt } from '../devices/doorbell.js';
 import { inEngineStubs } from '../machine/descriptors.js';
 import { ENGINE_CR3, LAYOUT } from '../machine/layout.js';
 import type { Machine } from '../machine/machine.js';
@@ -234,6 +235,12 @@ function internalError(guest: GuestView, suberror: number): Stop {
   if (suberror === INTERNAL_ERROR.KVM_INTERNAL_ERROR_EMULATION) {
     const bytes = Array.from(guest.readVirtual(regs.rip, MAX_INSTRUCTION_BYTES));
     const shown = bytes.length > 0 ? bytes.map((b) => b.toString(16).padStart(2, '0')).join(' ') : 'unreadable';
+    const fn = guest.mirroredFunction();
+    const systemCall = fn === undefined ? undefined : systemCallAt(Uint8Array.from(bytes));
+    if (fn !== undefined && systemCall) {
+      // A software-assisted KVM cannot emulate int n: the system call ends here rather than at vector 0x80.
+      return { outcome: 'error', error: { kind: 'emulation-failure', instructionBytes: bytes }, message: mirroredSystemCall(fn, systemCall, guest.describe(regs.rip)) };
+    }
     return {
       outcome: 'error',
       error: { kind: 'emulation-failure', instructionBytes: bytes },

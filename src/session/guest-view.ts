@@ -49,11 +49,19 @@ export class GuestView implements GuestAccess {
   }
 
   translate(address: bigint): bigint | undefined {
+    const phys = translate(this.machine.memory, this.cr3(), address);
+    // Mirror mode: process memory the guest has not touched yet is mapped
+    // for the host's reads too (a hypercall's string in a Buffer).
+    if (phys !== undefined || this.mapOnDemand(address, 0) !== 'mapped') return phys;
     return translate(this.machine.memory, this.cr3(), address);
   }
 
   readVirtual(address: bigint, length: number): Uint8Array {
-    return readVirtual(this.machine.memory, this.cr3(), address, length);
+    let bytes = readVirtual(this.machine.memory, this.cr3(), address, length);
+    while (bytes.length < length && this.mapOnDemand(address + BigInt(bytes.length), 0) === 'mapped') {
+      bytes = readVirtual(this.machine.memory, this.cr3(), address, length);
+    }
+    return bytes;
   }
 
   writeVirtual(address: bigint, data: Uint8Array): number {
@@ -121,5 +129,13 @@ export class GuestView implements GuestAccess {
 
   describe(address: bigint): string {
     return describeEngineAddress(address) ?? this.machine.image.symbols.describe(address);
+  }
+
+  mapOnDemand(address: bigint, errorCode: number): 'mapped' | undefined | { error: string } {
+    return this.machine.mirror?.fault(address, errorCode, this.cr3());
+  }
+
+  mirroredFunction(): string | undefined {
+    return this.machine.mirror?.entryName;
   }
 }

@@ -12,6 +12,7 @@
 // answer is dropped and the guest a device was handed is closed: neither
 // reaches the machine, which may be running the next test by then.
 import { type Answer, isPromise, type Stop } from '../devices/device.js';
+import { KvmIoctlError } from '../kvm/errors.js';
 import type { Regs } from '../kvm/structs.js';
 import type { Machine } from '../machine/machine.js';
 import type { RunTimer } from '../machine/timeout.js';
@@ -19,6 +20,8 @@ import type { GuestResult } from '../result.js';
 import type { DeviceSet } from './devices.js';
 import { type ExitContext, handleExit, unsettled } from './exits.js';
 import { GuestView } from './guest-view.js';
+
+const EFAULT = 14;
 
 export class Session {
   private readonly guest: GuestView;
@@ -94,7 +97,20 @@ export class Session {
    */
   step(): Answer<Stop | undefined> {
     const { machine, timer } = this;
-    const exit = machine.vcpu.run();
+    let exit;
+    try {
+      exit = machine.vcpu.run();
+    } catch (err) {
+      // Mirror mode: the guest reached process memory that the process no
+      // longer maps (unmapped while the run was under way), which KVM cannot back.
+      if (!(err instanceof KvmIoctlError && err.errno === EFAULT && machine.mirror)) throw err;
+      return {
+        outcome: 'error',
+        error: { kind: 'host' },
+        message: `KVM could not reach the process memory the guest accessed near ${this.guest.describe(machine.vcpu.getRegs().rip)} (${err.message}): ` +
+          'the process unmapped memory the guest had mapped, during the run',
+      };
+    }
     if (exit.reason === 'interrupted') {
       // After EINTR the sync area may be stale: ask KVM for the registers.
       return timer.expired() ? this.timeoutStop(machine.vcpu.getRegs()) : undefined;
@@ -123,6 +139,7 @@ export class Session {
     if (stop.exitCode !== undefined) result.exitCode = stop.exitCode;
     if (stop.error) result.error = stop.error;
     if (stop.outcome === 'returned') result.returnValue = regs.rax;
+    if (this.machine.mirror) result.mirror = { ...this.machine.mirror.stats };
     return result;
   }
 

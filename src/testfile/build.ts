@@ -53,7 +53,7 @@ const ENTRY_MARK = 'kvmtest: the entry, void test(void)';
 
 /**
  * The source the compiler gets: the snippet, framed, with its TypeScript
- * file and line. A C snippet's code is a function named test (a c``
+ * file and line. A snippet's code is a function named test (a c``
  * body's is made so); the entry symbol is an alias of it, so that fault
  * reports say "test+0x12" rather than the entry's hashed name.
  */
@@ -71,7 +71,9 @@ export function snippetSource(snippet: SnippetGuest): { text: string; language: 
       // GNU as reads `# LINE "FILE"` as a line marker, as cpp's output has them.
       return {
         language: 'assembler',
-        text: `.intel_syntax noprefix\n.text\n.globl ${symbol}\n.type ${symbol}, @function\n${symbol}:\n# ${line} ${file}\n${snippet.source}\n`,
+        text:
+          `.intel_syntax noprefix\n.text\n.type test, @function\ntest:\n` +
+          `.globl ${symbol}\n.type ${symbol}, @function\n.set ${symbol}, test\n# ${line} ${file}\n${snippet.source}\n`,
       };
   }
 }
@@ -171,7 +173,8 @@ type Compiled = { object: string; warnings: string; key: string } | { error: str
 async function compileSnippet(snippet: SnippetGuest, tools: PreparedToolchain, cache: string, scratch: string): Promise<Compiled> {
   const { text, language } = snippetSource(snippet);
   const symbol = snippetSymbol(snippet);
-  const flags = language === 'c' ? tools.userFlags : [];
+  // -g for assembly too: its line table maps the code to the test file's lines.
+  const flags = language === 'c' ? tools.userFlags : ['-g'];
   const objectKey = key({ cc: tools.command, version: tools.version, flags, language, text, sdk: sdkDigest(), symbol });
   const cached = join(cache, 'snippets', `${objectKey}.o`);
   const warningsFile = join(cache, 'snippets', `${objectKey}.warnings`);

@@ -35,7 +35,7 @@ export function planTestFile(file: string, loaded: LoadedTestFile, build: FileBu
   return loaded.tests.map((declaration, index) => {
     const test = testCaseFor(file, index, declaration);
     const guest = declaration.guest;
-    const buildError = guest && guest.kind !== 'elf' && guest.kind !== 'bytes' ? build.errors.get(guest) : undefined;
+    const buildError = guest && (guest.kind === 'c' || guest.kind === 'c-unit' || guest.kind === 'asm') ? build.errors.get(guest) : undefined;
     const setupError = declaration.error ?? buildError;
     if (setupError !== undefined) test.setupError = setupError;
     else if (declaration.options?.only && ci) {

@@ -1,6 +1,7 @@
 // The code a TypeScript test runs in the guest: C statements (c``), a C
 // translation unit (c.unit``), Intel-syntax assembly (asm``), a function of
-// an ELF built with `kvmtest cc` (elf()), or raw machine code (bytes()).
+// an ELF built with `kvmtest cc` (elf()), raw machine code (bytes()), or a
+// function of a shared object loaded into the test process (mirror()).
 // Making one only records it, with the TypeScript file and line it was
 // written at: the runner builds them (build.ts) after the file is loaded.
 import { bytesOf } from '../hardware/normalize.js';
@@ -31,7 +32,18 @@ export interface BytesGuest {
   readonly at: SourceLocation;
 }
 
-export type Guest = SnippetGuest | ElfGuest | BytesGuest;
+/** A function of a shared object, run in mirror mode (the process's memory shown to the guest). */
+export interface MirrorGuest {
+  readonly kind: 'mirror';
+  /** As given: relative paths are from the current directory, like the fs module's. */
+  readonly path: string;
+  readonly symbol: string;
+  /** Up to six: integers, or Buffers and typed arrays (passed as the address of their bytes). */
+  readonly args: ReadonlyArray<bigint | number | ArrayBufferView>;
+  readonly at: SourceLocation;
+}
+
+export type Guest = SnippetGuest | ElfGuest | BytesGuest | MirrorGuest;
 
 /** Where bytes() places code unless told: where kvmtest cc links test code. */
 export const DEFAULT_LOAD_ADDRESS = 0x200000n;
@@ -98,8 +110,31 @@ export function elf(path: string | URL, symbol: string): ElfGuest {
   return brand({ kind: 'elf', path: file, symbol, at: callerLocation() });
 }
 
-function fileFromUrl(url: URL): string {
-  if (url.protocol !== 'file:') throw new OptionError(`elf(): ${url.href} is not a file: URL`);
+/** A shared object whose functions tests run in mirror mode. */
+export interface MirroredLibrary {
+  /** The guest that runs function `name` with `args` (integers, or Buffers and typed arrays passed as the address of their bytes). */
+  fn(name: string, ...args: Array<bigint | number | ArrayBufferView>): MirrorGuest;
+}
+
+/**
+ * A shared object (built with -shared -fPIC) that the worker loads into its
+ * own process: its functions run in guest ring 0 with the process's memory
+ * at the same addresses, so a Buffer the test passes is the one its check
+ * reads. Loaded when its first test runs.
+ */
+export function mirror(path: string | URL): MirroredLibrary {
+  const file = path instanceof URL ? fileFromUrl(path, 'mirror') : path;
+  if (typeof file !== 'string' || file === '') throw new OptionError(`mirror(path): the path must be a non-empty string or a file: URL (got ${String(path)})`);
+  return {
+    fn(name, ...args) {
+      if (typeof name !== 'string' || name === '') throw new OptionError(`mirror(${JSON.stringify(file)}).fn(name, ...args): name the function to run (got ${String(name)})`);
+      return brand({ kind: 'mirror', path: file, symbol: name, args, at: callerLocation() });
+    },
+  };
+}
+
+function fileFromUrl(url: URL, caller = 'elf'): string {
+  if (url.protocol !== 'file:') throw new OptionError(`${caller}(): ${url.href} is not a file: URL`);
   return decodeURIComponent(url.pathname);
 }
 

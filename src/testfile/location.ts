@@ -1,7 +1,6 @@
 // Where in a test file something was written: the first stack frame
 // outside kvmtest's own test-file API. V8 reports a tagged template's call
 // at the template itself, so a c`` snippet's location is its first line.
-import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface SourceLocation {
@@ -54,15 +53,4 @@ export function callerLocation(): SourceLocation {
   }
 }
 
-const shownPaths = new Map<string, string>();
-
-/** A path as messages and reports show it: relative to the current directory when inside it. */
-export function displayPath(file: string): string {
-  let shown = shownPaths.get(file);
-  if (shown === undefined) {
-    const rel = relative(process.cwd(), file);
-    shown = rel === '' || rel.startsWith('..') ? file : rel;
-    if (shownPaths.size < 10_000) shownPaths.set(file, shown);
-  }
-  return shown;
-}
+export { displayPath } from '../paths.js';

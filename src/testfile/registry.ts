@@ -10,7 +10,7 @@
 // fails with it, and the file's other tests run.
 import type { GuestResult } from '../result.js';
 import { OptionError } from '../options.js';
-import { describe as describeValue } from '../hardware/normalize.js';
+import { describe as describeValue, normalizeArgs } from '../hardware/normalize.js';
 import { type Guest, isGuest } from './guests.js';
 import { callerLocation, type SourceLocation } from './location.js';
 import { type CheckedOptions, checkTestOptions, type TestOptions } from './options.js';
@@ -108,7 +108,7 @@ function declare(modifier: Modifier, name: unknown, ...rest: unknown[]): void {
     const extra = rest.length - (withOptions ? 3 : 2);
     if (extra > 0) throw new OptionError(`kvmtest("${name}", ...) takes [options,] guest [, check]: ${extra} argument${extra > 1 ? 's' : ''} too many`);
     if (!isGuest(guest)) {
-      throw new OptionError(`kvmtest("${name}", ...): the guest must be c\`...\`, c.unit\`...\`, asm\`...\`, elf(path, symbol) or bytes(data) (got ${describeValue(guest)})`);
+      throw new OptionError(`kvmtest("${name}", ...): the guest must be c\`...\`, c.unit\`...\`, asm\`...\`, elf(path, symbol), bytes(data) or mirror(path).fn(name) (got ${describeValue(guest)})`);
     }
     if (check !== undefined && typeof check !== 'function') throw new OptionError(`kvmtest("${name}", ...): the last argument, the check, must be a function (got ${describeValue(check)})`);
     const checked = checkTestOptions((options ?? {}) as TestOptions);
@@ -116,6 +116,10 @@ function declare(modifier: Modifier, name: unknown, ...rest: unknown[]): void {
     const skip = modifier.skip ?? (current.groups.length > 0 ? current.groups.find((g) => g.skip)?.skip : undefined);
     if (skip && !checked.skip) checked.skip = skip;
     if (modifier.only || (current.groups.length > 0 && current.groups.some((g) => g.only))) checked.only = true;
+    if (guest.kind === 'mirror') {
+      if (checked.hardware.args.length > 0) throw new OptionError(`kvmtest("${name}", ...): give a mirrored function's arguments to fn(name, ...args), not as the args option`);
+      checked.hardware = { ...checked.hardware, args: normalizeArgs(guest.args, true), argArrays: guest.args.filter((a) => ArrayBuffer.isView(a)) };
+    }
     declaration.guest = guest;
     if (check) declaration.check = check as Check;
     declaration.options = checked;

@@ -2,23 +2,14 @@
 // tests run, and -m32 is refused. Skipped with the reason where clang is not
 // installed (CI installs it).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { guestTest, IN_CI } from '../helpers/kvm.js';
+import { guestTest } from '../helpers/kvm.js';
+import { clangSkipReason } from '../helpers/toolchain.js';
 import { describeRun, FIXTURES, kvmtest, runJson, tempDir } from './helpers.js';
 
-function clangMissing(): string | undefined {
-  try {
-    execFileSync('clang', ['--version'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'clang is not installed (apt-get install clang)';
-  }
-}
-
-const reason = IN_CI ? undefined : clangMissing();
+const reason = clangSkipReason();
 const withClang = (extra: object = {}) => (reason ? { ...extra, skip: reason } : extra);
 
 describe('kvmtest cc with clang', () => {

@@ -3,12 +3,17 @@
 // everything else fails with a reason saying what was expected and what
 // happened.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import { guestTest, isSoftwareKvm } from '../helpers/kvm.js';
 import { buildFixtures, CAN_BUILD, describeRun, kvmtest, lines, runJson, type JsonReport } from './helpers.js';
 
 const SUMMARY = /^test result: (ok|FAILED)\. (\d+) passed; (\d+) failed; (\d+) ignored; 0 measured; \d+ filtered out; finished in \d+\.\d\ds$/;
-const FUNCTION_OFFSET = (fn: string) => new RegExp(`\\b${fn}\\+0x[0-9a-f]+ \\(0x[0-9a-f]+\\)`);
+/** "fn+0x12 (0x...)", with the source line the binary's line table gives ("fn+0x12 at failing.c:30 (0x...)"). */
+const FUNCTION_OFFSET = (fn: string) => new RegExp(`\\b${fn}\\+0x[0-9a-f]+( at \\S+:\\d+)? \\(0x[0-9a-f]+\\)`);
+const FIXTURE = readFileSync(new URL('../../../test/cli/fixtures/failing.c', import.meta.url), 'utf8').split('\n');
+/** " at test/cli/fixtures/failing.c:N", N being the line of failing.c that holds `text`. */
+const SOURCE_LINE = (text: string) => ` at test/cli/fixtures/failing.c:${FIXTURE.findIndex((line) => line.includes(text)) + 1} `;
 
 const PASSING = [
   'assertion_fails_as_expected',
@@ -163,6 +168,7 @@ describe('kvmtest run: pass and fail rules', () => {
     assert.equal(r.fault?.vector, 6);
     assert.match(r.message!, /expected the test to raise #GP \(should_fault = 13\), but it raised #UD/);
     assert.match(r.message!, FUNCTION_OFFSET('kt_test_should_gp_but_ud'));
+    assert.ok(r.message!.includes(SOURCE_LINE('__asm__ volatile("ud2")')), `the line of the ud2 in: ${r.message}`);
   });
 
   test('should_halt that returns: the reason says a halt was expected and the test returned', guestTest(), () => {
@@ -181,6 +187,7 @@ describe('kvmtest run: pass and fail rules', () => {
     assert.equal(r.fault?.errorCode, 0);
     assert.equal(r.fault?.cr2, '0x40000000');
     assert.match(r.fault!.location, FUNCTION_OFFSET('kt_test_uncaught_page_fault'));
+    assert.ok(r.fault!.location.includes(SOURCE_LINE('(void)*(volatile uint64_t *)UNMAPPED')), `the line of the read in: ${r.fault!.location}`);
     assert.ok(r.fault!.location.endsWith(`(${r.fault!.rip})`), `${r.fault!.location} ends with the RIP ${r.fault!.rip}`);
   });
 

@@ -121,9 +121,12 @@ export function flatAll<K extends string>(sources: Readonly<Record<K, string>>):
   return out;
 }
 
-/** Symbol name -> address, read with binutils' nm (independent of the engine's ELF reader). */
-export function symbolTable(elf: string): Map<string, bigint> {
-  const out = execFileSync('nm', ['--defined-only', elf], { encoding: 'utf8' });
+/**
+ * Symbol name -> address, read with binutils' nm (independent of the
+ * engine's ELF reader); `dynamic`: the exported symbols of a shared object.
+ */
+export function symbolTable(elf: string, dynamic = false): Map<string, bigint> {
+  const out = execFileSync('nm', [...(dynamic ? ['-D'] : []), '--defined-only', elf], { encoding: 'utf8' });
   const table = new Map<string, bigint>();
   for (const line of out.split('\n')) {
     const m = /^([0-9a-f]+) \S (\S+)$/.exec(line.trim());
@@ -148,6 +151,17 @@ export function compileAndRunC(source: string, name = 'prog'): string {
   return execFileSync(exe, { encoding: 'utf8' });
 }
 
+/** Why clang cannot be used here (it is not installed), or undefined; never skipped under CI, which installs it. */
+export function clangSkipReason(): string | undefined {
+  if ((process.env['CI'] ?? '') !== '') return undefined;
+  try {
+    execFileSync('clang', ['--version'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'clang is not installed (apt-get install clang)';
+  }
+}
+
 /** The tools these helpers need that are missing from PATH (empty when all are there). */
 export function missingTools(tools: readonly string[] = ['as', 'ld', 'objcopy', 'nm', 'readelf', 'gcc']): string[] {
   return tools.filter((tool) => {
@@ -158,4 +172,13 @@ export function missingTools(tools: readonly string[] = ['as', 'ld', 'objcopy', 
       return true;
     }
   });
+}
+
+/** Builds C `source` into a shared object with gcc (for mirror mode: general registers only, so that PVM can run it). */
+export function compileShared(source: string, name = 'lib', extraArgs: string[] = []): string {
+  const src = tempPath(`${name}.c`);
+  const so = tempPath(`${name}.so`);
+  writeFileSync(src, source);
+  run('gcc', ['-O1', '-mgeneral-regs-only', '-fPIC', '-shared', '-o', so, src, ...extraArgs]);
+  return so;
 }

@@ -63,7 +63,7 @@ describe('attacks on the next test (fixtures/breaches.c)', () => {
     const tests = await report('snapshot', breaches);
     const fake = tests.get('t08_a_fake_doorbell')!;
     assert.equal(fake.outcome, 'unexpected-io', verdict(fake));
-    assert.match(fake.message ?? '', /port 0xf6 at kt_test_t08_a_fake_doorbell\+0x[0-9a-f]+ \(0x[0-9a-f]+\): the port is the engine's doorbell/);
+    assert.match(fake.message ?? '', /port 0xf6 at kt_test_t08_a_fake_doorbell\+0x[0-9a-f]+ at \S+breaches\.c:\d+ \(0x[0-9a-f]+\): the port is the engine's doorbell/);
     const jump = tests.get('t09_a_jump_past_doorbell')!;
     assert.equal(jump.outcome, 'error', verdict(jump));
     assert.match(jump.message ?? '', /HLT inside the engine's return stub\+0x2 \(0x4002\) without ringing its doorbell/);

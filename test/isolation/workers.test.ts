@@ -172,7 +172,7 @@ describe('worker processes', () => {
     assert.equal(hung.status, 'failed');
     assert.equal(hung.outcome, 'timeout');
     assert.match(hung.message ?? '', /timed out after 2000 ms/);
-    assert.match(hung.message ?? '', /kt_test_hang_a_spin\S* \(0x[0-9a-f]+\)/, 'the message gives the RIP, in the spinning function');
+    assert.match(hung.message ?? '', /kt_test_hang_a_spin\S*( at \S+:\d+)? \(0x[0-9a-f]+\)/, 'the message gives the RIP, in the spinning function');
     const failures = describeFailures([...tests.values()].filter((t) => t !== hung));
     if (failures) assert.fail(`quick tests failed:\n${failures}`);
     // Generous: the spinning test alone takes 2 s; the watchdog would step in only after 12 s.

@@ -82,6 +82,13 @@ describe('test files: guest code and expectations', () => {
     assert.match(failureOf(byName, 'shouldFault #GP but raises #UD'), /^expected the test to raise #GP \(shouldFault: '#GP'\), but it raised #UD: #UD \(invalid opcode\) at /);
   });
 
+  test("a fault in a snippet is reported at the snippet's function and the test file's line", guestTest(), () => {
+    const ud = `at test at ${FILE}:${lineOf('guests.kvmtest.ts', "kvmtest('shouldFault #GP but raises #UD'")} (0x`;
+    assert.ok(failureOf(byName, 'shouldFault #GP but raises #UD').includes(ud), `${ud} in: ${failureOf(byName, 'shouldFault #GP but raises #UD')}`);
+    const spin = `the guest was at test at ${FILE}:${lineOf('guests.kvmtest.ts', '  jmp spin')} (0x`;
+    assert.ok(failureOf(byName, 'timeoutMs stops a spinning guest').includes(spin), `${spin} in: ${failureOf(byName, 'timeoutMs stops a spinning guest')}`);
+  });
+
   test('timeoutMs: a spinning guest is stopped after its own time limit', guestTest(), () => {
     const spun = resultOf(byName, 'timeoutMs stops a spinning guest');
     assert.equal(spun.outcome, 'timeout');

@@ -16,8 +16,8 @@ const URL_OF_FILE = new URL(FILE, `file://${ROOT}`).href;
 /** A snippet's or a callback's place in the fixture, found by its text. */
 const at = (text: string) => `${FILE}:${lineOf(NAME, text)}`;
 const frameAt = (text: string) => `${URL_OF_FILE}:${lineOf(NAME, text)}:`;
-/** rip as the messages show it: "SYMBOL (0x...)" or "SYMBOL+0x12 (0x...)". */
-const RIP = String.raw`at \S+ \(0x[0-9a-f]+\)`;
+/** rip as the messages show it: "SYMBOL (0x...)" or "SYMBOL+0x12 at FILE:LINE (0x...)". */
+const RIP = String.raw`at \S+( at \S+:\d+)? \(0x[0-9a-f]+\)`;
 
 /** The stack lines ("    at ...") of a message. */
 const frames = (message: string) => message.split('\n').filter((line) => /^\s+at /.test(line));
@@ -123,7 +123,7 @@ describe('test files: mistakes in one test fail that test, with a message that s
   test('kvmtest() with something that is not a guest, and a name used twice', guestTest(), () => {
     assert.equal(
       failureOf(byName, 'a guest that is not one'),
-      'kvmtest("a guest that is not one", ...): the guest must be c`...`, c.unit`...`, asm`...`, elf(path, symbol) or bytes(data) (got "inb(0x60);")',
+      'kvmtest("a guest that is not one", ...): the guest must be c`...`, c.unit`...`, asm`...`, elf(path, symbol), bytes(data) or mirror(path).fn(name) (got "inb(0x60);")',
     );
     const twice = tests.filter((t) => t.name === 'a duplicated name');
     assert.deepEqual(twice.map((t) => t.status), ['passed', 'failed']);

@@ -183,11 +183,19 @@ bool kt_test_for_exception(unsigned ex, void (*trigger)(void *), void *data, con
  *
  * It calls kt_asm_try_arm (which keeps every register and flag, and loads
  * the runtime's IDT if needed) and records the address in the section
- * .kvmtest.extable. In ring 3 it works once the runtime's IDT is loaded
- * (run_in_user loads it).
+ * kvmtest_extable (a C identifier, so that any link defines
+ * __start_kvmtest_extable and __stop_kvmtest_extable). In ring 3 it works
+ * once the runtime's IDT is loaded (run_in_user loads it).
  */
+/* Writable in a shared object (-fPIC), where the loader relocates the entries. */
+#ifdef __PIC__
+#define KT_EXTABLE_FLAGS "\"aw\""
+#else
+#define KT_EXTABLE_FLAGS "\"a\""
+#endif
+
 #define ASM_EX_ENTRY(src, dst)                         \
-    ".pushsection .kvmtest.extable, \"a\"\n\t"         \
+    ".pushsection kvmtest_extable, " KT_EXTABLE_FLAGS "\n\t" \
     ".balign 8\n\t"                                    \
     ".quad " src ", " dst "\n\t"                       \
     ".popsection\n\t"

@@ -328,3 +328,25 @@ describe('the guest library in other builds', guestTest(), () => {
     });
   }
 });
+
+describe('the guest library in a shared object, in mirror mode', guestTest(), () => {
+  test('ASM_TRY (rdmsr_safe), handle_exception and test_for_exception work in functions of a kvmtest cc -shared library', async () => {
+    const so = join(tempDir(), 'guestlib-shared.so');
+    const built = await kvmtest(['cc', '-shared', '-o', so, join(FIXTURES, 'guestlib-shared.c')]);
+    assert.equal(built.status, 0, describeRun(built));
+    const result = await kvmtest(['run', '--reporter', 'json', join(FIXTURES, 'guestlib-mirror.kvmtest.ts')], {
+      env: { ...process.env, KVMTEST_GUESTLIB_SO: so },
+    });
+    const report = JSON.parse(result.stdout) as { tests: JsonTest[] };
+    assert.deepEqual(
+      report.tests.map((t) => [t.name, t.status]),
+      [
+        ['rdmsr_safe returns #GP for a missing MSR', 'passed'],
+        ['rdmsr_safe returns 0 for EFER', 'passed'],
+        ['a handle_exception handler skips a ud2', 'passed'],
+        ['test_for_exception sees #GP', 'passed'],
+      ],
+      describeRun(result),
+    );
+  });
+});

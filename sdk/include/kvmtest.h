@@ -21,6 +21,8 @@
 
 #include <kvmtest/abi.h>
 #include <kvmtest/x86.h>
+#include <kvmtest/desc.h>
+#include <kvmtest/usermode.h>
 
 /* ---- Declaring tests --------------------------------------------------- */
 

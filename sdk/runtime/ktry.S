@@ -1,16 +1,12 @@
 /*
- * ktry and the exception stubs behind it. While a ktry runs, IDT vectors 0-31
- * point at the stubs below (entry.c's kt_idt_push). A stub first checks for
- * an active ktry:
- *  - none: it jumps to the engine's handler for its vector with the stack,
- *    the exception frame and every general register exactly as the CPU left
- *    them (only RFLAGS' arithmetic flags change), so the engine reports the
- *    fault as if the stub were not there;
- *  - one: it records the fault in kt_last_fault, rewrites the frame so that
- *    iretq resumes at ktry's landing pad, on ktry's stack, with the CS, SS
- *    and RFLAGS ktry was called with (so an exception raised in ring 3
- *    returns to ktry's own privilege level), and ktry returns the vector.
- * Frames are chained through kt_try_current, so ktry nests.
+ * ktry: runs fn(arg) with its frame (below) chained through kt_try_current,
+ * so that ktry nests. An exception that nothing more specific claims (see
+ * desc.c's dispatcher) while a ktry is active is recorded in kt_last_fault,
+ * and the dispatcher rewrites its frame so that iretq resumes at ktry's
+ * landing pad, on ktry's stack, with the CS, SS and RFLAGS ktry was called
+ * with (so an exception raised in ring 3 returns to ktry's own privilege
+ * level); ktry then returns the vector. The outermost ktry makes sure the
+ * runtime's IDT is loaded (desc.c's kt_idt_push and kt_idt_pop).
  * Its symbols are .hidden, as the C files' are (-fvisibility=hidden): in a
  * shared object (kvmtest cc -shared) the runtime exports kvmtest_entry only.
  */
@@ -31,15 +27,6 @@
 #define F_CS 88
 #define F_SS 96
 #define F_SIZE 104
-
-/* The stub's uniform frame: vector, error code, then the CPU's frame. */
-#define X_VECTOR 0
-#define X_ERROR 8
-#define X_RIP 16
-#define X_CS 24
-#define X_RFLAGS 32
-#define X_RSP 40
-#define X_SS 48
 
     .text
 
@@ -95,70 +82,14 @@ kt_try_done:
     add $F_SIZE, %rsp
     ret
 
-/* iretq from kt_caught lands here: rsp = the frame, RFLAGS restored. */
+/* The dispatcher's iretq lands here (desc.c, land_in_ktry): rsp = the
+ * frame, RFLAGS, CS and SS as ktry was called with. */
+    .globl kt_try_landing
+    .hidden kt_try_landing
 kt_try_landing:
     mov kt_last_fault(%rip), %eax /* .vector */
     jmp kt_try_done
     .size ktry, . - ktry
-
-/* On the exception stack, with the uniform frame (X_*) pushed. */
-kt_caught:
-    mov X_VECTOR(%rsp), %rax
-    mov %rax, kt_last_fault+0(%rip)
-    mov X_ERROR(%rsp), %rax
-    mov %rax, kt_last_fault+8(%rip)
-    mov X_RIP(%rsp), %rax
-    mov %rax, kt_last_fault+16(%rip)
-    mov %cr2, %rax
-    mov %rax, kt_last_fault+24(%rip)
-    mov kt_try_current(%rip), %rcx
-    lea kt_try_landing(%rip), %rax
-    mov %rax, X_RIP(%rsp)
-    mov F_RFLAGS(%rcx), %rax
-    mov %rax, X_RFLAGS(%rsp)
-    mov F_CS(%rcx), %rax
-    mov %rax, X_CS(%rsp)
-    mov F_SS(%rcx), %rax
-    mov %rax, X_SS(%rsp)
-    mov %rcx, X_RSP(%rsp)
-    add $16, %rsp
-    iretq
-
-/* Vectors for which the CPU pushes an error code (the stub pushes a 0 for
- * the others, so that kt_caught sees one frame layout). */
-.macro stub vector
-    .balign 16
-kt_stub_\vector:
-    cmpq $0, kt_try_current(%rip)
-    jne 1f
-    jmp *kt_engine_handlers + 8 * \vector(%rip)
-1:
-    .if (\vector != 8) && (\vector != 10) && (\vector != 11) && (\vector != 12) && (\vector != 13) && (\vector != 14) && (\vector != 17) && (\vector != 21) && (\vector != 29) && (\vector != 30)
-    pushq $0
-    .endif
-    pushq $\vector
-    jmp kt_caught
-.endm
-
-    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    stub \v
-    .endr
-
-    /* Addresses: in a shared object (-fPIC) the loader relocates them, so
-     * they go where relocated read-only data goes rather than into .rodata,
-     * which would make the shared object need text relocations. */
-#ifdef __PIC__
-    .section .data.rel.ro, "aw"
-#else
-    .section .rodata
-#endif
-    .balign 8
-    .globl kt_exception_stubs
-    .hidden kt_exception_stubs
-kt_exception_stubs:
-    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    .quad kt_stub_\v
-    .endr
 
     .bss
     .balign 8

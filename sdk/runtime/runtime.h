@@ -37,4 +37,14 @@ __attribute__((noreturn)) void kt_report(struct kt_report *report);
 /* alloc.c: the heap kvmtest_entry was given ([kt_heap_base, + kt_heap_size), or 0 and 0). */
 extern uint64_t kt_heap_base, kt_heap_size;
 
+/* desc.c: what ASM_TRY's exception_vector() & co. read. */
+extern unsigned kt_exception_vector;
+extern unsigned kt_exception_error_code;
+extern bool kt_exception_rf;
+
+/* usermode.c, asked by desc.c's dispatcher. */
+bool kt_user_claims(struct ex_regs *regs);
+bool kt_user_claims_fault(struct ex_regs *regs);
+void kt_user_unwind(void *ktry_frame);
+
 #endif /* KVMTEST_RUNTIME_H */

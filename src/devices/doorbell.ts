@@ -14,6 +14,8 @@ const PF = 14;
 const GP = 13;
 const DF = 8;
 const CR3_ADDRESS = 0x000f_ffff_ffff_f000n;
+/** The SDK runtime's stack for handle_exception's handlers (sdk/runtime/desc.c). */
+const HANDLER_STACK_SYMBOL = 'kt_handler_stack';
 
 export class DoorbellPort implements PortDevice {
   readonly name = "the engine's doorbell port";
@@ -47,7 +49,7 @@ function remappedStub(stub: bigint, guest: GuestAccess): Stop | undefined {
     outcome: 'error',
     error: { kind: 'host' },
     message:
-      `the doorbell rang from ${hex(stub)}, but the page tables loaded (cr3 ${hex(guest.cr3())}) map that address ` +
+      `the doorbell rang from ${guest.describe(stub)}, but the page tables loaded (cr3 ${hex(guest.cr3())}) map that address ` +
       `to ${phys === undefined ? 'nothing' : `physical ${hex(phys)}`}, not to the engine's stubs: ` +
       "page tables of a test's own must map the engine's area (0x1000-0x9000) at virtual = physical",
   };
@@ -93,11 +95,16 @@ function exceptionStop(vector: number, guest: GuestAccess): Stop | undefined {
   const fault: FaultInfo = { vector, name, rip, location: guest.describe(rip) };
   if (errorCode !== undefined) fault.errorCode = errorCode;
   if (vector === PF) fault.cr2 = guest.sregs().cr2;
+  // The runtime runs handle_exception's handlers on a stack of their own:
+  // a fault there is a handler's, not the test's.
+  const inHandler = guest.describe(rsp).startsWith(`${HANDLER_STACK_SYMBOL}+`);
   return {
     outcome: 'fault',
     fault,
     regs: { ...regs, rip, rsp, rflags },
-    message: systemCallMessage(vector, rip, guest) ?? describeFault(fault),
+    message:
+      systemCallMessage(vector, rip, guest) ??
+      describeFault(fault) + (inHandler ? " (inside an exception handler: rsp is on the runtime's handler stack)" : ''),
   };
 }
 
@@ -132,14 +139,14 @@ export function mirroredSystemCall(fn: string, instruction: string, where: strin
     '(there is no kernel in the guest: no I/O, allocation, locks or time through libc; pass in what it needs, or serve ports from TypeScript)';
 }
 
-/** "#PF (page fault) at f+0x3 (0x...): write to a not-present page at 0x0" */
+/** "#PF (page fault) at f+0x3 (0x...): supervisor-mode write to a not-present page (error code 0x2) at 0x0" */
 export function describeFault(f: FaultInfo): string {
   const what = f.vector < 32 ? `${f.name} (${VECTOR_DESCRIPTIONS[f.vector]})` : `unexpected ${f.name}`;
   let text = `${what} at ${f.location}`;
   if (f.vector === PF && f.errorCode !== undefined) {
     text += `: ${describePageFault(f.errorCode)} at ${hex(f.cr2 ?? 0n)}`;
-  } else if (f.vector === GP && f.errorCode) {
-    text += `: error code ${hex(f.errorCode)} (selector index ${f.errorCode >> 3})`;
+  } else if (SELECTOR_ERROR_VECTORS.has(f.vector) && f.errorCode) {
+    text += `: error code ${hex(f.errorCode)} (${describeSelectorError(f.errorCode)})`;
   } else if (f.vector === DF) {
     text += ': an exception arrived while another one was being delivered';
   } else if (f.errorCode !== undefined) {
@@ -148,8 +155,44 @@ export function describeFault(f: FaultInfo): string {
   return text;
 }
 
-function describePageFault(code: number): string {
-  const access = code & 0x10 ? 'instruction fetch' : code & 0x2 ? 'write' : 'read';
-  const cause = code & 0x8 ? 'a page-table entry with reserved bits set' : code & 0x1 ? 'a page that does not allow it' : 'a not-present page';
-  return `${access} ${code & 0x10 ? 'from' : code & 0x2 ? 'to' : 'from'} ${cause} (error code ${hex(code)})`;
+/** #TS, #NP, #SS and #GP push a selector error code: EXT, IDT, TI and the index. */
+const SELECTOR_ERROR_VECTORS: ReadonlySet<number> = new Set([10, 11, 12, GP]);
+const ERROR_EXT = 0x1;
+const ERROR_IDT = 0x2;
+const ERROR_TI = 0x4;
+
+/** "IDT vector 0x80", "LDT selector 0x1234", "GDT selector 0x28", and "an external event" when EXT is set. */
+export function describeSelectorError(code: number): string {
+  const index = code >>> 3;
+  const where =
+    code & ERROR_IDT
+      ? `IDT vector ${hex(index & 0xff)}`
+      : `${code & ERROR_TI ? 'LDT' : 'GDT'} selector ${hex(code & 0xfffc)} (index ${index & 0x1fff})`;
+  return code & ERROR_EXT ? `${where}, during the delivery of an external event` : where;
+}
+
+const PF_PRESENT = 0x1;
+const PF_WRITE = 0x2;
+const PF_USER = 0x4;
+const PF_RESERVED = 0x8;
+const PF_FETCH = 0x10;
+const PF_PK = 0x20;
+const PF_SHADOW_STACK = 0x40;
+const PF_SGX = 0x8000;
+
+/** "user-mode instruction fetch from a page that does not allow it (error code 0x15)" */
+export function describePageFault(code: number): string {
+  const mode = code & PF_USER ? 'user-mode' : 'supervisor-mode';
+  const access = code & PF_SHADOW_STACK ? 'shadow-stack access' : code & PF_FETCH ? 'instruction fetch' : code & PF_WRITE ? 'write' : 'read';
+  const to = !(code & PF_FETCH) && code & PF_WRITE ? 'to' : 'from';
+  const cause =
+    code & PF_RESERVED
+      ? 'a page-table entry with reserved bits set'
+      : code & PF_PK
+        ? "a page its protection key forbids (PKRU/PKRS)"
+        : code & PF_PRESENT
+          ? 'a page that does not allow it'
+          : 'a not-present page';
+  const sgx = code & PF_SGX ? ', an SGX access-control violation' : '';
+  return `${mode} ${access} ${to} ${cause}${sgx} (error code ${hex(code)})`;
 }

@@ -112,6 +112,26 @@ export function inEngineStubs(address: bigint): boolean {
   );
 }
 
+/**
+ * "the engine's exception stub for #GP (0x30d0)", "the engine's return stub
+ * (0x4000)": an address in the engine's stub pages (0x3000-0x4fff) by what
+ * it is; undefined elsewhere.
+ */
+export function describeEngineAddress(address: bigint): string | undefined {
+  const at = `0x${address.toString(16)}`;
+  if (address >= LAYOUT.returnStub && address < LAYOUT.returnStub + BigInt(STUB_SIZE)) {
+    const offset = address - LAYOUT.returnStub;
+    return `the engine's return stub${offset ? `+0x${offset.toString(16)}` : ''} (${at})`;
+  }
+  if (address >= LAYOUT.returnStub && address < LAYOUT.istStackBottom) {
+    return `the engine's stub page, past its return stub (${at})`;
+  }
+  if (address < LAYOUT.stubs || address >= STUBS_END) return undefined;
+  const vector = Number((address - LAYOUT.stubs) / BigInt(STUB_SIZE));
+  const offset = (address - LAYOUT.stubs) % BigInt(STUB_SIZE);
+  return `the engine's exception stub for ${vectorName(vector)}${offset ? `+0x${offset.toString(16)}` : ''} (${at})`;
+}
+
 /** Vectors for which the CPU pushes an error code. */
 export const VECTORS_WITH_ERROR_CODE: ReadonlySet<number> = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
 

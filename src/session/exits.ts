@@ -63,7 +63,7 @@ export function handleExit(ctx: ExitContext, exit: VcpuExit): Handled {
         outcome: 'triple-fault',
         message: 'triple fault: an exception could not be delivered, even as a double fault ' +
           `(a broken IDT, GDT, TSS or exception stack?); the vCPU shut down${engineAreaHint(guest)}\n` +
-          registerDump(guest.regs(), guest.sregs()),
+          registerDump(guest.regs(), guest.sregs(), (address) => guest.describe(address)),
       };
     case 'internal-error':
       return internalError(guest, exit.suberror);
@@ -196,7 +196,7 @@ function haltStop(guest: GuestView): Stop {
     return {
       outcome: 'error',
       error: { kind: 'host' },
-      message: `the guest reached the HLT inside the engine's stub at ${hex(at)} without ringing its doorbell ` +
+      message: `the guest reached the HLT inside ${guest.describe(at)} without ringing its doorbell ` +
         "(a jump into the engine's stubs?); it does not count as the test halting",
     };
   }
@@ -261,14 +261,14 @@ function internalError(guest: GuestView, suberror: number): Stop {
   };
 }
 
-export function registerDump(regs: Regs, sregs?: Sregs): string {
+export function registerDump(regs: Regs, sregs?: Sregs, describe?: (address: bigint) => string): string {
   const h = (v: bigint) => v.toString(16).padStart(16, '0');
   const rows = [
     `rax ${h(regs.rax)} rbx ${h(regs.rbx)} rcx ${h(regs.rcx)} rdx ${h(regs.rdx)}`,
     `rsi ${h(regs.rsi)} rdi ${h(regs.rdi)} rbp ${h(regs.rbp)} rsp ${h(regs.rsp)}`,
     `r8  ${h(regs.r8)} r9  ${h(regs.r9)} r10 ${h(regs.r10)} r11 ${h(regs.r11)}`,
     `r12 ${h(regs.r12)} r13 ${h(regs.r13)} r14 ${h(regs.r14)} r15 ${h(regs.r15)}`,
-    `rip ${h(regs.rip)} rflags ${h(regs.rflags)}`,
+    `rip ${h(regs.rip)} rflags ${h(regs.rflags)}${describe ? ` (rip at ${describe(regs.rip)})` : ''}`,
   ];
   if (sregs) {
     rows.push(`cr0 ${h(sregs.cr0)} cr2 ${h(sregs.cr2)} cr3 ${h(sregs.cr3)} cr4 ${h(sregs.cr4)} efer ${h(sregs.efer)}`);

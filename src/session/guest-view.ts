@@ -7,6 +7,7 @@ import type { ConsoleBuffer } from '../devices/console.js';
 import type { GuestAccess } from '../devices/device.js';
 import type { Regs, Sregs } from '../kvm/structs.js';
 import type { Machine } from '../machine/machine.js';
+import { describeEngineAddress } from '../machine/descriptors.js';
 import { readVirtual, translate } from '../machine/paging.js';
 
 const utf8 = new TextDecoder();
@@ -127,7 +128,7 @@ export class GuestView implements GuestAccess {
   }
 
   describe(address: bigint): string {
-    return this.machine.image.symbols.describe(address);
+    return describeEngineAddress(address) ?? this.machine.image.symbols.describe(address);
   }
 
   mapOnDemand(address: bigint, errorCode: number): 'mapped' | undefined | { error: string } {

@@ -66,7 +66,7 @@ describe('attacks on the next test (fixtures/breaches.c)', () => {
     assert.match(fake.message ?? '', /port 0xf6 at kt_test_t08_a_fake_doorbell\+0x[0-9a-f]+ at \S+breaches\.c:\d+ \(0x[0-9a-f]+\): the port is the engine's doorbell/);
     const jump = tests.get('t09_a_jump_past_doorbell')!;
     assert.equal(jump.outcome, 'error', verdict(jump));
-    assert.match(jump.message ?? '', /HLT inside the engine's stub at 0x4002 without ringing its doorbell/);
+    assert.match(jump.message ?? '', /HLT inside the engine's return stub\+0x2 \(0x4002\) without ringing its doorbell/);
   });
 });
 
@@ -90,7 +90,7 @@ describe('tests with page tables of their own (fixtures/own-tables.c)', () => {
       expect('g_engine_area_unmapped', 'failed', 'triple-fault',
         /do not map the engine's GDT and TSS at 0x1000 to itself: exceptions are delivered through 0x1000-0x9000/);
       expect('h_return_stub_remapped', 'failed', 'error',
-        /the doorbell rang from 0x4000, but the page tables loaded \(cr3 0x10000000\) map that address to physical 0x10004000, not to the engine's stubs/);
+        /the doorbell rang from the engine's return stub \(0x4000\), but the page tables loaded \(cr3 0x10000000\) map that address to physical 0x10004000, not to the engine's stubs/);
     });
   }
 });

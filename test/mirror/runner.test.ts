@@ -40,7 +40,7 @@ describe('kvmtest run on a shared object (mirror mode)', () => {
     test(`a failure is reported with the function and the address (--isolation ${isolation})`, guestTest(), () => {
       const failed = reports.get(isolation)!.tests.find((t) => t.name === 'faults_on_a_stray_pointer')!;
       assert.equal(failed.status, 'failed');
-      assert.match(failed.message ?? '', /#PF \(page fault\) at kt_test_faults_on_a_stray_pointer.* \(0x[0-9a-f]+\): read from a not-present page .*at 0xdead0000/);
+      assert.match(failed.message ?? '', /#PF \(page fault\) at kt_test_faults_on_a_stray_pointer.* \(0x[0-9a-f]+\): supervisor-mode read from a not-present page .*at 0xdead0000/);
       const assertion = reports.get(isolation)!.tests.find((t) => t.name === 'fails_an_assert')!;
       assert.equal(assertion.status, 'failed');
       assert.match(assertion.message ?? '', /assertion failed at .*seed\.c:\d+: \(1 \+ 1\) == 3/);

@@ -3,6 +3,8 @@
  * s8 ... s64, ulong, phys_addr_t), beside <stdint.h>'s, so that tests ported
  * from kvm-unit-tests compile unchanged. u64 is uint64_t (unsigned long on
  * x86-64), so a u64 * and an unsigned long * are the same pointer type.
+ * Identical typedefs may be repeated (C11), so another header may declare
+ * them too.
  */
 #ifndef KVMTEST_TYPES_H
 #define KVMTEST_TYPES_H

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <kvmtest/caller.h>
 #include <kvmtest/types.h>
+#include <kvmtest/desc.h>
 
 #define PAGE_SHIFT 12
 #define PAGE_SIZE (1ul << PAGE_SHIFT)
@@ -48,12 +49,7 @@
 #define PT_ADDR_MASK 0x000ffffffffff000ull
 #define PT_AD_MASK (PT_ACCESSED_MASK | PT_DIRTY_MASK)
 
-#define PFERR_PRESENT_MASK (1ull << 0)
-#define PFERR_WRITE_MASK (1ull << 1)
-#define PFERR_USER_MASK (1ull << 2)
-#define PFERR_RESERVED_MASK (1ull << 3)
-#define PFERR_FETCH_MASK (1ull << 4)
-#define PFERR_PK_MASK (1ull << 5)
+/* The #PF error code bits (PFERR_*_MASK) are in <kvmtest/desc.h>. */
 
 /* The last entry find_pte_level reached, and its level (4 = PML4 ... 1 = PTE). */
 struct pte_search {

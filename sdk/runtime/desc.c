@@ -1,0 +1,350 @@
+/*
+ * The runtime's IDT and the one dispatcher behind it (exceptions.S calls
+ * kt_exception_dispatch for every exception that reaches the runtime's
+ * stubs). An exception is claimed, in this order, by: run_in_user's return
+ * to ring 0; an exception-table entry (ASM_TRY) for the faulting rip;
+ * run_in_user's fault_vector; a handle_exception handler; the innermost
+ * ktry. Nothing claims it: it goes on to the IDT the runtime's was copied
+ * from (the engine's, which reports it), untouched.
+ *
+ * The IDT is loaded lazily, by the first user of it, so that a test that
+ * uses none pays nothing.
+ */
+#include "runtime.h"
+
+#define RUNTIME_VECTORS 32
+#define IDT_VECTORS 256
+#define GATE_INTERRUPT 0xe
+#define GATE_PRESENT 0x80
+
+/* exceptions.S's answers. */
+#define ACTION_RESUME 0
+#define ACTION_FORWARD 1
+#define ACTION_FORWARD_ERROR_CODE 2
+
+/* Deeper handler nesting than this is a handler faulting over and over:
+ * the exception goes to the engine, which reports it where it happened. */
+#define MAX_HANDLER_DEPTH 8
+#define HANDLER_STACK_SIZE (16 * 1024)
+
+struct idt_gate {
+    uint16_t offset_low;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type;
+    uint16_t offset_mid;
+    uint32_t offset_high;
+    uint32_t reserved;
+};
+
+/* The runtime's IDT: all 256 gates, with a limit that covers the vectors
+ * filled so far (32, unless set_idt_entry asked for a higher one). */
+struct idt_gate kt_idt[IDT_VECTORS] __attribute__((aligned(16)));
+static unsigned idt_count;
+/* The IDT the runtime's was built from: where vectors above idt_count come from. */
+static struct dtr source_idtr;
+/* Set by any user that wants the runtime's IDT to stay (all but ktry). */
+bool kt_idt_kept;
+/* The outermost ktry loaded the runtime's IDT over this one. */
+static bool ktry_loaded;
+static struct dtr ktry_previous;
+
+/* Where an unclaimed exception goes: the copied IDT's handler for it. */
+uint64_t kt_engine_handlers[RUNTIME_VECTORS];
+extern const uint64_t kt_exception_stubs[RUNTIME_VECTORS];
+
+static handler handlers[RUNTIME_VECTORS];
+static unsigned handler_depth;
+uint8_t kt_handler_stack[HANDLER_STACK_SIZE] __attribute__((aligned(16)));
+
+unsigned kt_exception_vector;
+unsigned kt_exception_error_code;
+bool kt_exception_rf;
+
+struct ex_entry {
+    uint64_t rip;
+    uint64_t fixup;
+};
+/* ld defines these for the section kvmtest_extable; weak, so that a binary
+ * without any ASM_TRY (no such section) links and has an empty table. */
+extern const struct ex_entry __start_kvmtest_extable[] __attribute__((weak, visibility("hidden")));
+extern const struct ex_entry __stop_kvmtest_extable[] __attribute__((weak, visibility("hidden")));
+
+/* ktry.S */
+extern void *kt_try_current;
+extern char kt_try_landing[];
+extern struct kt_fault kt_last_fault;
+struct kt_try_frame {
+    uint64_t rbx, rbp, r12, r13, r14, r15, rflags, prev, fn, arg, result, cs, ss;
+};
+
+static uint64_t gate_offset(const struct idt_gate *gate)
+{
+    return (uint64_t)gate->offset_low | ((uint64_t)gate->offset_mid << 16) | ((uint64_t)gate->offset_high << 32);
+}
+
+static void set_gate_offset(struct idt_gate *gate, uint64_t offset)
+{
+    gate->offset_low = (uint16_t)offset;
+    gate->offset_mid = (uint16_t)(offset >> 16);
+    gate->offset_high = (uint32_t)(offset >> 32);
+}
+
+static bool runtime_idt_loaded(void)
+{
+    struct dtr now;
+    sidt(&now);
+    return now.base == (uint64_t)(uintptr_t)kt_idt;
+}
+
+static void load_runtime_idt(void)
+{
+    struct dtr ours = { .limit = (uint16_t)(idt_count * sizeof(struct idt_gate) - 1), .base = (uint64_t)(uintptr_t)kt_idt };
+    lidt(&ours);
+}
+
+/*
+ * Builds the runtime's IDT from the one loaded now (`now`, from sidt; vectors
+ * 0-31: the same selector, IST and type, the runtime's stub as handler) and
+ * loads it. Returns false if it was loaded already. A gate that leads to the
+ * runtime's own stub (a test's IDT copied from the runtime's) keeps the
+ * target that stub had, so that forwarding never loops.
+ */
+static bool install_idt(const struct dtr *now)
+{
+    if (now->base == (uint64_t)(uintptr_t)kt_idt) return false;
+    source_idtr = *now;
+    const struct idt_gate *old = (const struct idt_gate *)(uintptr_t)now->base;
+    unsigned count = ((unsigned)now->limit + 1) / sizeof(struct idt_gate);
+    if (count > RUNTIME_VECTORS) count = RUNTIME_VECTORS;
+    for (unsigned vector = 0; vector < count; vector++) {
+        kt_idt[vector] = old[vector];
+        uint64_t target = gate_offset(&old[vector]), stub = kt_exception_stubs[vector];
+        if (target != stub) kt_engine_handlers[vector] = target;
+        set_gate_offset(&kt_idt[vector], stub);
+    }
+    idt_count = count;
+    load_runtime_idt();
+    return true;
+}
+
+void setup_idt(void)
+{
+    struct dtr now;
+    sidt(&now);
+    install_idt(&now);
+    kt_idt_kept = true;
+}
+
+/* The outermost ktry: loads the runtime's IDT if it is not loaded. */
+void kt_idt_push(void)
+{
+    sidt(&ktry_previous);
+    ktry_loaded = install_idt(&ktry_previous);
+}
+
+/*
+ * When the outermost ktry ends: if it loaded the runtime's IDT and nothing
+ * else has asked for it since, and it is still the IDT loaded, load the
+ * previous one again. An IDT the test loaded inside the ktry stays loaded.
+ */
+void kt_idt_pop(void)
+{
+    if (!ktry_loaded) return;
+    ktry_loaded = false;
+    if (kt_idt_kept || !runtime_idt_loaded()) return;
+    lidt(&ktry_previous);
+}
+
+static void check_vector(const char *what, long vec, int limit, const char *file, uint32_t line)
+{
+    if (vec < 0 || vec >= limit)
+        kt_panic(file, line, "%s: vector %ld is out of range (0-%d)", what, vec, limit - 1);
+}
+
+/* The runtime's gate for vec, with the IDT loaded and covering vec. */
+static struct idt_gate *runtime_gate(int vec)
+{
+    setup_idt();
+    if ((unsigned)vec >= idt_count) {
+        /* Vectors above the ones copied so far: the source IDT's gates, as far as its limit goes. */
+        const struct idt_gate *old = (const struct idt_gate *)(uintptr_t)source_idtr.base;
+        unsigned source_count = ((unsigned)source_idtr.limit + 1) / sizeof(struct idt_gate);
+        for (unsigned v = idt_count; v <= (unsigned)vec; v++) {
+            if (v < source_count) kt_idt[v] = old[v];
+            else memset(&kt_idt[v], 0, sizeof(kt_idt[v]));
+        }
+        idt_count = (unsigned)vec + 1;
+        load_runtime_idt();
+    }
+    return &kt_idt[vec];
+}
+
+void kt_set_idt_entry(int vec, void *addr, int dpl, const char *file, uint32_t line)
+{
+    check_vector("set_idt_entry", vec, IDT_VECTORS, file, line);
+    if (dpl < 0 || dpl > 3) kt_panic(file, line, "set_idt_entry: dpl %d is out of range (0-3)", dpl);
+    struct idt_gate *gate = runtime_gate(vec);
+    memset(gate, 0, sizeof(*gate));
+    set_gate_offset(gate, (uint64_t)(uintptr_t)addr);
+    gate->selector = read_cs();
+    gate->type = (uint8_t)(GATE_PRESENT | (dpl << 5) | GATE_INTERRUPT);
+}
+
+void kt_set_idt_sel(int vec, unsigned sel, const char *file, uint32_t line)
+{
+    check_vector("set_idt_sel", vec, IDT_VECTORS, file, line);
+    if (sel > 0xffff) kt_panic(file, line, "set_idt_sel: selector %#x is not 16-bit", sel);
+    runtime_gate(vec)->selector = (uint16_t)sel;
+}
+
+void kt_set_idt_dpl(int vec, unsigned dpl, const char *file, uint32_t line)
+{
+    check_vector("set_idt_dpl", vec, IDT_VECTORS, file, line);
+    if (dpl > 3) kt_panic(file, line, "set_idt_dpl: dpl %u is out of range (0-3)", dpl);
+    struct idt_gate *gate = runtime_gate(vec);
+    gate->type = (uint8_t)((gate->type & ~0x60) | (dpl << 5));
+}
+
+void kt_set_idt_ist(int vec, unsigned ist, const char *file, uint32_t line)
+{
+    check_vector("set_idt_ist", vec, IDT_VECTORS, file, line);
+    if (ist > 7) kt_panic(file, line, "set_idt_ist: IST index %u is out of range (0-7)", ist);
+    runtime_gate(vec)->ist = (uint8_t)ist;
+}
+
+void kt_set_intr_alt_stack(int vec, void *addr, const char *file, uint32_t line)
+{
+    kt_set_idt_entry(vec, addr, 0, file, line);
+    kt_idt[vec].ist = 1;
+}
+
+bool kt_test_for_exception(unsigned ex, void (*trigger)(void *), void *data, const char *file, uint32_t line)
+{
+    check_vector("test_for_exception", (long)ex, RUNTIME_VECTORS, file, line);
+    int vector = ktry(trigger, data);
+    if (vector >= 0 && (unsigned)vector != ex)
+        kt_panic(file, line, "test_for_exception: the trigger raised %s (vector %d), not %s", exception_mnemonic(vector),
+                 vector, exception_mnemonic((int)ex));
+    return vector >= 0;
+}
+
+handler kt_handle_exception(unsigned vector, handler fn, const char *file, uint32_t line)
+{
+    check_vector("handle_exception", (long)vector, RUNTIME_VECTORS, file, line);
+    setup_idt();
+    handler old = handlers[vector];
+    handlers[vector] = fn;
+    return old;
+}
+
+unsigned exception_vector(void) { return kt_exception_vector; }
+unsigned exception_error_code(void) { return kt_exception_error_code; }
+bool exception_rflags_rf(void) { return kt_exception_rf; }
+
+const char *exception_mnemonic(int vector)
+{
+    static const char *const names[RUNTIME_VECTORS] = {
+        [DE_VECTOR] = "#DE", [DB_VECTOR] = "#DB", [NMI_VECTOR] = "#NMI", [BP_VECTOR] = "#BP",
+        [OF_VECTOR] = "#OF", [BR_VECTOR] = "#BR", [UD_VECTOR] = "#UD", [NM_VECTOR] = "#NM",
+        [DF_VECTOR] = "#DF", [TS_VECTOR] = "#TS", [NP_VECTOR] = "#NP", [SS_VECTOR] = "#SS",
+        [GP_VECTOR] = "#GP", [PF_VECTOR] = "#PF", [MF_VECTOR] = "#MF", [AC_VECTOR] = "#AC",
+        [MC_VECTOR] = "#MC", [XM_VECTOR] = "#XM", [VE_VECTOR] = "#VE", [CP_VECTOR] = "#CP",
+        [HV_VECTOR] = "#HV", [VC_VECTOR] = "#VC", [SX_VECTOR] = "#SX",
+    };
+    if (vector < 0 || vector >= RUNTIME_VECTORS || !names[vector]) return "#??";
+    return names[vector];
+}
+
+static void record(const struct ex_regs *regs)
+{
+    kt_exception_vector = (unsigned)regs->vector;
+    kt_exception_error_code = (unsigned)regs->error_code;
+    kt_exception_rf = (regs->rflags & RFLAGS_RF) != 0;
+}
+
+static const struct ex_entry *extable_entry(uint64_t rip)
+{
+    for (const struct ex_entry *e = __start_kvmtest_extable; e < __stop_kvmtest_extable; e++)
+        if (e->rip == rip) return e;
+    return 0;
+}
+
+static bool has_error_code(uint64_t vector)
+{
+    return vector < 32 && ((1u << vector) & ((1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 13) |
+                                              (1u << 14) | (1u << 17) | (1u << 21) | (1u << 29) | (1u << 30)));
+}
+
+/* ktry returns the vector: the frame now iretqs to its landing pad, on its stack, at its CS, SS and RFLAGS. */
+static void land_in_ktry(struct ex_regs *regs)
+{
+    struct kt_try_frame *frame = kt_try_current;
+    kt_last_fault.vector = regs->vector;
+    kt_last_fault.error_code = regs->error_code;
+    kt_last_fault.rip = regs->rip;
+    kt_last_fault.cr2 = read_cr2();
+    kt_user_unwind(frame);
+    regs->rip = (uint64_t)(uintptr_t)kt_try_landing;
+    regs->cs = frame->cs;
+    regs->ss = frame->ss;
+    regs->rflags = frame->rflags;
+    regs->rsp = (uint64_t)(uintptr_t)frame;
+}
+
+/* Where a handler's copy of the ex_regs goes: below the interrupted
+ * handler's stack, or at the top of the handler stack. */
+static bool on_handler_stack(const struct ex_regs *regs)
+{
+    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack, top = bottom + sizeof(kt_handler_stack);
+    return (regs->cs & 3) == 0 && regs->rsp > bottom && regs->rsp <= top;
+}
+
+static struct ex_regs *handler_frame(const struct ex_regs *regs)
+{
+    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack, top = bottom + sizeof(kt_handler_stack);
+    uint64_t base = on_handler_stack(regs) ? regs->rsp & ~15ull : top;
+    if (base - bottom < 2048 + sizeof(struct ex_regs)) return 0;
+    struct ex_regs *copy = (struct ex_regs *)(uintptr_t)(base - sizeof(struct ex_regs));
+    *copy = *regs;
+    return copy;
+}
+
+uint64_t kt_exception_dispatch(struct ex_regs *regs)
+{
+    uint64_t vector = regs->vector;
+    if (kt_user_claims(regs)) return ACTION_RESUME;
+    const struct ex_entry *entry = extable_entry(regs->rip);
+    if (entry) {
+        record(regs);
+        regs->rip = entry->fixup;
+        return ACTION_RESUME;
+    }
+    if (kt_user_claims_fault(regs)) return ACTION_RESUME;
+    if (vector < RUNTIME_VECTORS && handlers[vector]) {
+        /* Not inside a handler: any count left by a handler that never returned is stale. */
+        if (!on_handler_stack(regs)) handler_depth = 0;
+        struct ex_regs *copy = handler_depth < MAX_HANDLER_DEPTH ? handler_frame(regs) : 0;
+        if (copy) return (uint64_t)(uintptr_t)copy;
+    }
+    if (kt_try_current) {
+        land_in_ktry(regs);
+        return ACTION_RESUME;
+    }
+    uint64_t target = kt_engine_handlers[vector];
+    if (has_error_code(vector)) {
+        regs->vector = target;
+        return ACTION_FORWARD_ERROR_CODE;
+    }
+    regs->error_code = target;
+    return ACTION_FORWARD;
+}
+
+/* On the handler stack, with regs the copy kt_exception_dispatch made. */
+void kt_exception_run_handler(struct ex_regs *regs)
+{
+    handler fn = handlers[regs->vector];
+    handler_depth++;
+    fn(regs);
+    handler_depth--;
+}

@@ -13,6 +13,7 @@
 // are a convenience of the report.
 import { inflateSync } from 'node:zlib';
 import { type ElfFile, findSection, type SectionHeader } from './elf.js';
+import { lastAtOrBelow } from './sorted.js';
 
 export interface SourceLine {
   file: string;
@@ -316,18 +317,7 @@ export class LineTable {
    */
   lookup(address: bigint, functionStart = address): SourceLine | undefined {
     const rows = (this.rows ??= this.read());
-    let lo = 0;
-    let hi = rows.length - 1;
-    let best = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (rows[mid]!.address <= address) {
-        best = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
+    const best = lastAtOrBelow(rows, address, (row) => row.address);
     // Rows at the same address: the last one describes the code there.
     const row = rows[best];
     if (!row || row.end || row.line === 0 || row.file === '') return undefined;

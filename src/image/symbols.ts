@@ -3,6 +3,7 @@
 import { displayPath } from '../paths.js';
 import type { ElfSymbol } from './elf.js';
 import type { LineTable } from './line-table.js';
+import { lastAtOrBelow } from './sorted.js';
 
 export class SymbolTable {
   // The address index is built on first use: a test binary has a symbol
@@ -38,18 +39,7 @@ export class SymbolTable {
   /** The symbol containing `address` (or the nearest one below it, if sizeless). */
   lookup(address: bigint): { symbol: ElfSymbol; offset: bigint } | undefined {
     const byAddress = this.byAddress;
-    let lo = 0;
-    let hi = byAddress.length - 1;
-    let best = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (byAddress[mid]!.value <= address) {
-        best = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
+    const best = lastAtOrBelow(byAddress, address, (s) => s.value);
     if (best < 0) return undefined;
     // Prefer a function among symbols at the same address.
     let symbol = byAddress[best]!;

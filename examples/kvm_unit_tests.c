@@ -2,8 +2,8 @@
  * Tests in kvm-unit-tests' style, with its names: exception handlers
  * (handle_exception), exception tables (ASM_TRY, exception_vector) and the
  * *_safe wrappers, and code run in ring 3 (run_in_user). A kvm-unit-tests
- * test ports by turning its main() into KVMTEST()s and report() into
- * kassert().
+ * test ports by turning its main() into KVMTEST()s; report(), kexpect and
+ * the page-table helpers work as there (examples/paging.c shows them).
  */
 #include <kvmtest.h>
 

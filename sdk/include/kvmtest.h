@@ -21,8 +21,6 @@
 
 #include <kvmtest/abi.h>
 #include <kvmtest/x86.h>
-#include <kvmtest/desc.h>
-#include <kvmtest/usermode.h>
 
 /* ---- Declaring tests --------------------------------------------------- */
 
@@ -239,6 +237,8 @@ size_t strlen(const char *s);
  */
 #ifndef KVMTEST_NO_GUEST_LIBRARY
 #include <kvmtest/types.h>
+#include <kvmtest/desc.h>
+#include <kvmtest/usermode.h>
 #include <kvmtest/alloc.h>
 #include <kvmtest/cpu.h>
 #include <kvmtest/libc.h>

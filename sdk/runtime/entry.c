@@ -21,13 +21,15 @@ __attribute__((visibility("default"))) void kvmtest_entry(void (*fn)(void), cons
     kt_try_current = 0;
     /* The heap only when its size is the record's: a caller that passes two
      * arguments (a host calling a shared object's tests directly) leaves rdx
-     * and rcx undefined. Plain stores, no call: a call would leave its return
-     * address on the stack below the test's frame, which the test must find
-     * as loaded. */
-    uint64_t wanted = rec->version >= 2 ? rec->options.heap : 0;
-    bool heap = wanted != 0 && heap_size == wanted;
-    kt_heap_base = heap ? heap_base : 0;
-    kt_heap_size = heap ? heap_size : 0;
+     * and rcx undefined. Without one nothing is stored: kt_heap_base and
+     * kt_heap_size are in .bss, which every test starts with as loaded (a
+     * snapshot restores it; a shared object's tests have no heap). Plain
+     * stores, no call: a call would leave its return address on the stack
+     * below the test's frame, which the test must find as loaded. */
+    if (rec->version >= 2 && rec->options.heap != 0 && heap_size == rec->options.heap) {
+        kt_heap_base = heap_base;
+        kt_heap_size = heap_size;
+    }
     fn();
 }
 

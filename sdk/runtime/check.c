@@ -27,35 +27,10 @@ static void send(struct kt_report *report)
     kt_hypercall(KT_HC_CHECK, ptr((const char *)report), 0);
 }
 
-/* The condition out of "cond, fmt, args": up to the first comma outside brackets and literals. */
-static void condition_text(char *out, size_t size, const char *text)
-{
-    int depth = 0;
-    char quote = 0;
-    size_t n = 0;
-    for (; text[n] && n + 1 < size; n++) {
-        char c = text[n];
-        if (quote) {
-            if (c == '\\' && text[n + 1]) n++;
-            else if (c == quote) quote = 0;
-        } else if (c == '"' || c == '\'') {
-            quote = c;
-        } else if (c == '(' || c == '[' || c == '{') {
-            depth++;
-        } else if (c == ')' || c == ']' || c == '}') {
-            depth--;
-        } else if (c == ',' && depth == 0) {
-            break;
-        }
-    }
-    memcpy(out, text, n);
-    out[n] = 0;
-}
-
 void kt_check_failed(const char *file, uint32_t line, const char *text, const char *fmt, ...)
 {
     char condition[MESSAGE_BUFFER], message[MESSAGE_BUFFER];
-    condition_text(condition, sizeof(condition), text);
+    kt_condition_text(condition, sizeof(condition), text);
     struct kt_report report = { .kind = KT_REPORT_CHECK, .line = line, .file = ptr(file), .expr = ptr(condition) };
     if (fmt) {
         va_list args;

@@ -40,13 +40,14 @@ static char condition[MESSAGE_BUFFER];
 /*
  * The condition out of kassert's "cond, fmt, args" text: everything before
  * the first comma that is outside brackets, string and character literals.
+ * Shared with kexpect's check.c.
  */
-static const char *condition_text(const char *text)
+void kt_condition_text(char *out, size_t size, const char *text)
 {
     int depth = 0;
     char quote = 0;
     size_t n = 0;
-    for (; text[n] && n + 1 < sizeof(condition); n++) {
+    for (; text[n] && n + 1 < size; n++) {
         char c = text[n];
         if (quote) {
             if (c == '\\' && text[n + 1]) n++;
@@ -61,8 +62,13 @@ static const char *condition_text(const char *text)
             break;
         }
     }
-    memcpy(condition, text, n);
-    condition[n] = 0;
+    memcpy(out, text, n);
+    out[n] = 0;
+}
+
+static const char *condition_text(const char *text)
+{
+    kt_condition_text(condition, sizeof(condition), text);
     return condition;
 }
 

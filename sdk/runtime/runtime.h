@@ -31,6 +31,9 @@ void kt_format(struct kt_sink *sink, const char *fmt, va_list args);
 /* Sends the console bytes in one write hypercall. */
 void kt_console_write(const char *bytes, size_t len);
 
+/* report.c: the condition of a "cond, fmt, args" macro argument text, into out. */
+void kt_condition_text(char *out, size_t size, const char *text);
+
 /* Ends the test with a report; never returns. */
 __attribute__((noreturn)) void kt_report(struct kt_report *report);
 

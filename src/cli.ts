@@ -136,6 +136,7 @@ ${renderOptions(RUN_OPTIONS)}
 ${EXIT_STATUSES}`;
 
 const CC_USAGE = `usage: kvmtest cc [--higher-half] [--allow-simd] [compiler args...] -o TESTS.elf SOURCES...
+       kvmtest cc -shared [compiler args...] -o TESTS.so SOURCES...
        kvmtest cc -c [compiler args...] -o FILE.o SOURCE
        kvmtest cc --print-include-dir | --print-cflags
 
@@ -146,6 +147,8 @@ compiler, after its own flags.
 options:
       --higher-half     link at 0xffffffff80000000 and compile with -mcmodel=kernel
       --allow-simd      let your code use SSE/AVX/x87 (never the runtime)
+      -shared           a shared object whose tests run in mirror mode (kvmtest
+                        run TESTS.so loads it into the worker)
       --print-include-dir
                         print the directory that holds kvmtest.h
       --print-cflags    print the flags kvmtest cc compiles test sources with

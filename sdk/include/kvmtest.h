@@ -41,6 +41,10 @@
  *   .cpuid = { { .leaf = 1, .reg = CPUID_ECX, .keep = ~(1u << 26) }, ... }
  *                                         up to 8 CPUID edits: the register reads
  *                                         (value & keep) | set
+ *   .apic = true                          a local APIC (0xfee00000) and an IOAPIC
+ *                                         (0xfec00000) for interrupts (kvmtest/apic.h)
+ *   .cpus = 4                             this many CPUs (up to KVMTEST_MAX_CPUS, 16),
+ *                                         with an APIC each (kvmtest/smp.h)
  * An ioport or ram entry that is all zero is unset: port 0 cannot be
  * configured to read 0.
  *

@@ -17,12 +17,16 @@ export const TEST_TABLE_SECTION = '.kvmtest';
 export const RUNTIME_ENTRY = 'kvmtest_entry';
 /** 'K' 'V' 'M' 'T' as a little-endian u32. */
 export const TEST_RECORD_MAGIC = 0x544d564b;
-export const SUPPORTED_TABLE_VERSIONS: readonly number[] = [1, 2];
+export const SUPPORTED_TABLE_VERSIONS: readonly number[] = [1, 2, 3];
 /** Bytes of a version 1 record; a larger size field means fields this reader skips. */
 export const RECORD_V1_SIZE = 336;
 /** Version 2 appends .heap and .cpuid. */
 export const RECORD_V2_SIZE = 504;
-const RECORD_SIZES: Readonly<Record<number, number>> = { 1: RECORD_V1_SIZE, 2: RECORD_V2_SIZE };
+/** Version 3 appends .cpus and .apic. */
+export const RECORD_V3_SIZE = 512;
+const RECORD_SIZES: Readonly<Record<number, number>> = { 1: RECORD_V1_SIZE, 2: RECORD_V2_SIZE, 3: RECORD_V3_SIZE };
+/** The most CPUs a test may ask for (KVMTEST_MAX_CPUS in abi.h). */
+export const MAX_TEST_CPUS = 16;
 
 const SHT_NOBITS = 8;
 const STRING_CACHE_SIZE = 256;
@@ -57,6 +61,8 @@ const AT = {
   ignore: 330,
   heap: 336,
   cpuid: 344,
+  cpus: 504,
+  apic: 508,
 } as const;
 const IOPORT_SIZE = 8;
 const RAM_SIZE = 16;
@@ -305,7 +311,18 @@ function readRecord(
     ignore: view.getUint8(AT.ignore) !== 0,
     // Version 1 records end before these: no heap, no CPUID edits.
     ...(version >= 2 && versionTwoOptions(view, test)),
+    ...(version >= 3 && versionThreeOptions(view, test)),
   };
+}
+
+/** .cpus and .apic (version 3): several CPUs imply an APIC. */
+function versionThreeOptions(view: DataView, test: () => string): Pick<TestCase, 'cpus' | 'apic'> {
+  const cpus = view.getUint32(AT.cpus, true);
+  if (cpus > MAX_TEST_CPUS) {
+    throw new TestTableError(`${test()}: .cpus = ${cpus} is more than kvmtest runs (at most ${MAX_TEST_CPUS} CPUs)`);
+  }
+  const apic = view.getUint8(AT.apic) !== 0 || cpus > 1;
+  return { ...(cpus > 1 && { cpus }), ...(apic && { apic }) };
 }
 
 /** .heap and .cpuid (version 2). */

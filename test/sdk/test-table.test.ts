@@ -122,11 +122,30 @@ describe('records written by hand', toolchainTest(), () => {
     assert.equal(asm.test('with_heap').heap, 0x10000n);
   });
 
-  test('a version 2 record written by hand: .heap and .cpuid', () => {
+  test('a version 2 record written by hand: .heap and .cpuid, one CPU and no APIC', () => {
     const binary = new TestBinary(buildFixtures('records.elf', ['records.S']));
     const v2 = binary.test('version_2');
     assert.equal(v2.heap, 0x4000n);
     assert.deepEqual(v2.cpuid, [{ leaf: 7, subleaf: 0, register: 'ebx', keep: 0xffffff7f, set: 0 }]);
+    assert.deepEqual([v2.cpus, v2.apic], [undefined, undefined]);
+  });
+
+  test('C and the assembly macro write version 3 records: .cpus, .apic, cpus=, apic=', () => {
+    const c = new TestBinary(buildSources('v3-c.elf', {
+      'v3.c': `${HEADER}KVMTEST(four, .cpus = 4) {}\nKVMTEST(timer, .apic = true) {}\nKVMTEST(one, .cpus = 1) {}\nKVMTEST(plain) {}\n`,
+    }));
+    assert.deepEqual([c.test('four').cpus, c.test('four').apic], [4, true]);
+    assert.deepEqual([c.test('timer').cpus, c.test('timer').apic], [undefined, true]);
+    assert.deepEqual([c.test('one').cpus, c.test('one').apic], [undefined, undefined]);
+    assert.deepEqual([c.test('plain').cpus, c.test('plain').apic], [undefined, undefined]);
+    const asm = new TestBinary(buildSources('v3-asm.elf', {
+      'v3.S': '#include <kvmtest/abi.h>\n    .text\nfn:\n    ret\nkvmtest_record two, fn, __FILE__, __LINE__, cpus=2\n' +
+        'kvmtest_record apic_only, fn, __FILE__, __LINE__, apic=1, heap=0x1000\nkvmtest_record none, fn, __FILE__, __LINE__\n' +
+        '    .section .note.GNU-stack, "", @progbits\n',
+    }));
+    assert.deepEqual([asm.test('two').cpus, asm.test('two').apic], [2, true]);
+    assert.deepEqual([asm.test('apic_only').cpus, asm.test('apic_only').apic, asm.test('apic_only').heap], [undefined, true, 0x1000n]);
+    assert.deepEqual([asm.test('none').cpus, asm.test('none').apic], [undefined, undefined]);
   });
 });
 
@@ -213,12 +232,12 @@ describe('tables the reader refuses', toolchainTest(), () => {
     });
 
     test('a version this kvmtest does not read', () => {
-      assert.match(patched(4, (v) => v.setUint16(0, 3, true)), /has version 3; this kvmtest reads versions 1, 2:/);
+      assert.match(patched(4, (v) => v.setUint16(0, 4, true)), /has version 4; this kvmtest reads versions 1, 2, 3:/);
     });
 
     test('a record size smaller than its version\'s', () => {
-      assert.match(patched(6, (v) => v.setUint16(0, 64, true)), /says it is 64 bytes, too small: a version 2 record has at least 504/);
-      assert.match(patched(6, (v) => v.setUint16(0, 400, true)), /says it is 400 bytes, too small: a version 2 record has at least 504/);
+      assert.match(patched(6, (v) => v.setUint16(0, 64, true)), /says it is 64 bytes, too small: a version 3 record has at least 512/);
+      assert.match(patched(6, (v) => v.setUint16(0, 504, true)), /says it is 504 bytes, too small: a version 3 record has at least 512/);
     });
 
     test('a version 1 record may be as small as 336 bytes', () => {
@@ -230,8 +249,21 @@ describe('tables the reader refuses', toolchainTest(), () => {
       assert.deepEqual([test!.name, test!.heap, test!.cpuid], ['one', undefined, undefined]);
     });
 
+    test('a version 2 record may be as small as 504 bytes (the 8 zero bytes after it are padding)', () => {
+      const copy = bytes.slice();
+      const view = new DataView(copy.buffer, tableOffset);
+      view.setUint16(4, 2, true);
+      view.setUint16(6, 504, true);
+      const [test] = readTestTable(parseElf(copy, 'one.elf'));
+      assert.deepEqual([test!.name, test!.cpus, test!.apic], ['one', undefined, undefined]);
+    });
+
     test('a record size beyond the section', () => {
-      assert.match(patched(6, (v) => v.setUint16(0, 600, true)), /is 600 bytes, but the section ends 504 bytes after its start/);
+      assert.match(patched(6, (v) => v.setUint16(0, 600, true)), /is 600 bytes, but the section ends 512 bytes after its start/);
+    });
+
+    test('more CPUs than kvmtest runs', () => {
+      assert.match(patched(504, (v) => v.setUint32(0, 17, true)), /test "one" \(\S+one\.c:2\): \.cpus = 17 is more than kvmtest runs \(at most 16 CPUs\)/);
     });
 
     test('.heap that is not whole pages, a .cpuid entry without a register', () => {

@@ -54,13 +54,17 @@
 
 /* The bytes 'K' 'V' 'M' 'T' read as a little-endian u32. */
 #define KVMTEST_MAGIC 0x544d564b
-/* Version 2 appends .heap and .cpuid to version 1's 336 bytes (docs/test-table.md). */
-#define KVMTEST_VERSION 2
-#define KVMTEST_RECORD_SIZE 504
+/* Version 2 appends .heap and .cpuid to version 1's 336 bytes, version 3
+ * .cpus and .apic to version 2's 504 (docs/test-table.md). */
+#define KVMTEST_VERSION 3
+#define KVMTEST_RECORD_SIZE 512
 #define KVMTEST_RECORD_V1_SIZE 336
+#define KVMTEST_RECORD_V2_SIZE 504
 #define KVMTEST_MAX_IOPORTS 16
 #define KVMTEST_MAX_RAMS 8
 #define KVMTEST_MAX_CPUID 8
+/* The most CPUs a test may ask for (.cpus). */
+#define KVMTEST_MAX_CPUS 16
 /* should_fault when the test is not expected to fault. */
 #define KVMTEST_NO_FAULT (-1)
 
@@ -85,6 +89,9 @@
 #define KT_REC_HEAP 336
 #define KT_REC_CPUID 344
 #define KT_CPUID_ENTRY_SIZE 20
+/* Version 3. */
+#define KT_REC_CPUS 504
+#define KT_REC_APIC 508
 
 /* struct kvmtest_cpuid's reg: which register an entry edits (0: unset). */
 #define CPUID_EAX 1
@@ -152,6 +159,10 @@ struct kvmtest_options {
     /* Version 2. */
     uint64_t heap; /* bytes of heap for alloc_page (a multiple of 4 KiB); 0: none */
     struct kvmtest_cpuid cpuid[KVMTEST_MAX_CPUID];
+    /* Version 3. */
+    uint32_t cpus; /* 0 or 1: one CPU; up to KVMTEST_MAX_CPUS (implies .apic) */
+    bool apic;     /* a local APIC per CPU and an IOAPIC (KVM's in-kernel irqchip) */
+    uint8_t reserved3[3];
 };
 
 /* One test in the table. */
@@ -178,6 +189,8 @@ KT_ABI_CHECK(offsetof(struct kvmtest_record, options.ignore) == KT_REC_IGNORE, i
 KT_ABI_CHECK(offsetof(struct kvmtest_record, options.heap) == KT_REC_HEAP, heap_offset);
 KT_ABI_CHECK(offsetof(struct kvmtest_record, options.cpuid) == KT_REC_CPUID, cpuid_offset);
 KT_ABI_CHECK(sizeof(struct kvmtest_cpuid) == KT_CPUID_ENTRY_SIZE, cpuid_entry_size);
+KT_ABI_CHECK(offsetof(struct kvmtest_record, options.cpus) == KT_REC_CPUS, cpus_offset);
+KT_ABI_CHECK(offsetof(struct kvmtest_record, options.apic) == KT_REC_APIC, apic_offset);
 #undef KT_ABI_CHECK
 
 #else /* __ASSEMBLER__ */
@@ -189,11 +202,13 @@ KT_ABI_CHECK(sizeof(struct kvmtest_cpuid) == KT_CPUID_ENTRY_SIZE, cpuid_entry_si
  *     kvmtest_record faults, faults_fn, __FILE__, __LINE__, should_fault=13
  *
  *     kvmtest_record pages, pages_fn, __FILE__, __LINE__, heap=0x10000
+ *     kvmtest_record timer, timer_fn, __FILE__, __LINE__, apic=1
+ *     kvmtest_record smp, smp_fn, __FILE__, __LINE__, cpus=4
  *
  * Ports, RAM ranges and CPUID edits are not configurable here; write the
  * record by hand (docs/test-table.md) when a test needs them.
  */
-.macro kvmtest_record name:req, fn:req, file:req, line:req, should_fault=-1, should_panic=0, should_halt=0, timeout_ms=0, ignore=0, heap=0
+.macro kvmtest_record name:req, fn:req, file:req, line:req, should_fault=-1, should_panic=0, should_halt=0, timeout_ms=0, ignore=0, heap=0, cpus=0, apic=0
     .pushsection .rodata, "a", @progbits
 .Lkt_name_\@: .asciz "\name"
 .Lkt_file_\@: .asciz "\file"
@@ -209,7 +224,10 @@ KT_ABI_CHECK(sizeof(struct kvmtest_cpuid) == KT_CPUID_ENTRY_SIZE, cpuid_entry_si
     .byte \should_panic, \should_halt, \ignore
     .zero 5
     .quad \heap
-    .zero KVMTEST_RECORD_SIZE - KT_REC_CPUID /* no CPUID edits */
+    .zero KT_REC_CPUS - KT_REC_CPUID /* no CPUID edits */
+    .long \cpus
+    .byte \apic
+    .zero KVMTEST_RECORD_SIZE - KT_REC_APIC - 1
     .popsection
 .endm
 

@@ -248,6 +248,9 @@ size_t strlen(const char *s);
 #include <kvmtest/libc.h>
 #include <kvmtest/report.h>
 #include <kvmtest/vm.h>
+#include <kvmtest/isr.h>
+#include <kvmtest/apic.h>
+#include <kvmtest/smp.h>
 #endif
 
 #endif /* KVMTEST_H */

@@ -8,7 +8,11 @@
  * from (the engine's, which reports it), untouched.
  *
  * The IDT is loaded lazily, by the first user of it, so that a test that
- * uses none pays nothing.
+ * uses none pays nothing. Interrupts (handle_irq) have a dispatcher of
+ * their own, kt_irq_dispatch. In a test with several CPUs the IDT is
+ * shared: built whole, all 256 vectors, before the other CPUs load it
+ * (smp.c); handlers serve every CPU, and each CPU has its own handler
+ * stack and depth.
  */
 #include "runtime.h"
 
@@ -49,13 +53,21 @@ bool kt_idt_kept;
 static bool ktry_loaded;
 static struct dtr ktry_previous;
 
-/* Where an unclaimed exception goes: the copied IDT's handler for it. */
-uint64_t kt_engine_handlers[RUNTIME_VECTORS];
+/* Where an unclaimed exception or interrupt goes: the copied IDT's handler
+ * for it (for an interrupt: the gate's handler before handle_irq's). */
+uint64_t kt_engine_handlers[IDT_VECTORS];
 extern const uint64_t kt_exception_stubs[RUNTIME_VECTORS];
+/* exceptions.S: the stub of interrupt vector v is at kt_irq_stubs_start + 16 * (v - 32). */
+extern char kt_irq_stubs_start[];
+#define IRQ_STUB_SIZE 16
 
-static handler handlers[RUNTIME_VECTORS];
-static unsigned handler_depth;
-uint8_t kt_handler_stack[HANDLER_STACK_SIZE] __attribute__((aligned(16)));
+/* handle_exception's (0-31) and handle_irq's (32-255), for every CPU. */
+static handler handlers[IDT_VECTORS];
+/* Per CPU (kt_this_cpu): a test with one CPU uses the first only. */
+static unsigned handler_depth[KVMTEST_MAX_CPUS];
+uint8_t kt_handler_stack[KVMTEST_MAX_CPUS][HANDLER_STACK_SIZE] __attribute__((aligned(16)));
+/* The runtime's IDT as loaded, for the other CPUs of a test with several (smp.c). */
+struct dtr kt_idtr;
 
 unsigned kt_exception_vector;
 unsigned kt_exception_error_code;
@@ -99,8 +111,9 @@ static bool runtime_idt_loaded(void)
 
 static void load_runtime_idt(void)
 {
-    struct dtr ours = { .limit = (uint16_t)(idt_count * sizeof(struct idt_gate) - 1), .base = (uint64_t)(uintptr_t)kt_idt };
-    lidt(&ours);
+    kt_idtr.limit = (uint16_t)(idt_count * sizeof(struct idt_gate) - 1);
+    kt_idtr.base = (uint64_t)(uintptr_t)kt_idt;
+    lidt(&kt_idtr);
 }
 
 /*
@@ -231,11 +244,65 @@ bool kt_test_for_exception(unsigned ex, void (*trigger)(void *), void *data, con
 
 handler kt_handle_exception(unsigned vector, handler fn, const char *file, uint32_t line)
 {
+    if (vector >= RUNTIME_VECTORS && vector < IDT_VECTORS)
+        kt_panic(file, line, "handle_exception: vector %u is an interrupt, not an exception (0-31): use handle_irq", vector);
     check_vector("handle_exception", (long)vector, RUNTIME_VECTORS, file, line);
     setup_idt();
-    handler old = handlers[vector];
-    handlers[vector] = fn;
-    return old;
+    return __atomic_exchange_n(&handlers[vector], fn, __ATOMIC_ACQ_REL);
+}
+
+/*
+ * Points the gate of interrupt `vector` at its stub (IST 0: the handler
+ * runs on the interrupted stack), remembering where the gate led before,
+ * where the vector goes while it has no handler. The handler is set first,
+ * so that another CPU that takes the vector meanwhile finds it.
+ */
+void kt_set_irq_handler(unsigned vector, handler fn)
+{
+    __atomic_store_n(&handlers[vector], fn, __ATOMIC_RELEASE);
+    struct idt_gate *gate = runtime_gate((int)vector);
+    uint64_t stub = (uint64_t)(uintptr_t)kt_irq_stubs_start + (vector - RUNTIME_VECTORS) * IRQ_STUB_SIZE;
+    if ((gate->type & GATE_PRESENT) && gate_offset(gate) == stub && gate->ist == 0) return;
+    kt_engine_handlers[vector] = (gate->type & GATE_PRESENT) ? gate_offset(gate) : 0;
+    struct idt_gate ours = { .selector = read_cs(), .type = GATE_PRESENT | GATE_INTERRUPT };
+    set_gate_offset(&ours, stub);
+    *gate = ours;
+}
+
+void kt_handle_irq(unsigned vector, handler fn, const char *file, uint32_t line)
+{
+    if (vector < RUNTIME_VECTORS || vector >= IDT_VECTORS)
+        kt_panic(file, line, "handle_irq: vector %u is not an interrupt vector (32-255)%s", vector,
+                 vector < RUNTIME_VECTORS ? ": exceptions take handle_exception" : "");
+    if (vector == KVMTEST_IPI_VECTOR && kt_cpu_count > 1)
+        kt_panic(file, line,
+                 "handle_irq: vector %#x is the runtime's own in a test with several CPUs (on_cpu's IPIs, "
+                 "KVMTEST_IPI_VECTOR): use another vector",
+                 vector);
+    kt_set_irq_handler(vector, fn);
+    if (kt_test_has_apic()) kt_apic_sw_enable();
+}
+
+/* exceptions.S's kt_irq_common: 0 when the handler ran, else where the interrupt goes. */
+uint64_t kt_irq_dispatch(struct ex_regs *regs)
+{
+    handler fn = __atomic_load_n(&handlers[regs->vector], __ATOMIC_ACQUIRE);
+    if (fn) {
+        fn(regs);
+        return 0;
+    }
+    uint64_t target = kt_engine_handlers[regs->vector];
+    if (!target)
+        kt_panic(__FILE__, __LINE__, "unexpected interrupt vector %lu at %#lx: it has no handler, and its gate had none before handle_irq",
+                 regs->vector, regs->rip);
+    return target;
+}
+
+/* The whole IDT, 256 vectors, loaded: what every CPU of a test with several loads. */
+void kt_setup_full_idt(void)
+{
+    setup_idt();
+    runtime_gate(IDT_VECTORS - 1);
 }
 
 unsigned exception_vector(void) { return kt_exception_vector; }
@@ -293,17 +360,17 @@ static void land_in_ktry(struct ex_regs *regs)
 }
 
 /* Where a handler's copy of the ex_regs goes: below the interrupted
- * handler's stack, or at the top of the handler stack. */
-static bool on_handler_stack(const struct ex_regs *regs)
+ * handler's stack, or at the top of the CPU's handler stack. */
+static bool on_handler_stack(const struct ex_regs *regs, unsigned cpu)
 {
-    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack, top = bottom + sizeof(kt_handler_stack);
+    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack[cpu], top = bottom + HANDLER_STACK_SIZE;
     return (regs->cs & 3) == 0 && regs->rsp > bottom && regs->rsp <= top;
 }
 
-static struct ex_regs *handler_frame(const struct ex_regs *regs)
+static struct ex_regs *handler_frame(const struct ex_regs *regs, unsigned cpu)
 {
-    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack, top = bottom + sizeof(kt_handler_stack);
-    uint64_t base = on_handler_stack(regs) ? regs->rsp & ~15ull : top;
+    uint64_t bottom = (uint64_t)(uintptr_t)kt_handler_stack[cpu], top = bottom + HANDLER_STACK_SIZE;
+    uint64_t base = on_handler_stack(regs, cpu) ? regs->rsp & ~15ull : top;
     if (base - bottom < 2048 + sizeof(struct ex_regs)) return 0;
     struct ex_regs *copy = (struct ex_regs *)(uintptr_t)(base - sizeof(struct ex_regs));
     *copy = *regs;
@@ -313,21 +380,23 @@ static struct ex_regs *handler_frame(const struct ex_regs *regs)
 uint64_t kt_exception_dispatch(struct ex_regs *regs)
 {
     uint64_t vector = regs->vector;
-    if (kt_user_claims(regs)) return ACTION_RESUME;
+    /* run_in_user and ktry are CPU 0's: another CPU's exception is never theirs. */
+    unsigned cpu = kt_this_cpu();
+    if (cpu == 0 && kt_user_claims(regs)) return ACTION_RESUME;
     const struct ex_entry *entry = extable_entry(regs->rip);
     if (entry) {
         record(regs);
         regs->rip = entry->fixup;
         return ACTION_RESUME;
     }
-    if (kt_user_claims_fault(regs)) return ACTION_RESUME;
-    if (vector < RUNTIME_VECTORS && handlers[vector]) {
+    if (cpu == 0 && kt_user_claims_fault(regs)) return ACTION_RESUME;
+    if (vector < RUNTIME_VECTORS && __atomic_load_n(&handlers[vector], __ATOMIC_ACQUIRE)) {
         /* Not inside a handler: any count left by a handler that never returned is stale. */
-        if (!on_handler_stack(regs)) handler_depth = 0;
-        struct ex_regs *copy = handler_depth < MAX_HANDLER_DEPTH ? handler_frame(regs) : 0;
+        if (!on_handler_stack(regs, cpu)) handler_depth[cpu] = 0;
+        struct ex_regs *copy = handler_depth[cpu] < MAX_HANDLER_DEPTH ? handler_frame(regs, cpu) : 0;
         if (copy) return (uint64_t)(uintptr_t)copy;
     }
-    if (kt_try_current) {
+    if (cpu == 0 && kt_try_current) {
         land_in_ktry(regs);
         return ACTION_RESUME;
     }
@@ -340,11 +409,14 @@ uint64_t kt_exception_dispatch(struct ex_regs *regs)
     return ACTION_FORWARD;
 }
 
-/* On the handler stack, with regs the copy kt_exception_dispatch made. */
+/* On the handler stack, with regs the copy kt_exception_dispatch made: which
+ * CPU's stack it is on says whose depth to count. */
 void kt_exception_run_handler(struct ex_regs *regs)
 {
-    handler fn = handlers[regs->vector];
-    handler_depth++;
+    unsigned cpu = (unsigned)(((uintptr_t)regs - (uintptr_t)kt_handler_stack) / HANDLER_STACK_SIZE);
+    handler fn = __atomic_load_n(&handlers[regs->vector], __ATOMIC_ACQUIRE);
+    if (!fn) return; /* removed meanwhile, by another CPU: the exception comes again, unclaimed */
+    handler_depth[cpu]++;
     fn(regs);
-    handler_depth--;
+    handler_depth[cpu]--;
 }

@@ -131,6 +131,60 @@ kt_stubs_start:
 kt_stubs_end:
 
 /*
+ * Interrupts (vectors 32-255): handle_irq points a vector's gate at its stub
+ * here, on IST 0 (an interrupt in ring 0 stays on the interrupted stack).
+ * Each stub is 16 bytes, at kt_irq_stubs_start + 16 * (vector - 32): it
+ * pushes a 0 for the error code and the vector, then the common part pushes
+ * every register (a struct ex_regs) and asks kt_irq_dispatch (desc.c),
+ * which runs the vector's handler and returns 0, or returns where the
+ * interrupt goes instead (the gate's previous handler: the engine's stub,
+ * which reports it), with the registers and the stack as the CPU left
+ * them, as kt_forward does for an exception. The CPU aligns rsp to 16
+ * before it pushes the frame, so the ex_regs end 8 bytes off alignment.
+ */
+    .type kt_irq_common, @function
+kt_irq_common:
+    push_regs
+    cld
+    mov %rsp, %rdi
+    sub $8, %rsp
+    call kt_irq_dispatch
+    add $8, %rsp
+    test %rax, %rax
+    jnz 1f
+    pop_regs
+    add $16, %rsp /* vector, error code */
+    iretq
+1:
+    mov %rax, R_ERROR(%rsp)
+    jmp kt_forward
+    .size kt_irq_common, . - kt_irq_common
+
+.macro irq_stub vector
+    .balign 16
+kt_irq_stub_\vector:
+    pushq $0
+    pushq $\vector
+    jmp kt_irq_common /* 12 bytes at most: the next stub starts 16 bytes on */
+.endm
+
+    .balign 16
+    .globl kt_irq_stubs_start
+    .hidden kt_irq_stubs_start
+kt_irq_stubs_start:
+    .altmacro
+    .set kt_irq_vector, 32
+    .rept 224
+    irq_stub %kt_irq_vector
+    .set kt_irq_vector, kt_irq_vector + 1
+    .endr
+    .noaltmacro
+    .balign 16
+    .globl kt_irq_stubs_end
+    .hidden kt_irq_stubs_end
+kt_irq_stubs_end:
+
+/*
  * Called at the start of every ASM_TRY: clears exception_vector() and
  * exception_error_code() and makes sure the runtime's IDT is loaded. Keeps
  * every register and RFLAGS, since it runs inside the caller's inline asm.

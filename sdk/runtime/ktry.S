@@ -44,6 +44,12 @@ ktry:
     mov %r15, F_R15(%rsp)
     mov %rdi, F_FN(%rsp)
     mov %rsi, F_ARG(%rsp)
+    /* CPU 0's only: in a test with several CPUs, make sure (smp.c). */
+    cmpl $1, kt_cpu_count(%rip)
+    jbe 0f
+    lea kt_ktry_name(%rip), %rdi
+    call kt_require_cpu0
+0:
     pushfq
     pop %rax
     mov %rax, F_RFLAGS(%rsp)
@@ -97,5 +103,8 @@ kt_try_landing:
     .hidden kt_last_fault
 kt_last_fault:
     .zero 32
+
+    .section .rodata
+kt_ktry_name: .asciz "ktry"
 
     .section .note.GNU-stack, "", @progbits

@@ -50,4 +50,31 @@ bool kt_user_claims(struct ex_regs *regs);
 bool kt_user_claims_fault(struct ex_regs *regs);
 void kt_user_unwind(void *ktry_frame);
 
+/* smp.c: the test's CPUs when it has several (kvmtest_smp_entry sets it), else 0. */
+extern unsigned kt_cpu_count;
+/* The calling CPU's number: 0 without touching any APIC in a test with one CPU. */
+static inline unsigned kt_this_cpu(void)
+{
+    return kt_cpu_count > 1 ? apic_id() : 0;
+}
+/* Panics, naming `what`, on any CPU but 0 (ktry, run_in_user). */
+void kt_require_cpu0(const char *what);
+
+/* apic.c: whether the running test has an interrupt controller (its record says .apic or .cpus). */
+bool kt_test_has_apic(void);
+/* Software-enables the calling CPU's APIC if it is not (SPIV bit 8; spurious vector 0xff). */
+void kt_apic_sw_enable(void);
+
+/* desc.c: the runtime's IDT as last loaded; the whole of it (256 vectors), loaded. */
+extern struct dtr kt_idtr;
+void kt_setup_full_idt(void);
+/* desc.c: handle_irq without its checks (smp.c's IPI handler). */
+void kt_set_irq_handler(unsigned vector, handler fn);
+
+/* smp.c: called from kvmtest_smp_entry (smp-entry.S); where the host enters the other CPUs. */
+void kt_smp_start(const struct kvmtest_record *rec);
+__attribute__((noreturn)) void kvmtest_secondary_entry(unsigned cpu);
+/* desc.c: exceptions.S's interrupt dispatcher. */
+uint64_t kt_irq_dispatch(struct ex_regs *regs);
+
 #endif /* KVMTEST_RUNTIME_H */

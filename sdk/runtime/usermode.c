@@ -144,6 +144,9 @@ uint64_t kt_run_in_user(usermode_func func, unsigned int fault_vector, uint64_t 
     if (!raised_vector) kt_panic(file, line, "run_in_user: raised_vector is NULL; pass a bool * that tells whether fault_vector was raised");
     if (fault_vector > 31) kt_panic(file, line, "run_in_user: fault_vector %u is out of range (0-31)", fault_vector);
     if (!func) kt_panic(file, line, "run_in_user: func is NULL");
+    if (kt_this_cpu() != 0)
+        kt_panic(file, line, "run_in_user: called on CPU %u; it works on CPU 0 only (its GDT, TSS and stacks are CPU 0's)",
+                 kt_this_cpu());
     if (read_cr4() & (CR4_SMEP | CR4_SMAP))
         kt_panic(file, line, "run_in_user: CR4.SMEP or CR4.SMAP is set (cr4 %#lx); run_in_user gives the test image the U bit, "
                              "and ring 0 could then neither run it (SMEP) nor touch its data (SMAP): clear them first",

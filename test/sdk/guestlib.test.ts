@@ -180,7 +180,7 @@ describe('handle_exception, exception tables and gates', guestTest(), () => {
   });
 
   const mistakes = [
-    ['handle_exception_vector_out_of_range', 'handle_exception(32', 'handle_exception: vector 32 is out of range (0-31)'],
+    ['handle_exception_vector_out_of_range', 'handle_exception(32', 'handle_exception: vector 32 is an interrupt, not an exception (0-31): use handle_irq'],
     ['set_idt_entry_vector_out_of_range', 'set_idt_entry(256', 'set_idt_entry: vector 256 is out of range (0-255)'],
     ['set_idt_entry_dpl_out_of_range', 'set_idt_entry(6, own_ud_handler, 4)', 'set_idt_entry: dpl 4 is out of range (0-3)'],
     ['set_idt_ist_out_of_range', 'set_idt_ist(6, 8)', 'set_idt_ist: IST index 8 is out of range (0-7)'],

@@ -24,6 +24,12 @@
 /* A 32-bit write of a KT_HC_* number; arguments in rdi and rsi. */
 #define KT_HYPERCALL_PORT 0xf5
 
+/* In tests with an APIC (.apic, .cpus): an 8-bit out of 0 or 1 to
+ * KT_IRQ_LINE_PORT + line (0 to KT_IRQ_LINES - 1) sets that IOAPIC pin's
+ * level, as kvm-unit-tests' pc-testdev does (set_irq_line). */
+#define KT_IRQ_LINE_PORT 0x2000
+#define KT_IRQ_LINES 24
+
 #define KT_EXIT_RETURNED 0
 #define KT_EXIT_ASSERT_FAILED 1
 #define KT_EXIT_PANICKED 2

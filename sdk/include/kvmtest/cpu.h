@@ -132,4 +132,13 @@ static inline bool cpu_has(struct x86_cpu_feature feature)
     return this_cpu_has(feature);
 }
 
+/* ---- Interrupts (kvm-unit-tests' processor.h) -------------------------- */
+
+static inline void irq_enable(void) { __asm__ volatile("sti" : : : "memory"); }
+static inline void irq_disable(void) { __asm__ volatile("cli" : : : "memory"); }
+/* sti; hlt: waits for the next interrupt, which cannot slip in between (sti's shadow covers hlt). */
+static inline void safe_halt(void) { __asm__ volatile("sti; hlt" : : : "memory"); }
+/* Lets an interrupt that is pending in at the instruction after sti, then turns interrupts off. */
+static inline void sti_nop_cli(void) { __asm__ volatile("sti; nop; cli" : : : "memory"); }
+
 #endif /* KVMTEST_CPU_H */

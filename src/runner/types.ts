@@ -37,6 +37,10 @@ export interface TestCase {
   heap?: bigint;
   /** CPUID edits (.cpuid), in record order; absent: none. */
   cpuid?: CpuidEdit[];
+  /** vCPUs (.cpus), when more than one. */
+  cpus?: number;
+  /** In-kernel interrupt controllers (.apic, or .cpus above 1). */
+  apic?: boolean;
   /** 0 = the run's default. */
   timeoutMs: number;
   ignore: boolean;

@@ -16,6 +16,12 @@ export class IoBus {
     return this;
   }
 
+  /** Gives `device` those of the ports [first, first+count) that no device has yet (a test's own devices win). */
+  registerIfFree(device: PortDevice, first: number, count = 1): this {
+    for (let port = first; port < first + count; port++) if (!this.ports.has(port)) this.ports.set(port, device);
+    return this;
+  }
+
   read(port: number, size: AccessSize, guest: GuestAccess): Answer<number | Stop> {
     const device = this.ports.get(port);
     if (!device?.read) return unexpectedPort('in', port, size, undefined, device);

@@ -14,6 +14,8 @@ export interface Stop {
   error?: ErrorInfo;
   /** Registers to report instead of the vCPU's (an exception frame's view). */
   regs?: RegisterDump;
+  /** The vCPU the stop came from, when not vCPU 0 (machines with several vCPUs). */
+  cpu?: number;
   /**
    * True when KVM has nothing left to finish for the exit that stopped the
    * run (the engine's own doorbell `out`). Any other stop made during a port
@@ -31,6 +33,17 @@ export type AccessSize = 1 | 2 | 4 | 8;
 
 /** The guest as a device may see it during one exit. */
 export interface GuestAccess {
+  /** The vCPU that exited: its number, which is its APIC ID (0 in a one-vCPU machine). */
+  readonly cpu: number;
+  /**
+   * Drives interrupt line `line` (an IOAPIC pin, 0-23; below 16 a PIC input
+   * too): without `level`, a pulse (high, then low: an edge); with it, the
+   * line's new level (level-triggered lines stay high until lowered).
+   * Throws unless the machine has interrupt controllers (`apic`).
+   */
+  irq(line: number, level?: boolean): void;
+  /** A message-signalled interrupt: `data` written to `address` (0xfeexxxxx). Throws without `apic`. */
+  msi(address: bigint, data: number): void;
   /** Registers at this exit. */
   regs(): Regs;
   /** rip at this exit (cheaper than regs().rip). */

@@ -52,3 +52,10 @@ export const ENGINE_PORTS: readonly EnginePorts[] = [
 export function enginePortAt(port: number): EnginePorts | undefined {
   return ENGINE_PORTS.find((p) => port >= p.first && port < p.first + p.count);
 }
+
+/**
+ * The interrupt test device (machines with interrupt controllers only), as
+ * kvm-unit-tests' pc-testdev: an 8-bit write of 0 or 1 to port
+ * IRQ_LINE_PORT + line sets that IOAPIC line's level (set_irq_line).
+ */
+export const IRQ_LINE_PORT = 0x2000;

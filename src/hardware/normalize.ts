@@ -7,6 +7,7 @@ import { enginePortAt } from '../devices/ports.js';
 import { REG_NAMES, type Regs } from '../kvm/structs.js';
 import { addressOf } from '../kvm/libc.js';
 import { LAYOUT } from '../machine/layout.js';
+import { MAX_CPUS } from '../machine/machine.js';
 import { msrBlocks } from '../machine/msr-trap.js';
 import { normalizeIoPorts, OptionError } from '../options.js';
 import type { CpuidOverride, HardwareOptions, MmioRegion, MsrHandlers, PortHandlers } from './types.js';
@@ -33,6 +34,10 @@ export interface Hardware {
   args: bigint[];
   /** Arrays whose addresses are in args (mirror mode): held, so that their memory outlives the run. */
   argArrays?: readonly ArrayBufferView[];
+  /** Interrupt controllers (apic, or cpus above 1). */
+  apic: boolean;
+  /** vCPUs (1 unless asked). */
+  cpus: number;
 }
 
 export const NO_HARDWARE: Hardware = Object.freeze({
@@ -45,10 +50,12 @@ export const NO_HARDWARE: Hardware = Object.freeze({
   memory: [],
   regs: {},
   args: [],
+  apic: false,
+  cpus: 1,
 }) as Hardware;
 
 /** The option names normalizeHardware reads. */
-export const HARDWARE_OPTIONS = ['ioports', 'ports', 'mmio', 'msrs', 'cpuid', 'ram', 'memory', 'regs', 'args'] as const;
+export const HARDWARE_OPTIONS = ['ioports', 'ports', 'mmio', 'msrs', 'cpuid', 'ram', 'memory', 'regs', 'args', 'apic', 'cpus'] as const;
 
 /** The x2APIC's MSRs, which KVM's MSR filter never covers. */
 const X2APIC_MSRS: readonly [number, number] = [0x800, 0x900];
@@ -72,7 +79,23 @@ export function normalizeHardware(options: HardwareOptions, mirror = false): Har
     regs: options.regs === undefined ? NO_HARDWARE.regs : normalizeRegs(options.regs),
     args: options.args === undefined ? NO_HARDWARE.args : normalizeArgs(options.args, mirror),
     ...(mirror && Array.isArray(options.args) && { argArrays: options.args.filter((a) => ArrayBuffer.isView(a)) }),
+    ...normalizeCpus(options),
   };
+}
+
+/** apic and cpus: more than one vCPU needs the interrupt controllers (IPIs wake the others). */
+function normalizeCpus(options: HardwareOptions): Pick<Hardware, 'apic' | 'cpus'> {
+  if (options.apic !== undefined && typeof options.apic !== 'boolean') throw new OptionError(`apic must be true or false (got ${String(options.apic)})`);
+  const cpus = options.cpus ?? 1;
+  if (typeof cpus !== 'number' || !Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) {
+    throw new OptionError(`cpus must be a whole number from 1 to ${MAX_CPUS} (got ${String(options.cpus)})`);
+  }
+  if (cpus > 1 && options.apic === false) throw new OptionError(`cpus: ${cpus} needs the interrupt controllers: leave out apic: false`);
+  if (cpus > 1 && options.args !== undefined && options.args.length > 0) {
+    throw new OptionError(`cpus: ${cpus} with args: the runtime brings the other vCPUs up before it calls the guest, which then takes no arguments; ` +
+      'put the values in memory (memory: [...]) or in a global the guest reads');
+  }
+  return { apic: options.apic === true || cpus > 1, cpus };
 }
 
 /** A whole number given as a number or a bigint, as a bigint (0 to 2^64 - 1). */

@@ -4,6 +4,7 @@
 // the devices for one run, and what is set before each run (entry,
 // arguments, registers, preloaded bytes).
 import type { GuestImage } from '../image/image.js';
+import { SMP_ENTRY } from '../image/test-table.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
 import { addressOf, threadFsBase } from '../kvm/libc.js';
@@ -25,6 +26,10 @@ export function machineOptionsFor(kvm: Kvm, image: GuestImage, hardware: Hardwar
   if (hardware.mmio.length > 0) options.mmio = hardware.mmio.map((m) => ({ name: m.name, start: m.start, end: m.start + m.size }));
   const cpuid = cpuidTableFor(kvm, hardware);
   if (cpuid) options.cpuid = cpuid;
+  if (hardware.apic) {
+    options.apic = true;
+    options.cpus = hardware.cpus;
+  }
   return options;
 }
 
@@ -67,8 +72,9 @@ function cpuidTableFor(kvm: Kvm, hardware: Hardware): CpuidEntry[] | undefined {
  * the machine itself, not its devices.
  */
 export function machineKey(hardware: Hardware): string {
-  if (hardware.ram.length === 0 && hardware.memory.length === 0 && hardware.mmio.length === 0 && hardware.cpuid.length === 0) return '';
+  if (hardware.ram.length === 0 && hardware.memory.length === 0 && hardware.mmio.length === 0 && hardware.cpuid.length === 0 && !hardware.apic) return '';
   return JSON.stringify({
+    apic: hardware.apic ? hardware.cpus : 0,
     ram: hardware.ram.map(([from, to]) => `${hex(from)}-${hex(to)}`),
     preload: preloadSpans(hardware).map((s) => `${hex(s.start)}-${hex(s.end)}`),
     mmio: hardware.mmio.map((m) => `${hex(m.start)}+${hex(m.size)}`),
@@ -99,7 +105,10 @@ export function prepareRun(machine: Machine, hardware: Hardware, entry: bigint, 
     refuseArgumentsInGuestRam(hardware);
     machine.mirror.beginRun(mirroredFunction ?? `0x${entry.toString(16)}`);
   }
-  machine.setEntry(entry, hardware.args);
+  const smpEntry = hardware.cpus > 1 ? machine.image.symbols.byName(SMP_ENTRY) : undefined;
+  // Several vCPUs: the runtime brings the others up, then calls the guest (kvmtest_smp_entry(fn, 0, 0, 0, cpus)).
+  if (smpEntry) machine.setEntry(smpEntry.value, [entry, 0n, 0n, 0n, BigInt(hardware.cpus)]);
+  else machine.setEntry(entry, hardware.args);
   if (Object.keys(hardware.regs).length > 0) machine.vcpu.stageRegs({ ...machine.vcpu.syncedRegs(), ...hardware.regs });
   for (const [i, { address, data }] of hardware.memory.entries()) {
     if (!machine.memory.writeAtRuntime(address, data)) {

@@ -106,6 +106,10 @@ export interface HardwareOptions {
    * address of its bytes.
    */
   args?: ReadonlyArray<bigint | number | ArrayBufferView>;
+  /** KVM's in-kernel interrupt controllers: a local APIC per vCPU, an IOAPIC, the PICs. */
+  apic?: boolean;
+  /** vCPUs, 1 to 16 (more than one implies apic); the test's function runs on vCPU 0. */
+  cpus?: number;
 }
 
 /** Thrown (or returned) by an MSR handler: the guest's rdmsr or wrmsr raises #GP. */

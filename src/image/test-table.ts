@@ -15,6 +15,8 @@ import { dynamicRelocations, R_X86_64_RELATIVE, type Relocation, relocationName 
 export const TEST_TABLE_SECTION = '.kvmtest';
 /** The runtime function the runner enters, with args [record.fn, record address]. */
 export const RUNTIME_ENTRY = 'kvmtest_entry';
+/** The runtime's entry for tests with several vCPUs (.cpus): it brings the others up, then calls kvmtest_entry. */
+export const SMP_ENTRY = 'kvmtest_smp_entry';
 /** 'K' 'V' 'M' 'T' as a little-endian u32. */
 export const TEST_RECORD_MAGIC = 0x544d564b;
 export const SUPPORTED_TABLE_VERSIONS: readonly number[] = [1, 2, 3];

@@ -34,6 +34,11 @@ export const SIZEOF = {
   kvm_enable_cap: 104,
   kvm_msr_filter: 392,
   kvm_msr_filter_range: 24,
+  kvm_irq_level: 8,
+  kvm_irqchip: 520,
+  kvm_lapic_state: 1024,
+  kvm_mp_state: 4,
+  kvm_msi: 32,
 } as const;
 
 export const IOCTL = {
@@ -67,6 +72,16 @@ export const IOCTL = {
   KVM_SET_XCRS: iow(0xa7, SIZEOF.kvm_xcrs),
   KVM_CLEAR_DIRTY_LOG: iowr(0xc0, SIZEOF.kvm_clear_dirty_log),
   KVM_X86_SET_MSR_FILTER: iow(0xc6, SIZEOF.kvm_msr_filter),
+  KVM_CREATE_IRQCHIP: io(0x60),
+  KVM_IRQ_LINE: iow(0x61, SIZEOF.kvm_irq_level),
+  KVM_GET_IRQCHIP: iowr(0x62, SIZEOF.kvm_irqchip),
+  // api.rst: KVM_SET_IRQCHIP is _IOR, as <linux/kvm.h> has always defined it.
+  KVM_SET_IRQCHIP: ior(0x63, SIZEOF.kvm_irqchip),
+  KVM_GET_LAPIC: ior(0x8e, SIZEOF.kvm_lapic_state),
+  KVM_SET_LAPIC: iow(0x8f, SIZEOF.kvm_lapic_state),
+  KVM_GET_MP_STATE: ior(0x98, SIZEOF.kvm_mp_state),
+  KVM_SET_MP_STATE: iow(0x99, SIZEOF.kvm_mp_state),
+  KVM_SIGNAL_MSI: iow(0xa5, SIZEOF.kvm_msi),
 } as const;
 
 export type IoctlName = keyof typeof IOCTL;
@@ -87,7 +102,18 @@ export const CAP = {
   KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: 168,
   KVM_CAP_X86_USER_SPACE_MSR: 188,
   KVM_CAP_X86_MSR_FILTER: 189,
+  KVM_CAP_IRQCHIP: 0,
+  KVM_CAP_NR_VCPUS: 9,
+  KVM_CAP_MAX_VCPUS: 66,
+  KVM_CAP_TSC_DEADLINE_TIMER: 72,
+  KVM_CAP_SIGNAL_MSI: 77,
 } as const;
+
+/** struct kvm_irqchip's chip_id. */
+export const IRQCHIP = { PIC_MASTER: 0, PIC_SLAVE: 1, IOAPIC: 2 } as const;
+
+/** struct kvm_mp_state's values (x86). */
+export const MP_STATE = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;
 
 export type CapName = keyof typeof CAP;
 

@@ -203,3 +203,10 @@ export function threadFsBase(): bigint {
   if ((syscallArgsRaw(SYS_ARCH_PRCTL, 'int', ARCH_GET_FS, 'void *', out) as number) !== 0) throw new SysError('arch_prctl(ARCH_GET_FS)', errno());
   return out[0]!;
 }
+
+const tgkillRaw = libc.func('int tgkill(int tgid, int tid, int sig)');
+
+/** Sends `signal` to one thread of this process (a vCPU's, to interrupt its KVM_RUN). */
+export function signalThread(tid: number, signal: number): void {
+  tgkillRaw(process.pid, tid, signal);
+}

@@ -29,14 +29,11 @@ import {
   SREGS_CR8_OFFSET,
   type Sregs,
 } from './structs.js';
+import { VcpuThread } from './vcpu-thread.js';
 import type { Vm } from './vm.js';
 
-/** What KVM_RUN returned: an exit to handle, or an interruption by a signal. */
-const RUN_EXITED = 0;
-const RUN_INTERRUPTED = 1;
-
 /** State KVM keeps per vCPU that kvmtest saves as opaque bytes and restores as-is. */
-export type StateBlob = 'fpu' | 'xsave' | 'xcrs' | 'events' | 'debugregs';
+export type StateBlob = 'fpu' | 'xsave' | 'xcrs' | 'events' | 'debugregs' | 'lapic' | 'mpState';
 
 const BLOB_IOCTLS: Record<StateBlob, { get: IoctlName; set: IoctlName; size: number }> = {
   fpu: { get: 'KVM_GET_FPU', set: 'KVM_SET_FPU', size: SIZEOF.kvm_fpu },
@@ -44,6 +41,9 @@ const BLOB_IOCTLS: Record<StateBlob, { get: IoctlName; set: IoctlName; size: num
   xcrs: { get: 'KVM_GET_XCRS', set: 'KVM_SET_XCRS', size: SIZEOF.kvm_xcrs },
   events: { get: 'KVM_GET_VCPU_EVENTS', set: 'KVM_SET_VCPU_EVENTS', size: SIZEOF.kvm_vcpu_events },
   debugregs: { get: 'KVM_GET_DEBUGREGS', set: 'KVM_SET_DEBUGREGS', size: SIZEOF.kvm_debugregs },
+  // With an in-kernel interrupt controller: the local APIC's registers (its timer included) and the run state.
+  lapic: { get: 'KVM_GET_LAPIC', set: 'KVM_SET_LAPIC', size: SIZEOF.kvm_lapic_state },
+  mpState: { get: 'KVM_GET_MP_STATE', set: 'KVM_SET_MP_STATE', size: SIZEOF.kvm_mp_state },
 };
 
 /** The SysV integer argument registers, in order. */
@@ -86,17 +86,66 @@ export class Vcpu {
     );
   }
 
-  /** KVM_RUN, and what the guest did to end it: the typed exit (exit.ts). */
-  run(): VcpuExit {
-    return this.enter() === RUN_INTERRUPTED ? INTERRUPTED : decodeExit(this.area);
+  /**
+   * The host thread of its own this vCPU runs on (vcpu-thread.ts), when it
+   * is not the owner's: a machine's vCPUs other than 0.
+   */
+  private thread: VcpuThread | undefined;
+
+  /** Runs this vCPU on a thread of its own from now on; `wakeRunAddress` as VcpuThread takes it. */
+  startThread(wakeRunAddress: bigint): void {
+    this.thread ??= new VcpuThread(this.fd, this.runAddress, wakeRunAddress);
   }
 
-  /** KVM_RUN: returns RUN_EXITED or RUN_INTERRUPTED (a signal, EINTR). */
-  private enter(): number {
+  /** kvm_run's address, for another vCPU's thread to interrupt this one (see VcpuThread). */
+  get runAreaAddress(): bigint {
+    return this.runAddress;
+  }
+
+  /** KVM_RUN, and what the guest did to end it: the typed exit (exit.ts). On its own thread, waited for. */
+  run(): VcpuExit {
     this.hasRun = true;
-    if (libc.ioctlValueOnce(this.fd, IOCTL.KVM_RUN, 0) === 0) return RUN_EXITED;
-    const code = libc.errno();
-    if (code === libc.EINTR || code === libc.EAGAIN) return RUN_INTERRUPTED;
+    if (this.thread) return this.exitFrom(this.thread.runSync());
+    return this.exitFrom(libc.ioctlValueOnce(this.fd, IOCTL.KVM_RUN, 0) === 0 ? 0 : libc.errno());
+  }
+
+  /** On its own thread: starts a KVM_RUN and returns at once; pollRun() tells when it ended. */
+  startRun(): void {
+    if (!this.thread) throw new Error('internal: startRun() on a vCPU without a thread of its own');
+    this.hasRun = true;
+    this.thread.start();
+  }
+
+  /** On its own thread: the exit of the KVM_RUN startRun() began, or undefined while it runs. */
+  pollRun(): VcpuExit | undefined {
+    const thread = this.thread!;
+    return thread.exited() ? this.exitFrom(thread.take()) : undefined;
+  }
+
+  /** True while a KVM_RUN startRun() began has not been collected by pollRun(). */
+  get running(): boolean {
+    return this.thread?.busy() ?? false;
+  }
+
+  /**
+   * On its own thread: ends a KVM_RUN under way (it returns EINTR, or the
+   * exit it had reached) and returns that exit; undefined if none was under way.
+   */
+  stopRun(): VcpuExit | undefined {
+    const result = this.thread?.stop();
+    this.clearImmediateExit();
+    return result === undefined ? undefined : this.exitFrom(result);
+  }
+
+  /** After an interruption by another vCPU's thread (VcpuThread's wake): KVM_RUN may block again. */
+  clearImmediateExit(): void {
+    this.area.setUint8(RUN.immediate_exit, 0);
+  }
+
+  /** What a KVM_RUN that returned `code` (0 or an errno) means. */
+  private exitFrom(code: number): VcpuExit {
+    if (code === 0) return decodeExit(this.area);
+    if (code === libc.EINTR || code === libc.EAGAIN) return INTERRUPTED;
     throw new KvmIoctlError('KVM_RUN', code);
   }
 
@@ -263,6 +312,16 @@ export class Vcpu {
     return decodeSregs(new DataView(this.sregsBuf.buffer));
   }
 
+  /**
+   * KVM_SET_SREGS from raw kvm_sregs bytes, at once (not staged), and the
+   * sync area updated to match, so that it stages nothing older.
+   */
+  setRawSregs(raw: Uint8Array): void {
+    this.ioctl('KVM_SET_SREGS', raw);
+    this.syncSregsBytes.set(raw);
+    this.area.setUint32(RUN.kvm_dirty_regs, this.area.getUint32(RUN.kvm_dirty_regs, true) & ~KVM_SYNC_X86_SREGS, true);
+  }
+
   setSregs(sregs: Sregs): void {
     encodeSregs(sregs, new DataView(this.sregsBuf.buffer));
     this.ioctl('KVM_SET_SREGS', this.sregsBuf);
@@ -304,6 +363,7 @@ export class Vcpu {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.thread?.close();
     libc.munmap(this.runAddress, this.runSize);
     libc.close(this.fd);
   }

@@ -96,6 +96,51 @@ export class Vm {
     }
   }
 
+  /**
+   * KVM_CREATE_IRQCHIP: KVM's interrupt controllers (a local APIC in every
+   * vCPU created after this, an IOAPIC with 24 pins, two 8259 PICs), with
+   * the default routing of GSIs 0-23 to their pins. Before any vCPU exists.
+   */
+  createIrqchip(): void {
+    if (libc.ioctlValue(this.fd, IOCTL.KVM_CREATE_IRQCHIP, 0) !== 0) throw new KvmIoctlError('KVM_CREATE_IRQCHIP', libc.errno());
+  }
+
+  /** KVM_IRQ_LINE: sets GSI `line`'s level (IOAPIC pin, and PIC input below 16). */
+  irqLine(line: number, level: boolean): void {
+    const buf = new Uint8Array(SIZEOF.kvm_irq_level);
+    const view = new DataView(buf.buffer);
+    view.setUint32(0, line, true);
+    view.setUint32(4, level ? 1 : 0, true);
+    if (libc.ioctlBuffer(this.fd, IOCTL.KVM_IRQ_LINE, buf) !== 0) throw new KvmIoctlError('KVM_IRQ_LINE', libc.errno(), `line ${line}`);
+  }
+
+  /** KVM_SIGNAL_MSI: a message-signalled interrupt; returns false when no CPU took it (blocked or no destination). */
+  signalMsi(address: bigint, data: number): boolean {
+    const buf = new Uint8Array(SIZEOF.kvm_msi);
+    const view = new DataView(buf.buffer);
+    view.setUint32(0, Number(address & 0xffffffffn), true);
+    view.setUint32(4, Number((address >> 32n) & 0xffffffffn), true);
+    view.setUint32(8, data >>> 0, true);
+    const ret = libc.ioctlBuffer(this.fd, IOCTL.KVM_SIGNAL_MSI, buf);
+    if (ret < 0) throw new KvmIoctlError('KVM_SIGNAL_MSI', libc.errno(), `address 0x${address.toString(16)}, data 0x${data.toString(16)}`);
+    return ret > 0;
+  }
+
+  /** KVM_GET_IRQCHIP: one chip's state (IRQCHIP.*), as the 520-byte struct kvm_irqchip. */
+  getIrqchip(chip: number): Uint8Array {
+    const buf = new Uint8Array(SIZEOF.kvm_irqchip);
+    new DataView(buf.buffer).setUint32(0, chip, true);
+    if (libc.ioctlBuffer(this.fd, IOCTL.KVM_GET_IRQCHIP, buf) !== 0) throw new KvmIoctlError('KVM_GET_IRQCHIP', libc.errno(), `chip ${chip}`);
+    return buf;
+  }
+
+  /** KVM_SET_IRQCHIP from bytes getIrqchip() gave (maybe edited). */
+  setIrqchip(state: Uint8Array): void {
+    if (libc.ioctlBuffer(this.fd, IOCTL.KVM_SET_IRQCHIP, state) !== 0) {
+      throw new KvmIoctlError('KVM_SET_IRQCHIP', libc.errno(), `chip ${new DataView(state.buffer, state.byteOffset).getUint32(0, true)}`);
+    }
+  }
+
   /** KVM_CREATE_VCPU. */
   createVcpu(id = 0): Vcpu {
     const fd = libc.ioctlValue(this.fd, IOCTL.KVM_CREATE_VCPU, id);

@@ -41,10 +41,10 @@ export function buildGdt(): Uint8Array {
 }
 
 /** A 64-bit TSS whose IST1 points at the exception stack; no I/O bitmap. */
-export function buildTss(): Uint8Array {
+export function buildTss(istTop: bigint = LAYOUT.istStackTop): Uint8Array {
   const tss = new Uint8Array(TSS_SIZE);
   const view = new DataView(tss.buffer);
-  view.setBigUint64(36, LAYOUT.istStackTop, true); // IST1
+  view.setBigUint64(36, istTop, true); // IST1
   view.setUint16(102, TSS_SIZE, true); // I/O map base beyond the limit: no bitmap
   return tss;
 }

@@ -12,6 +12,7 @@ import { cpuHasXsave, encodeXcr0, longModeSregs, RFLAGS_RESERVED, xcr0For } from
 import { buildGdt, buildIdt, buildReturnStub, buildStubs, buildTss } from './descriptors.js';
 import { DEFAULT_STACK_SIZE, LAYOUT, MAX_STACK_SIZE, PAGE_TABLE_POOL_PAGES } from './layout.js';
 import { guestCpuid } from './guest-cpuid.js';
+import { APIC_MMIO, checkInterruptSupport, InterruptController, MP_STATE_RUNNABLE } from './interrupt-controller.js';
 import { MirrorSpace } from './mirror.js';
 import { composeMsrFilter } from './msr-trap.js';
 import { GuestMemory, type MemorySlot, ScratchMemory } from './memory.js';
@@ -36,7 +37,16 @@ export interface MachineOptions {
   mirror?: { fsBase: bigint };
   /** Bytes of heap for the runtime's page allocator (placement.ts); the machine's placement says where. */
   heap?: bigint;
+  /** KVM's in-kernel interrupt controllers: a local APIC per vCPU, an IOAPIC and the PICs (interrupt-controller.ts). */
+  apic?: boolean;
+  /** vCPUs (default 1); more than one needs `apic`. vCPUs other than 0 run on threads of their own. */
+  cpus?: number;
 }
+
+/** The symbol vCPUs other than 0 start at, in an image with the kvmtest runtime (sdk/runtime/smp.c). */
+export const SECONDARY_ENTRY = 'kvmtest_secondary_entry';
+/** Most vCPUs a machine may have: each is a host thread with a JavaScript context of its own. */
+export const MAX_CPUS = 16;
 
 /** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
 const ENTRY_RSP = LAYOUT.stackTop - 8n;
@@ -46,7 +56,14 @@ const MAX_SLOT_BYTES = 1n << 30n;
 
 export class Machine {
   readonly memory: GuestMemory;
+  /** vCPU 0: the one the test's function runs on, on the owner's thread. */
   readonly vcpu: Vcpu;
+  /** Every vCPU, vCPU 0 first (vcpus[i].id === i). */
+  readonly vcpus: readonly Vcpu[];
+  /** The special registers each vCPU starts with (vCPU 0's are initialSregs). */
+  readonly startSregs: readonly Sregs[];
+  /** The interrupt controllers, when the machine has them. */
+  interrupts: InterruptController | undefined;
   /** The special registers a guest starts with (long mode, engine tables). */
   readonly initialSregs: Sregs;
   readonly placement: Placement;
@@ -74,14 +91,16 @@ export class Machine {
   private constructor(
     private readonly vm: Vm,
     memory: GuestMemory,
-    vcpu: Vcpu,
-    initialSregs: Sregs,
+    vcpus: readonly Vcpu[],
+    startSregs: readonly Sregs[],
     placement: Placement,
     image: GuestImage,
   ) {
     this.memory = memory;
-    this.vcpu = vcpu;
-    this.initialSregs = initialSregs;
+    this.vcpus = vcpus;
+    this.vcpu = vcpus[0]!;
+    this.startSregs = startSregs;
+    this.initialSregs = startSregs[0]!;
     this.placement = placement;
     this.image = image;
   }
@@ -92,6 +111,10 @@ export class Machine {
     if (!Number.isInteger(stackSize) || stackSize < 4096 || stackSize % 4096 !== 0 || stackSize > MAX_STACK_SIZE) {
       throw new PlacementError(`stackSize must be a multiple of 4096 between 4096 and ${MAX_STACK_SIZE} bytes (got ${stackSize})`);
     }
+    const cpus = options.cpus ?? 1;
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) throw new PlacementError(`cpus must be a whole number from 1 to ${MAX_CPUS} (got ${cpus})`);
+    const apic = options.apic === true || cpus > 1;
+    if (apic) checkInterruptSupport(kvm, cpus);
     const cpuid = options.cpuid ?? guestCpuid(kvm).table;
     // Everything that can be refused is checked before the VM exists: the
     // placement (sizes, overlaps, the address width, the memory limit) and
@@ -100,8 +123,9 @@ export class Machine {
       image: options.image,
       ram: options.ram ?? [],
       preload: options.preload,
-      mmio: options.mmio,
+      mmio: apic ? [...(options.mmio ?? []), ...APIC_MMIO] : options.mmio,
       stackSize,
+      secondaryCpus: cpus - 1,
       maxPhysBits: maxPhysBits(cpuid),
       maxGuestMemory: options.maxGuestMemory,
       mirror: options.mirror !== undefined,
@@ -121,21 +145,37 @@ export class Machine {
       for (const { phys, data } of engineBytes()) memory.writePhys(phys, data);
       memory.writePhys(LAYOUT.pageTables, tables.bytes);
 
-      const vcpu = vm.createVcpu(0);
-      vcpu.setCpuid(cpuid);
+      // The interrupt controllers come before the vCPUs, which then get a local APIC each.
+      if (apic) vm.createIrqchip();
+      const vcpus: Vcpu[] = [];
+      const startSregs: Sregs[] = [];
       const xsave = cpuHasXsave(cpuid);
-      // Staged in kvm_run: KVM loads them with the first KVM_RUN, no ioctl needed.
-      let sregs = longModeSregs(resetSregs(vcpu), tables.root, xsave);
-      // Mirrored code reads its thread's TLS through %fs (the stack protector's canary at %fs:0x28).
-      if (options.mirror) sregs = { ...sregs, fs: { ...sregs.fs, base: options.mirror.fsBase } };
-      vcpu.stageSregs(sregs);
-      if (xsave) vcpu.setBlob('xcrs', encodeXcr0(xcr0For(cpuid)));
-      const machine = new Machine(vm, memory, vcpu, sregs, placement, options.image);
+      for (let id = 0; id < cpus; id++) {
+        const vcpu = vm.createVcpu(id);
+        vcpu.setCpuid(cpuid);
+        // Staged in kvm_run: KVM loads them with the first KVM_RUN, no ioctl needed.
+        let sregs = longModeSregs(resetSregs(vcpu), tables.root, xsave);
+        // Mirrored code reads its thread's TLS through %fs (the stack protector's canary at %fs:0x28).
+        if (options.mirror) sregs = { ...sregs, fs: { ...sregs.fs, base: options.mirror.fsBase } };
+        const own = placement.secondaryCpus?.[id - 1];
+        if (own) {
+          // Same tables, but a TSS (and so an exception stack) of its own.
+          memory.writePhys(own.tss, buildTss(own.istTop));
+          sregs = { ...sregs, tr: { ...sregs.tr, base: own.tss } };
+        }
+        vcpu.stageSregs(sregs);
+        if (xsave) vcpu.setBlob('xcrs', encodeXcr0(xcr0For(cpuid)));
+        vcpus.push(vcpu);
+        startSregs.push(sregs);
+      }
+      const machine = new Machine(vm, memory, vcpus, startSregs, placement, options.image);
+      if (apic) machine.interrupts = InterruptController.create(vm, vcpus);
       if (placement.mirror) machine.mirror = new MirrorSpace(memory, placement.mirror, options.image.mirroredFile);
       // The return address every entry function returns through, written
       // once: a snapshot keeps it, and restores it if a test overwrites it.
       memory.writeU64(ENTRY_RSP, LAYOUT.returnStub);
       machine.setEntry(options.image.entry, []);
+      machine.startSecondaryCpus();
       return machine;
     } catch (err) {
       vm.close();
@@ -154,14 +194,57 @@ export class Machine {
   }
 
   /**
+   * Sets vCPUs other than 0 to start where the runtime wants them
+   * (SECONDARY_ENTRY, with their own stack and the vCPU number in rdi), and
+   * starts their threads. In an image without the runtime they stay as KVM
+   * made them, waiting for an INIT and a start-up IPI, as on real hardware.
+   */
+  private startSecondaryCpus(): void {
+    if (this.image.symbols.byName(SECONDARY_ENTRY)) {
+      for (const vcpu of this.vcpus.slice(1)) vcpu.setBlob('mpState', MP_STATE_RUNNABLE);
+    }
+    this.stageSecondaryCpus();
+    for (const vcpu of this.vcpus.slice(1)) vcpu.startThread(this.vcpu.runAreaAddress);
+  }
+
+  /** Stages each vCPU other than 0's entry registers (SECONDARY_ENTRY), for the next run. */
+  stageSecondaryCpus(): void {
+    const entry = this.image.symbols.byName(SECONDARY_ENTRY);
+    if (!entry) return;
+    for (const vcpu of this.vcpus.slice(1)) {
+      const own = this.placement.secondaryCpus![vcpu.id - 1]!;
+      vcpu.stageEntry(entry.value, own.stackTop - 8n, RFLAGS_RESERVED, [BigInt(vcpu.id)]);
+    }
+  }
+
+  /** True when vCPUs other than 0 start in the runtime (SECONDARY_ENTRY) rather than waiting for a start-up IPI. */
+  get secondariesInRuntime(): boolean {
+    return this.vcpus.length > 1 && this.image.symbols.byName(SECONDARY_ENTRY) !== undefined;
+  }
+
+  /**
    * Lets KVM finish an interrupted port or MMIO access without running the
    * guest, so that it cannot later act on the state a snapshot restores.
    * Returns false when KVM would not settle: the machine must not be reused.
    */
   completePendingExit(): boolean {
-    if (!this.exitPending) return true;
-    this.exitPending = false;
-    return this.vcpu.settlePendingExit();
+    let settled = true;
+    if (this.exitPending) {
+      this.exitPending = false;
+      settled = this.vcpu.settlePendingExit();
+    }
+    for (const vcpu of this.secondaryExitsPending) settled = vcpu.settlePendingExit() && settled;
+    this.secondaryExitsPending.clear();
+    return settled;
+  }
+
+  /** vCPUs other than 0 whose run stopped in the middle of an exit (see exitPending). */
+  private readonly secondaryExitsPending = new Set<Vcpu>();
+
+  /** A run stopped in the middle of `vcpu`'s port, MMIO or MSR exit (see exitPending). */
+  markExitPending(vcpu: Vcpu): void {
+    if (vcpu === this.vcpu) this.exitPending = true;
+    else this.secondaryExitsPending.add(vcpu);
   }
 
   /**
@@ -203,16 +286,16 @@ export class Machine {
    * MSR, so that it is not reused. Returns false if KVM would not settle
    * the exit.
    */
-  letTrappedMsrWriteThrough(): boolean {
-    this.unrestoredMsrWrite ??= this.vcpu.msrExit().index;
-    const regs = this.vcpu.syncedRegs();
-    const events = this.vcpu.syncedEvents();
+  letTrappedMsrWriteThrough(vcpu: Vcpu = this.vcpu): boolean {
+    this.unrestoredMsrWrite ??= vcpu.msrExit().index;
+    const regs = vcpu.syncedRegs();
+    const events = vcpu.syncedEvents();
     this.msrTrap = undefined;
     this.applyMsrFilter();
-    this.vcpu.setMsrExitError(0);
-    if (!this.vcpu.settlePendingExit()) return false;
-    this.vcpu.stageRegs(regs);
-    this.vcpu.stageRawEvents(events);
+    vcpu.setMsrExitError(0);
+    if (!vcpu.settlePendingExit()) return false;
+    vcpu.stageRegs(regs);
+    vcpu.stageRawEvents(events);
     return true;
   }
 
@@ -227,6 +310,7 @@ export class Machine {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Their threads end first (Vm.close closes each vCPU, which stops its thread).
     this.vm.close();
     this.memory.release();
   }

@@ -15,7 +15,7 @@ export interface PhysRegion {
   name: string;
   phys: bigint;
   size: bigint;
-  kind: 'engine' | 'image' | 'ram' | 'heap' | 'mirror-tables';
+  kind: 'engine' | 'image' | 'ram' | 'heap' | 'cpus' | 'mirror-tables';
 }
 
 /** A virtual range mapped onto a physical one with given permissions. */
@@ -38,6 +38,26 @@ export interface Placement {
   mirror?: MirrorPlacement;
   /** The test's heap (heapSize), identity-mapped; absent without one. */
   heap?: { phys: bigint; size: bigint };
+  /** Each vCPU but 0's own stack, exception stack and TSS (secondaryCpus); absent without them. */
+  secondaryCpus?: SecondaryCpuPlacement[];
+}
+
+/** Where a vCPU other than 0 keeps what must be its own (all identity-mapped). */
+export interface SecondaryCpuPlacement {
+  /** rsp's start: the stack's top. */
+  stackTop: bigint;
+  /** The TSS (its IST1 points at istTop). */
+  tss: bigint;
+  istTop: bigint;
+}
+
+/**
+ * Per vCPU other than 0: [guard][exception stack][guard][stack][TSS page].
+ * The guards are unmapped, so that an overflow of either stack faults.
+ */
+const SECONDARY_IST_SIZE = 0x2000n;
+function secondaryBlockSize(stackSize: number): bigint {
+  return 0x1000n + SECONDARY_IST_SIZE + 0x1000n + BigInt(stackSize) + 0x1000n;
 }
 
 /**
@@ -119,9 +139,11 @@ export interface PlacementInput {
   heapSize?: bigint;
   /** Reserve guest-physical space for mirror mode. */
   mirror?: boolean;
+  /** vCPUs besides vCPU 0, each given its own stacks and TSS (as big a stack as vCPU 0's). */
+  secondaryCpus?: number;
 }
 
-export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY, heapSize = 0n, mirror = false }: PlacementInput): Placement {
+export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, maxPhysBits, maxGuestMemory = DEFAULT_MAX_GUEST_MEMORY, heapSize = 0n, mirror = false, secondaryCpus = 0 }: PlacementInput): Placement {
   const physLimit = 1n << BigInt(maxPhysBits);
   const regions: PhysRegion[] = [];
   const mappings: Mapping[] = [];
@@ -233,6 +255,26 @@ export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, m
     regions.push({ name, phys: heap.phys, size: heap.size, kind: 'heap' });
     mappings.push({ name, virt: heap.phys, phys: heap.phys, size: heap.size, writable: true, executable: true });
   }
+  let cpus: SecondaryCpuPlacement[] | undefined;
+  if (secondaryCpus > 0) {
+    const block = secondaryBlockSize(stackSize);
+    const size = block * BigInt(secondaryCpus);
+    const base = placeFree(size, regions, mmio, physLimit, maxPhysBits, `the stacks of ${secondaryCpus} more vCPUs`).phys;
+    regions.push({ name: `the other vCPUs' stacks [${hex(base)}, ${hex(base + size)})`, phys: base, size, kind: 'cpus' });
+    cpus = [];
+    for (let i = 0; i < secondaryCpus; i++) {
+      const ist = base + block * BigInt(i) + 0x1000n;
+      const stack = ist + SECONDARY_IST_SIZE + 0x1000n;
+      const tss = stack + BigInt(stackSize);
+      const cpu = i + 1;
+      mappings.push(
+        { name: `vCPU ${cpu}'s exception stack`, virt: ist, phys: ist, size: SECONDARY_IST_SIZE, writable: true, executable: false },
+        { name: `vCPU ${cpu}'s stack`, virt: stack, phys: stack, size: BigInt(stackSize), writable: true, executable: false },
+        { name: `vCPU ${cpu}'s TSS`, virt: tss, phys: tss, size: 0x1000n, writable: true, executable: false },
+      );
+      cpus.push({ stackTop: tss, tss, istTop: ist + SECONDARY_IST_SIZE });
+    }
+  }
   for (const device of mmio) {
     const start = pageFloor(device.start);
     const end = pageCeil(device.end);
@@ -248,7 +290,8 @@ export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, m
   }
   const slots = mergeNearby(regions);
   checkGuestMemory(slots, maxGuestMemory);
-  if (!mirror) return { regions: slots, mappings, contents, stackBottom, ...(heap && { heap }) };
+  const extras = { ...(heap && { heap }), ...(cpus && { secondaryCpus: cpus }) };
+  if (!mirror) return { regions: slots, mappings, contents, stackBottom, ...extras };
   // Mirror mode: guest-physical addresses above everything else (process
   // addresses such as 0x7f... exceed the physical width many CPUs give a
   // guest, so guest-physical is never the host's virtual address).
@@ -260,7 +303,7 @@ export function placeMachine({ image, ram, preload = [], mmio = [], stackSize, m
       'move RAM ranges lower');
   }
   slots.push({ name: 'the page tables of the mirrored half', phys: tables, size: MIRROR_TABLES_SIZE, kind: 'mirror-tables' });
-  return { regions: slots, mappings, contents, stackBottom, ...(heap && { heap }), mirror: { tables, tablesSize: MIRROR_TABLES_SIZE, physBase, physLimit } };
+  return { regions: slots, mappings, contents, stackBottom, ...extras, mirror: { tables, tablesSize: MIRROR_TABLES_SIZE, physBase, physLimit } };
 }
 
 function alignUp(value: bigint, to: bigint): bigint {
@@ -276,6 +319,11 @@ const HEAP_ALIGN = 0x20_0000n;
  */
 function placeHeap(size: bigint, regions: readonly PhysRegion[], mmio: readonly PhysSpan[], physLimit: bigint, maxPhysBits: number): { phys: bigint; size: bigint } {
   if (size % 0x1000n !== 0n) throw new PlacementError(`the heap's size, ${size} bytes, is not a multiple of 4096 (4 KiB pages)`);
+  return placeFree(size, regions, mmio, physLimit, maxPhysBits, `a heap of ${formatBytes(size)}`);
+}
+
+/** The lowest 2 MiB boundary from 2 MiB up where `size` bytes touch no region and no MMIO page. */
+function placeFree(size: bigint, regions: readonly PhysRegion[], mmio: readonly PhysSpan[], physLimit: bigint, maxPhysBits: number, what: string): { phys: bigint; size: bigint } {
   const taken = [
     ...regions.map((r) => ({ start: r.phys, end: r.phys + r.size })),
     ...mmio.map((m) => ({ start: pageFloor(m.start), end: pageCeil(m.end) })),
@@ -287,7 +335,7 @@ function placeHeap(size: bigint, regions: readonly PhysRegion[], mmio: readonly 
     phys = (t.end + HEAP_ALIGN - 1n) / HEAP_ALIGN * HEAP_ALIGN;
   }
   if (phys + size > physLimit || phys + size > LOW_HALF_END) {
-    throw new PlacementError(`a heap of ${formatBytes(size)} does not fit in this CPU's ${maxPhysBits}-bit physical address space beside the rest of the machine`);
+    throw new PlacementError(`${what} does not fit in this CPU's ${maxPhysBits}-bit physical address space beside the rest of the machine`);
   }
   return { phys, size };
 }
@@ -348,7 +396,7 @@ function mergeNearby(regions: PhysRegion[]): PhysRegion[] {
   const merged: PhysRegion[] = [];
   for (const region of sorted) {
     const last = merged[merged.length - 1];
-    const mergeable = (r: PhysRegion) => r.kind === 'engine' || r.kind === 'image' || r.kind === 'heap';
+    const mergeable = (r: PhysRegion) => r.kind === 'engine' || r.kind === 'image' || r.kind === 'heap' || r.kind === 'cpus';
     if (last && mergeable(last) && mergeable(region) && region.phys - (last.phys + last.size) <= MERGE_GAP) {
       last.size = region.phys + region.size - last.phys;
       last.name = `${last.name} and ${region.name}`;

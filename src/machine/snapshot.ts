@@ -93,14 +93,21 @@ export interface RestoreStats {
   discard: string | undefined;
 }
 
+/** What a snapshot keeps of one vCPU. */
+interface VcpuSnapshot {
+  sregs: Uint8Array;
+  events: Uint8Array;
+  blobs: ReadonlyArray<readonly [StateBlob, Uint8Array]>;
+  msrs: Uint8Array;
+  msrCount: number;
+}
+
 export class Snapshot {
   private constructor(
     private readonly slots: SlotSnapshot[],
-    private readonly sregs: Uint8Array,
-    private readonly events: Uint8Array,
-    private readonly blobs: ReadonlyArray<readonly [StateBlob, Uint8Array]>,
-    private readonly msrs: Uint8Array,
-    private readonly msrCount: number,
+    private readonly vcpus: readonly VcpuSnapshot[],
+    /** The interrupt controllers' chips (PICs, IOAPIC), when the machine has them. */
+    private readonly chips: readonly Uint8Array[] | undefined,
   ) {}
 
   /** Records the machine's state. Call before the machine first runs; its slots must log dirty pages. */
@@ -109,39 +116,43 @@ export class Snapshot {
       if (!slot.dirtyBitmap) throw new Error(`internal: snapshot needs dirty logging on slot "${slot.options.name}"`);
       return { slot, pages: hostWrittenPages(slot) };
     });
-    const sregs = new Uint8Array(312);
-    encodeSregs(machine.initialSregs, new DataView(sregs.buffer));
-
-    const vcpu = machine.vcpu;
     const kvm = machine.kvmVm.kvm;
     // Each vCPU ioctl costs several microseconds on a software-assisted KVM,
     // so restore only what can change: XCR0 only where the guest can run
     // xsetbv, and the FPU through XSAVE when it covers it. Pending events go
-    // through the kvm_run sync area, at no cost.
+    // through the kvm_run sync area, at no cost. With interrupt controllers,
+    // each local APIC (its timer included) and the run state (a halted vCPU
+    // stays halted otherwise) too.
     const blobNames: StateBlob[] = [kvm.checkExtension('KVM_CAP_XSAVE') ? 'xsave' : 'fpu', 'debugregs'];
     if (machine.initialSregs.cr4 & CR4_OSXSAVE) blobNames.push('xcrs');
-    const blobs = blobNames.map((name) => [name, vcpu.getBlob(name)] as const);
-    const events = vcpu.getBlob('events');
+    if (machine.interrupts) blobNames.push('lapic', 'mpState');
 
+    const first = machine.vcpu;
     let plan = msrPlans.get(kvm);
     if (!plan) {
       // Keep only MSRs KVM both reads and accepts back: the list names some
       // that this vCPU's CPUID does not offer. Probed one by one, once.
-      const banks = Number((vcpu.getMsrs([IA32_MCG_CAP])[0]?.[1] ?? 0n) & 0xffn);
+      const banks = Number((first.getMsrs([IA32_MCG_CAP])[0]?.[1] ?? 0n) & 0xffn);
       const listed = kvm.msrIndexList();
       const restorable = [...new Set([...listed, ...unlistedMsrs(banks)])].filter((index) => {
         if (skipMsr(index)) return false;
-        const read = vcpu.getMsrs([index]);
-        return read.length === 1 && vcpu.setMsrs(encodeMsrs(read)) === 1;
+        const read = first.getMsrs([index]);
+        return read.length === 1 && first.setMsrs(encodeMsrs(read)) === 1;
       });
       plan = { restorable, trap: msrTrapRanges(new Set([...restorable, ...RESTORED_WITH_SREGS]), listed) };
       msrPlans.set(kvm, plan);
     }
     const indices = plan.restorable;
     machine.trapMsrWrites(plan.trap);
-    const values = vcpu.getMsrs(indices);
-    if (values.length !== indices.length) throw new Error('internal: KVM_GET_MSRS could not read every restorable MSR');
-    return new Snapshot(slots, sregs, events, blobs, encodeMsrs(values), values.length);
+    const vcpus = machine.vcpus.map((vcpu, i): VcpuSnapshot => {
+      const sregs = new Uint8Array(312);
+      encodeSregs(machine.startSregs[i]!, new DataView(sregs.buffer));
+      const blobs = blobNames.map((name) => [name, vcpu.getBlob(name)] as const);
+      const values = vcpu.getMsrs(indices);
+      if (values.length !== indices.length) throw new Error('internal: KVM_GET_MSRS could not read every restorable MSR');
+      return { sregs, events: vcpu.getBlob('events'), blobs, msrs: encodeMsrs(values), msrCount: values.length };
+    });
+    return new Snapshot(slots, vcpus, machine.interrupts?.captureChips());
   }
 
   /** Restores the captured state; returns what it did. */
@@ -193,14 +204,29 @@ export class Snapshot {
       }
       endZeroRun();
     }
-    const vcpu = machine.vcpu;
-    vcpu.stageRawSregs(this.sregs);
-    vcpu.stageRawEvents(this.events);
-    for (const [name, data] of this.blobs) vcpu.setBlob(name, data);
-    const written = vcpu.setMsrs(this.msrs);
-    if (written !== this.msrCount) {
-      throw new Error(`internal: KVM_SET_MSRS restored ${written} of ${this.msrCount} MSRs`);
+    const interrupts = machine.interrupts;
+    if (interrupts) {
+      // Lines first: KVM keeps their levels apart from the chips' state.
+      interrupts.lowerLines();
+      interrupts.restoreChips(this.chips!);
     }
+    machine.vcpus.forEach((vcpu, i) => {
+      const saved = this.vcpus[i]!;
+      if (interrupts) {
+        // At once, not staged for the next KVM_RUN: the APIC base in them
+        // (x2APIC back to xAPIC) must come before the local APIC's registers.
+        vcpu.setRawSregs(saved.sregs);
+      } else {
+        vcpu.stageRawSregs(saved.sregs);
+      }
+      vcpu.stageRawEvents(saved.events);
+      for (const [name, data] of saved.blobs) vcpu.setBlob(name, data);
+      const written = vcpu.setMsrs(saved.msrs);
+      if (written !== saved.msrCount) {
+        throw new Error(`internal: KVM_SET_MSRS restored ${written} of ${saved.msrCount} MSRs`);
+      }
+    });
+    machine.stageSecondaryCpus();
     return { pagesRestored, discard: pageTablesTouched ? "the test wrote to the engine's page tables" : undefined };
   }
 }

@@ -4,7 +4,8 @@
 // every test gets a new VM, the seed's way). Every guest failure becomes a
 // TestResult; only host problems (no /dev/kvm, a broken binary) throw.
 import type { GuestImage } from '../image/image.js';
-import { RUNTIME_ENTRY } from '../image/test-table.js';
+import { RUNTIME_ENTRY, SMP_ENTRY } from '../image/test-table.js';
+import { InterruptSupportError } from '../machine/interrupt-controller.js';
 import type { Kvm } from '../kvm/kvm.js';
 import { PlacementError } from '../machine/placement.js';
 import type { RunTimer } from '../machine/timeout.js';
@@ -71,8 +72,11 @@ export class BinaryExecutor {
         maxGuestMemory: this.options.maxGuestMemory,
         ...(test.heap !== undefined && { heap: test.heap }),
         ...(cpuid && { cpuid: cpuid.table }),
+        ...(test.apic && { apic: true, cpus: test.cpus ?? 1 }),
       }));
     } catch (err) {
+      // What this KVM cannot give (an interrupt controller, so many vCPUs): the test is skipped, saying why.
+      if (err instanceof InterruptSupportError) return judge(test, { outcome: 'skipped', message: err.message, output: '', durationMs: performance.now() - started });
       // The test's own options (its RAM ranges) do not fit: that test fails, the others run.
       if (err instanceof PlacementError) return hostFailure(test, `cannot build this test's machine: ${err.message}`);
       throw err;
@@ -81,7 +85,11 @@ export class BinaryExecutor {
     try {
       const { machine } = lease;
       const heap = machine.placement.heap;
-      machine.setEntry(this.entry, [test.fn, test.record, heap?.phys ?? 0n, heap?.size ?? 0n]);
+      const entry = (test.cpus ?? 1) > 1 ? this.smpEntry() : this.entry;
+      if (entry === undefined) {
+        return hostFailure(test, `${this.image.source} has no ${SMP_ENTRY} function, which a test with .cpus needs: rebuild it with this version's \`kvmtest cc\``);
+      }
+      machine.setEntry(entry, [test.fn, test.record, heap?.phys ?? 0n, heap?.size ?? 0n, BigInt(test.cpus ?? 1)]);
       // Devices are made for each test, so that none keeps state from the last one.
       const session = new Session(machine, standardDevices(test.ioports), this.timer);
       const stop = session.run(timeoutMs);
@@ -102,6 +110,11 @@ export class BinaryExecutor {
 
   close(): void {
     this.machines.close();
+  }
+
+  /** The runtime's entry for tests with several vCPUs (it brings the others up first), if the image has it. */
+  private smpEntry(): bigint | undefined {
+    return this.image.symbols.byName(SMP_ENTRY)?.value;
   }
 
   /** The CPUID table for a test's .cpuid edits, or why this KVM cannot give it; undefined without edits. */
@@ -132,9 +145,9 @@ interface CpuidPlan {
 // run, so there is nothing to memoize it on; the common case (none of them)
 // costs nothing.
 function machineKey(test: TestCase): string {
-  if (test.ram.length === 0 && test.heap === undefined && test.cpuid === undefined) return '';
+  if (test.ram.length === 0 && test.heap === undefined && test.cpuid === undefined && !test.apic) return '';
   const ram = test.ram.map(([from, to]) => `${from}-${to}`).join(',');
-  return `${ram}|heap=${test.heap ?? 0n}|cpuid=${test.cpuid ? cpuidKey(test.cpuid) : ''}`;
+  return `${ram}|heap=${test.heap ?? 0n}|cpuid=${test.cpuid ? cpuidKey(test.cpuid) : ''}|apic=${test.apic ? test.cpus ?? 1 : 0}`;
 }
 
 function cpuidKey(edits: readonly CpuidEdit[]): string {

@@ -19,6 +19,7 @@ import { hex } from '../devices/device.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { Machine } from '../machine/machine.js';
 import { readVirtual } from '../machine/paging.js';
+import { InterruptSupportError } from '../machine/interrupt-controller.js';
 import { PlacementError } from '../machine/placement.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { Outcome } from '../result.js';
@@ -85,6 +86,8 @@ export class TestFileExecutor {
         maxGuestMemory: this.options.maxGuestMemory,
       }));
     } catch (err) {
+      // What this KVM cannot give (an interrupt controller, so many vCPUs): the test is skipped, saying why.
+      if (err instanceof InterruptSupportError) return { ...identity(test), status: 'skipped', outcome: 'skipped', durationMs: 0, output: '', message: err.message };
       if (err instanceof PlacementError) return hostFailure(test, `cannot build this test's machine: ${err.message}`);
       throw err;
     }

@@ -37,9 +37,9 @@ export interface TestCase {
   heap?: bigint;
   /** CPUID edits (.cpuid), in record order; absent: none. */
   cpuid?: CpuidEdit[];
-  /** CPUs (.cpus), only when more than one; absent: one. */
+  /** vCPUs (.cpus), when more than one. */
   cpus?: number;
-  /** A local APIC per CPU and an IOAPIC (.apic, or .cpus above 1); absent: no interrupt controller. */
+  /** In-kernel interrupt controllers (.apic, or .cpus above 1). */
   apic?: boolean;
   /** 0 = the run's default. */
   timeoutMs: number;

@@ -16,12 +16,15 @@ import { mirroredSystemCall, systemCallAt } from '../devices/doorbell.js';
 import { inEngineStubs } from '../machine/descriptors.js';
 import { ENGINE_CR3, LAYOUT } from '../machine/layout.js';
 import type { Machine } from '../machine/machine.js';
+import type { Vcpu } from '../kvm/vcpu.js';
 import type { DeviceSet } from './devices.js';
 import type { GuestView } from './guest-view.js';
 
 /** What handling an exit needs. */
 export interface ExitContext {
   machine: Machine;
+  /** The vCPU that exited. */
+  vcpu: Vcpu;
   devices: DeviceSet;
   guest: GuestView;
   /** True once the run's deadline has passed (checked between the items of one exit). */
@@ -75,7 +78,7 @@ export function handleExit(ctx: ExitContext, exit: VcpuExit): Handled {
       };
     case 'wrmsr':
       if (ctx.devices.msrs.serves(exit.index)) return handleMsr(ctx, exit);
-      if (ctx.machine.letTrappedMsrWriteThrough()) return undefined;
+      if (ctx.machine.letTrappedMsrWriteThrough(ctx.vcpu)) return undefined;
       return {
         outcome: 'error',
         error: { kind: 'host' },
@@ -159,11 +162,11 @@ function handleMmio(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'mmio' }
 
 /** An rdmsr or wrmsr of an MSR the test serves: the value, success, or #GP. */
 function handleMsr(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'rdmsr' | 'wrmsr' }>): Handled {
-  const { devices, guest, machine } = ctx;
+  const { devices, guest } = ctx;
   const answerAccess = (value: bigint | 'gp' | Stop | void) => {
     if (isStop(value)) return stopInsideRead(ctx, value);
-    if (value === 'gp') machine.vcpu.answerMsrExit(1);
-    else machine.vcpu.answerMsrExit(0, typeof value === 'bigint' ? value : undefined);
+    if (value === 'gp') ctx.vcpu.answerMsrExit(1);
+    else ctx.vcpu.answerMsrExit(0, typeof value === 'bigint' ? value : undefined);
     return undefined;
   };
   const answer: Answer<bigint | 'gp' | Stop | void> =
@@ -178,7 +181,7 @@ function handleMsr(ctx: ExitContext, exit: Extract<VcpuExit, { reason: 'rdmsr' |
  * runs next. The machine finishes it before it is reused.
  */
 export function unsettled(ctx: ExitContext, stop: Stop): Stop {
-  ctx.machine.exitPending = true;
+  ctx.machine.markExitPending(ctx.vcpu);
   return stop;
 }
 
@@ -187,8 +190,8 @@ function stopInsideRead(ctx: ExitContext, stop: Stop): Stop {
   return unsettled(ctx, { regs: ctx.guest.regs(), ...stop });
 }
 
-function haltStop(guest: GuestView): Stop {
-  const at = guest.rip() - 1n;
+export function haltStop(guest: GuestView, rip = guest.rip()): Stop {
+  const at = rip - 1n;
   if (inEngineStubs(at)) {
     // The stubs halt only after their doorbell, which ends the run first: the
     // guest got here some other way (a jump into the stub), and the halt is

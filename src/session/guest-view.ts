@@ -7,6 +7,8 @@ import type { ConsoleBuffer } from '../devices/console.js';
 import type { GuestAccess } from '../devices/device.js';
 import type { Regs, Sregs } from '../kvm/structs.js';
 import type { Machine } from '../machine/machine.js';
+import type { Vcpu } from '../kvm/vcpu.js';
+import type { InterruptController } from '../machine/interrupt-controller.js';
 import { describeEngineAddress } from '../machine/descriptors.js';
 import { readVirtual, translate } from '../machine/paging.js';
 
@@ -22,7 +24,37 @@ export class GuestView implements GuestAccess {
   constructor(
     private readonly machine: Machine,
     private readonly console: ConsoleBuffer,
+    /** The vCPU whose exit this is (machines with several vCPUs have a view per vCPU). */
+    private readonly vcpu: Vcpu = machine.vcpu,
   ) {}
+
+  /** The vCPU's number (its APIC ID). */
+  get cpu(): number {
+    return this.vcpu.id;
+  }
+
+  irq(line: number, level?: boolean): void {
+    const interrupts = this.interruptController('irq');
+    if (!Number.isInteger(line) || line < 0 || line >= interrupts.lineCount) {
+      throw new RangeError(`irq(${String(line)}): the line must be an IOAPIC pin, 0 to ${interrupts.lineCount - 1}`);
+    }
+    if (level === undefined) interrupts.pulseLine(line);
+    else interrupts.setLine(line, level);
+  }
+
+  msi(address: bigint, data: number): void {
+    const interrupts = this.interruptController('msi');
+    if (typeof address !== 'bigint' || (address >> 20n) !== 0xfeen) {
+      throw new RangeError(`msi(${String(address)}, ...): an MSI's address is 0xfeeXXXXX (a bigint), with the destination APIC ID in bits 12-19`);
+    }
+    interrupts.msi(address, data);
+  }
+
+  private interruptController(what: string): InterruptController {
+    const interrupts = this.machine.interrupts;
+    if (!interrupts) throw new Error(`${what}() needs interrupt controllers: give the test apic: true (or cpus)`);
+    return interrupts;
+  }
 
   /** Forgets what was decoded: a new exit has different registers. */
   newExit(): void {
@@ -33,19 +65,19 @@ export class GuestView implements GuestAccess {
   }
 
   regs(): Regs {
-    return (this.regsCache ??= this.machine.vcpu.syncedRegs());
+    return (this.regsCache ??= this.vcpu.syncedRegs());
   }
 
   rip(): bigint {
-    return this.regsCache?.rip ?? this.machine.vcpu.syncedRip();
+    return this.regsCache?.rip ?? this.vcpu.syncedRip();
   }
 
   sregs(): Sregs {
-    return (this.sregsCache ??= this.machine.vcpu.syncedSregs());
+    return (this.sregsCache ??= this.vcpu.syncedSregs());
   }
 
   cr3(): bigint {
-    return this.sregsCache?.cr3 ?? this.machine.vcpu.syncedCr3();
+    return this.sregsCache?.cr3 ?? this.vcpu.syncedCr3();
   }
 
   translate(address: bigint): bigint | undefined {

@@ -18,14 +18,25 @@ import type { Machine } from '../machine/machine.js';
 import type { RunTimer } from '../machine/timeout.js';
 import type { GuestResult } from '../result.js';
 import type { DeviceSet } from './devices.js';
-import { type ExitContext, handleExit, unsettled } from './exits.js';
+import { type ExitContext, haltStop, handleExit, unsettled } from './exits.js';
+import { OtherCpus } from './other-cpus.js';
+import { IrqLinePort } from '../devices/irq-line-port.js';
+import { IRQ_LINE_PORT } from '../devices/ports.js';
+import { InterruptController } from '../machine/interrupt-controller.js';
+import { MP_STATE } from '../kvm/constants.js';
+import type { Vcpu } from '../kvm/vcpu.js';
 import { GuestView } from './guest-view.js';
 
 const EFAULT = 14;
+const RFLAGS_IF = 1n << 9n;
+/** A word to fence on (Atomics.add is a full barrier). */
+const FENCE = new Int32Array(new SharedArrayBuffer(4));
 
 export class Session {
   private readonly guest: GuestView;
   private readonly exits: ExitContext;
+  /** vCPUs other than 0, in a machine with several. */
+  private readonly others: OtherCpus | undefined;
   private timeoutMs = 0;
   /** False while run() drives the session: a device's Promise cannot be waited for. */
   private canWait = true;
@@ -36,16 +47,23 @@ export class Session {
     private readonly timer: RunTimer,
   ) {
     this.guest = new GuestView(machine, devices.console);
-    this.exits = {
-      machine,
-      devices,
-      guest: this.guest,
-      expired: () => timer.expired(),
-      timeout: (regs) => this.timeoutStop(regs),
-      wait: (answer) => this.wait(answer),
-    };
+    this.exits = this.exitContext(machine.vcpu, this.guest);
+    if (machine.vcpus.length > 1) this.others = new OtherCpus(machine, devices, (vcpu, guest) => this.exitContext(vcpu, guest));
     // The MSRs the test serves exit to user space; every other stays KVM's.
     machine.serveMsrs(devices.msrs.indices());
+    if (machine.interrupts) devices.io.registerIfFree(new IrqLinePort(), IRQ_LINE_PORT, machine.interrupts.lineCount);
+  }
+
+  private exitContext(vcpu: Vcpu, guest: GuestView): ExitContext {
+    return {
+      machine: this.machine,
+      vcpu,
+      devices: this.devices,
+      guest,
+      expired: () => this.timer.expired(),
+      timeout: (regs) => this.timeoutStop(regs),
+      wait: (answer) => this.wait(answer, guest),
+    };
   }
 
   /** Runs the guest until something ends the run, or `timeoutMs` pass. Devices must answer at once. */
@@ -82,12 +100,15 @@ export class Session {
   start(timeoutMs: number): void {
     this.timeoutMs = timeoutMs;
     this.timer.arm(timeoutMs);
+    this.others?.start();
   }
 
   /** Ends the run's clock; what devices were handed of the guest is no longer usable. */
   finish(): void {
     this.timer.disarm();
+    this.others?.stopAll(this.machine);
     this.guest.endRun();
+    for (const cpu of this.others?.cpus ?? []) cpu.guest.endRun();
   }
 
   /**
@@ -96,7 +117,11 @@ export class Session {
    * a Promise of one of those when a device answers later.
    */
   step(): Answer<Stop | undefined> {
-    const { machine, timer } = this;
+    const { machine, timer, others } = this;
+    if (others) {
+      const stop = others.service((cpu, stop) => this.afterExit(stop, cpu.vcpu, cpu.guest));
+      if (stop) return stop;
+    }
     let exit;
     try {
       exit = machine.vcpu.run();
@@ -111,13 +136,43 @@ export class Session {
           'the process unmapped memory the guest had mapped, during the run',
       };
     }
+    if (others) {
+      // Another vCPU's thread may have cut this run short to be looked at
+      // (VcpuThread's wake). A fence orders the reset before the next look.
+      machine.vcpu.clearImmediateExit();
+      Atomics.add(FENCE, 0, 0);
+    }
     if (exit.reason === 'interrupted') {
       // After EINTR the sync area may be stale: ask KVM for the registers.
-      return timer.expired() ? this.timeoutStop(machine.vcpu.getRegs()) : undefined;
+      if (timer.expired()) return this.timeoutStop(machine.vcpu.getRegs());
+      if (!machine.interrupts) return undefined;
+      // A device's timer may raise an interrupt: let the event loop run (when the run can wait).
+      if (this.canWait) return new Promise<Stop | undefined>((resolve) => setImmediate(() => resolve(this.haltCheck())));
+      return this.haltCheck();
     }
     this.guest.newExit();
     const handled = handleExit(this.exits, exit);
     return isPromise(handled) ? handled.then((stop) => this.afterExit(stop)) : this.afterExit(handled);
+  }
+
+  /**
+   * With interrupt controllers, HLT does not exit: a halted vCPU waits in
+   * KVM for an interrupt. The machine counts as halted (the test's
+   * should_halt) once vCPU 0 and every other vCPU are halted with nothing
+   * that can wake them; this is asked at each of the timer's ticks.
+   */
+  private haltCheck(): Stop | undefined {
+    const { machine, others } = this;
+    const vcpu = machine.vcpu;
+    if (InterruptController.mpState(vcpu) !== MP_STATE.HALTED) return undefined;
+    const regs = vcpu.getRegs();
+    if (!InterruptController.stuckHalted(vcpu, regs.rflags)) return undefined;
+    if (others && !others.allStuckHalted()) return undefined;
+    const stop = haltStop(this.guest, regs.rip);
+    if (stop.outcome !== 'halted') return { ...stop, regs };
+    const where = others ? `; ${others.locations(machine).join(', ')}, halted too, with nothing to wake them` : '';
+    const why = (regs.rflags & RFLAGS_IF) === 0n ? 'with interrupts disabled' : 'with interrupts enabled and no timer armed';
+    return { ...stop, regs, message: `${stop.message}, ${why}${where}` };
   }
 
   /** The run's plain result: the stop, the console's text, the registers. */
@@ -149,25 +204,28 @@ export class Session {
   }
 
   /** After an exit was answered: register writes devices asked for, then the deadline. */
-  private afterExit(stop: Stop | undefined): Stop | undefined {
+  private afterExit(stop: Stop | undefined, vcpu = this.machine.vcpu, guest = this.guest): Stop | undefined {
     const { machine, timer } = this;
     if (stop) return stop;
-    const writes = this.guest.takeRegisterWrites();
+    const writes = guest.takeRegisterWrites();
     if (writes) {
       // KVM finishes the access first (an `in` lands in rax), then the writes apply.
-      if (!machine.vcpu.settlePendingExit()) {
+      if (!vcpu.settlePendingExit()) {
         return { outcome: 'error', error: { kind: 'host' }, message: 'KVM did not complete the access before a device changed registers' };
       }
-      machine.vcpu.stageRegs({ ...machine.vcpu.getRegs(), ...writes });
+      vcpu.stageRegs({ ...vcpu.getRegs(), ...writes });
     }
     // A guest that exits back to back spends its time here rather than in
     // KVM_RUN, so the timer's signal rarely interrupts KVM_RUN: check the
     // deadline after every exit too.
-    if (timer.expired()) return unsettled(this.exits, this.timeoutStop(machine.vcpu.syncedRegs()));
+    if (timer.expired()) {
+      const ctx = vcpu === machine.vcpu ? this.exits : this.others!.cpus.find((cpu) => cpu.vcpu === vcpu)!.exits;
+      return unsettled(ctx, this.timeoutStop(vcpu === machine.vcpu ? vcpu.syncedRegs() : machine.vcpu.getRegs()));
+    }
     return undefined;
   }
 
-  private wait<T>(answer: Promise<T>): Promise<T | Stop> | Stop {
+  private wait<T>(answer: Promise<T>, guest: GuestView): Promise<T | Stop> | Stop {
     if (!this.canWait) {
       answer.catch(() => {});
       return unsettled(this.exits, {
@@ -176,7 +234,7 @@ export class Session {
         message: 'a device answered with a Promise, which runGuestSync cannot wait for: use runGuest (or answer with the value itself)',
       });
     }
-    const regs = this.guest.regs();
+    const regs = guest.regs();
     return new Promise<T | Stop>((resolve) => {
       // The guest's time limit keeps running while the device works.
       const deadline = setTimeout(() => resolve(unsettled(this.exits, this.timeoutStop(regs))), Math.max(0, this.timer.remainingMs()));
@@ -200,10 +258,9 @@ export class Session {
   }
 
   private timeoutStop(regs: Regs): Stop {
-    return {
-      outcome: 'timeout',
-      regs,
-      message: `timed out after ${this.timeoutMs} ms; the guest was at ${this.guest.describe(regs.rip)}`,
-    };
+    const where = this.others
+      ? `CPU 0 was at ${this.guest.describe(regs.rip)}, ${this.others.locations(this.machine).join(', ')}`
+      : `the guest was at ${this.guest.describe(regs.rip)}`;
+    return { outcome: 'timeout', regs, message: `timed out after ${this.timeoutMs} ms; ${where}` };
   }
 }

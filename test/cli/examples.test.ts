@@ -109,6 +109,16 @@ function sections(stdout: string): Section[] {
   return found;
 }
 
+/**
+ * C examples that skip themselves (kskip) where this host's KVM lacks what
+ * they test; the report shows them as "ignored, <reason>". Elsewhere they pass.
+ */
+const HOST_DEPENDENT_EXAMPLES: ReadonlySet<string> = new Set([
+  'x2apic_self_ipi', // CPUID.1:ECX.x2APIC
+  'tsc_deadline_timer_fires', // CPUID.1:ECX.TSC-deadline
+  'level_eoi_clears_remote_irr', // a KVM that sets ISR on delivery (PVM does not)
+]);
+
 const plural = (n: number) => `running ${n} test${n === 1 ? '' : 's'}`;
 
 test('npm start: builds and runs the C, assembly and TypeScript examples; all pass, exit status 0', guestTest(), async () => {
@@ -125,8 +135,15 @@ test('npm start: builds and runs the C, assembly and TypeScript examples; all pa
   const result = await runCommand('npm', ['run', '--silent', 'start'], { cwd: ROOT });
   assert.equal(result.status, 0, describeRun(result));
 
-  const examples = declaredExamples();
-  assert.ok(examples.length > 0);
+  const declared = declaredExamples();
+  assert.ok(declared.length > 0);
+  // A host-dependent example that skipped itself here counts as ignored, with its reason.
+  const skippedHere = new Set(
+    lines(result.stdout)
+      .map((line) => /^test (\w+) \.\.\. ignored, .+$/.exec(line)?.[1])
+      .filter((name): name is string => name !== undefined && HOST_DEPENDENT_EXAMPLES.has(name)),
+  );
+  const examples = declared.map(([name, ignored]): [string, boolean] => [name, ignored || skippedHere.has(name)]);
   // The kvm-unit-tests-style port (page tables, alloc_page, report, .cpuid, this_cpu_has) runs everywhere, PVM included.
   for (const name of ['cpuid_without_rdtscp', 'paging_alias_write_protect_and_unmap', 'paging_install_page_splits_a_large_page']) {
     assert.ok(examples.some(([n, ignored]) => n === name && !ignored), `examples/paging.c declares ${name}`);
@@ -135,7 +152,10 @@ test('npm start: builds and runs the C, assembly and TypeScript examples; all pa
     {
       input: 'build/examples.elf',
       count: plural(examples.length),
-      tests: examples.map(([name, ignored]) => `test ${name} ... ${ignored ? 'ignored' : 'ok'}`),
+      tests: examples.map(([name, ignored]) => {
+        const skip = skippedHere.has(name) ? lines(result.stdout).find((line) => line.startsWith(`test ${name} ... ignored, `)) : undefined;
+        return skip ?? `test ${name} ... ${ignored ? 'ignored' : 'ok'}`;
+      }),
     },
     ...Object.entries(TYPESCRIPT_EXAMPLES).map(([file, names]) => ({
       input: file,

@@ -158,11 +158,11 @@ void apic_cleanup_timer(void)
     apic_write(APIC_LVTT, lvtt | APIC_LVT_MASKED);
 }
 
-void apic_setup_timer(int vector, u32 mode)
+void (apic_setup_timer)(int vector, u32 mode)
 {
     if ((mode & APIC_LVT_TIMER_MASK) != mode || mode == APIC_LVT_TIMER_MASK)
-        kt_panic(__FILE__, __LINE__, "apic_setup_timer: mode %#x is not APIC_LVT_TIMER_ONESHOT, _PERIODIC or _TSCDEADLINE", mode);
-    if (vector < 32 || vector > 255) kt_panic(__FILE__, __LINE__, "apic_setup_timer: vector %d is not an interrupt vector (32-255)", vector);
+        kt_misuse(__FILE__, __LINE__, "apic_setup_timer: mode %#x is not APIC_LVT_TIMER_ONESHOT, _PERIODIC or _TSCDEADLINE", mode);
+    if (vector < 32 || vector > 255) kt_misuse(__FILE__, __LINE__, "apic_setup_timer: vector %d is not an interrupt vector (32-255)", vector);
     apic_cleanup_timer();
     if (mode == APIC_LVT_TIMER_TSCDEADLINE) wrmsr(MSR_IA32_TSCDEADLINE, 0);
     apic_write(APIC_TDCR, APIC_TDR_DIV_1);
@@ -217,10 +217,10 @@ void ioapic_write_reg(unsigned reg, uint32_t value)
 
 static void check_line(const char *what, unsigned line)
 {
-    if (line >= IOAPIC_LINES) kt_panic(__FILE__, __LINE__, "%s: line %u is not an IOAPIC pin (0-%d)", what, line, IOAPIC_LINES - 1);
+    if (line >= IOAPIC_LINES) kt_misuse(__FILE__, __LINE__, "%s: line %u is not an IOAPIC pin (0-%d)", what, line, IOAPIC_LINES - 1);
 }
 
-ioapic_redir_entry_t ioapic_read_redir(unsigned line)
+ioapic_redir_entry_t (ioapic_read_redir)(unsigned line)
 {
     check_line("ioapic_read_redir", line);
     uint32_t half[2] = { ioapic_read_reg(IOAPIC_REDIR_BASE + line * 2), ioapic_read_reg(IOAPIC_REDIR_BASE + line * 2 + 1) };
@@ -229,7 +229,7 @@ ioapic_redir_entry_t ioapic_read_redir(unsigned line)
     return e;
 }
 
-void ioapic_write_redir(unsigned line, ioapic_redir_entry_t e)
+void (ioapic_write_redir)(unsigned line, ioapic_redir_entry_t e)
 {
     check_line("ioapic_write_redir", line);
     uint32_t half[2];
@@ -239,21 +239,21 @@ void ioapic_write_redir(unsigned line, ioapic_redir_entry_t e)
     ioapic_write_reg(IOAPIC_REDIR_BASE + line * 2, half[0]);
 }
 
-void ioapic_set_redir(unsigned line, unsigned vec, trigger_mode_t trig_mode)
+void (ioapic_set_redir)(unsigned line, unsigned vec, trigger_mode_t trig_mode)
 {
-    if (vec < 32 || vec > 255) kt_panic(__FILE__, __LINE__, "ioapic_set_redir: vector %u is not an interrupt vector (32-255)", vec);
+    if (vec < 32 || vec > 255) kt_misuse(__FILE__, __LINE__, "ioapic_set_redir: vector %u is not an interrupt vector (32-255)", vec);
     ioapic_redir_entry_t e = { .vector = (uint8_t)vec, .trig_mode = (uint8_t)(trig_mode == TRIGGER_LEVEL) };
-    ioapic_write_redir(line, e);
+    (ioapic_write_redir)(line, e);
 }
 
-void set_mask(unsigned line, int mask)
+void (set_mask)(unsigned line, int mask)
 {
-    ioapic_redir_entry_t e = ioapic_read_redir(line);
+    ioapic_redir_entry_t e = (ioapic_read_redir)(line);
     e.mask = mask != 0;
-    ioapic_write_redir(line, e);
+    (ioapic_write_redir)(line, e);
 }
 
-void set_irq_line(unsigned line, int val)
+void (set_irq_line)(unsigned line, int val)
 {
     check_line("set_irq_line", line);
     need_apic("set_irq_line");

@@ -68,9 +68,9 @@ static void ipi_handler(struct ex_regs *regs)
 
 static void post(int cpu, void (*fn)(void *), void *data, bool wait, const char *what)
 {
-    if (!fn) kt_panic(__FILE__, __LINE__, "%s: fn is NULL", what);
+    if (!fn) kt_misuse(__FILE__, __LINE__, "%s: fn is NULL", what);
     if (cpu < 0 || cpu >= cpu_count())
-        kt_panic(__FILE__, __LINE__, "%s: CPU %d does not exist: this test has %d (0-%d; .cpus = N gives more)", what, cpu,
+        kt_misuse(__FILE__, __LINE__, "%s: CPU %d does not exist: this test has %d (0-%d; .cpus = N gives more)", what, cpu,
                  cpu_count(), cpu_count() - 1);
     if ((unsigned)cpu == kt_this_cpu()) {
         fn(data);
@@ -90,21 +90,22 @@ static void post(int cpu, void (*fn)(void *), void *data, bool wait, const char 
         while (__atomic_load_n(&m->busy, __ATOMIC_ACQUIRE)) pause();
 }
 
-void on_cpu(int cpu, void (*fn)(void *data), void *data)
+void (on_cpu)(int cpu, void (*fn)(void *data), void *data)
 {
     post(cpu, fn, data, true, "on_cpu");
 }
 
-void on_cpu_async(int cpu, void (*fn)(void *data), void *data)
+void (on_cpu_async)(int cpu, void (*fn)(void *data), void *data)
 {
     post(cpu, fn, data, false, "on_cpu_async");
 }
 
-void on_cpus(void (*fn)(void *data), void *data)
+void (on_cpus)(void (*fn)(void *data), void *data)
 {
     int self = smp_id(), count = cpu_count();
     for (int cpu = 0; cpu < count; cpu++)
         if (cpu != self) post(cpu, fn, data, false, "on_cpus");
+    if (!fn) kt_misuse(__FILE__, __LINE__, "on_cpus: fn is NULL");
     fn(data);
     for (int cpu = 0; cpu < count; cpu++)
         if (cpu != self)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include <kvmtest/abi.h>
+#include <kvmtest/caller.h>
 #include <kvmtest/types.h>
 #include <kvmtest/x86.h>
 
@@ -223,5 +224,14 @@ void set_mask(unsigned line, int mask);
  * edge-triggered pin, raise then lower it: set_irq_line(l, 1); set_irq_line(l, 0).
  */
 void set_irq_line(unsigned line, int val);
+
+/* A mistake (a pin or vector out of range, a timer mode that does not
+ * exist) fails the test at the caller's line (kvmtest/caller.h). */
+#define apic_setup_timer(vector, mode) KT_AT_VOID_((apic_setup_timer)((vector), (mode)))
+#define ioapic_read_redir(line) KT_AT_((ioapic_read_redir)(line))
+#define ioapic_write_redir(line, e) KT_AT_VOID_((ioapic_write_redir)((line), (e)))
+#define ioapic_set_redir(line, vec, trig_mode) KT_AT_VOID_((ioapic_set_redir)((line), (vec), (trig_mode)))
+#define set_mask(line, mask) KT_AT_VOID_((set_mask)((line), (mask)))
+#define set_irq_line(line, val) KT_AT_VOID_((set_irq_line)((line), (val)))
 
 #endif /* KVMTEST_APIC_H */

@@ -24,6 +24,8 @@
 #ifndef KVMTEST_SMP_H
 #define KVMTEST_SMP_H
 
+#include <kvmtest/caller.h>
+
 /* The vector on_cpu's IPIs use (kvm-unit-tests' IPI_VECTOR): the runtime's in tests with several CPUs. */
 #define KVMTEST_IPI_VECTOR 0x20
 
@@ -37,5 +39,10 @@ void on_cpu(int cpu, void (*fn)(void *data), void *data);
 void on_cpu_async(int cpu, void (*fn)(void *data), void *data);
 /* Runs fn(data) on every CPU, the calling one included, and waits for all of them. */
 void on_cpus(void (*fn)(void *data), void *data);
+
+/* A mistake (a CPU that does not exist, fn NULL) fails the test at the caller's line (kvmtest/caller.h). */
+#define on_cpu(cpu, fn, data) KT_AT_VOID_((on_cpu)((cpu), (fn), (data)))
+#define on_cpu_async(cpu, fn, data) KT_AT_VOID_((on_cpu_async)((cpu), (fn), (data)))
+#define on_cpus(fn, data) KT_AT_VOID_((on_cpus)((fn), (data)))
 
 #endif /* KVMTEST_SMP_H */

@@ -14,7 +14,11 @@
 //      through the full CLI (bench/test-files.ts);
 //   7. mirror mode: one run of a function of a shared object beside one of
 //      an image, and the first touch of a page of the process
-//      (bench/mirror.ts). `node dist/bench/run.js mirror` runs only this.
+//      (bench/mirror.ts). `node dist/bench/run.js mirror` runs only this;
+//   8. interrupt controllers and a second vCPU: a test that takes one LAPIC
+//      timer interrupt (.apic) and one that runs a function on CPU 1
+//      (.cpus = 2, on_cpu) beside a plain test, through the full CLI
+//      (bench/interrupts.ts). `node dist/bench/run.js interrupts` runs only this.
 // Every figure is the median of several rounds, each round interleaving the
 // things it compares.
 import { spawnSync } from 'node:child_process';
@@ -24,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openMachine, type GuestMachine } from '../src/open-machine.js';
 import { runGuest, runGuestSync } from '../src/run-guest.js';
+import { measureInterrupts } from './interrupts.js';
 import { measureMirror } from './mirror.js';
 import { measureTestFiles } from './test-files.js';
 
@@ -163,9 +168,21 @@ async function mirrorSection(): Promise<void> {
   console.log(`   a chunk new to the machine, more   ${costs.newSlot.toFixed(0).padStart(6)} us   (its memory slot, once per machine)`);
 }
 
+/** Tests in the large binaries of section 8 (a test there takes a few hundred microseconds). */
+const INTERRUPT_TESTS = 2200;
+
+function interruptsSection(): void {
+  const costs = measureInterrupts(root, out, SMALL, INTERRUPT_TESTS, ROUNDS);
+  console.log(`8. interrupts and several vCPUs, per test through the full CLI (marginal cost over ${INTERRUPT_TESTS - SMALL} tests, --jobs 1)`);
+  console.log(`   plain test                         ${costs.plain.toFixed(0).padStart(6)} us`);
+  console.log(`   .apic, one LAPIC timer interrupt   ${costs.timer.toFixed(0).padStart(6)} us   (${costs.timerRatio.toFixed(2)}x a plain test)`);
+  console.log(`   .cpus = 2, on_cpu(1, ...) once     ${costs.onCpu.toFixed(0).padStart(6)} us   (${costs.onCpuRatio.toFixed(2)}x a plain test)`);
+}
+
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   if (process.argv[2] === 'mirror') return mirrorSection();
+  if (process.argv[2] === 'interrupts') return interruptsSection();
   run('cc', ['-O2', '-o', join(out, 'c-reference'), join(root, 'bench', 'c-reference.c')], 'building the C reference');
   const cpus = availableParallelism();
   const small = suite(SMALL);
@@ -263,6 +280,8 @@ async function main(): Promise<void> {
   console.log(`   C (KVMTEST, .ioport)               ${files.c.toFixed(0).padStart(6)} us`);
   console.log(`   ratio TypeScript / C               ${files.ratio.toFixed(2).padStart(6)}   (target <= 1.5)\n`);
   await mirrorSection();
+  console.log('');
+  interruptsSection();
 }
 
 await main();

@@ -104,6 +104,7 @@ function planMirror(options: RunGuestOptions, caller: string): Pick<GuestPlan, '
     throw new OptionError(`${caller}: in mirror mode, entry names the function of ${mirror.library} to run (got ${describe(options.entry)})`);
   }
   const hardware = normalizeHardware(options, true);
+  if (hardware.apic) throw new OptionError(`${caller}: mirror mode has no interrupt controllers or second vCPU yet (apic, cpus): run an image instead`);
   try {
     const library = loadMirrorLibrary(mirror.library);
     return { image: library.image, entry: mirrorEntry(library, options.entry), hardware, mirroredFunction: options.entry };

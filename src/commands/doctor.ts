@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { KvmUnavailableError } from '../kvm/errors.js';
 import { Kvm, KVM_DEVICE, REQUIRED_CAPS } from '../kvm/kvm.js';
 import { vectorName } from '../machine/descriptors.js';
+import { MAX_CPUS } from '../machine/machine.js';
 import { type CpuidLeafView, guestCpuid } from '../machine/guest-cpuid.js';
 import { snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { GuestResult } from '../result.js';
@@ -149,6 +150,16 @@ export function closingAdvice(missing: number, kind: Virtualization['kind']): st
   );
 }
 
+/** What .apic and .cpus get here: the in-kernel controllers, how many vCPUs, which timer modes and APIC modes the CPUID offers. */
+function describeInterrupts(kvm: Kvm): string {
+  if (!kvm.checkExtension('KVM_CAP_IRQCHIP')) return 'NO in-kernel interrupt controller (KVM_CAP_IRQCHIP): tests with .apic or .cpus are skipped';
+  const max = Math.min(kvm.checkExtension('KVM_CAP_MAX_VCPUS') || kvm.checkExtension('KVM_CAP_NR_VCPUS') || 4, MAX_CPUS);
+  const leaf1 = guestCpuid(kvm).table.find((e) => e.function === 1);
+  const offers = (bit: number) => ((leaf1?.ecx ?? 0) >>> bit) & 1;
+  const extras = [offers(21) ? 'x2APIC' : 'no x2APIC (enable_x2apic() returns false)', offers(24) ? 'TSC-deadline timer' : 'no TSC-deadline timer'];
+  return `ok: LAPIC, IOAPIC and PICs in the kernel; up to ${max} vCPUs per test (.cpus); ${extras.join(', ')}`;
+}
+
 export async function doctorCommand(out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const line = (label: string, text: string) => out.write(`${label.padEnd(18)}${text}\n`);
   out.write('kvmtest doctor\n\n');
@@ -172,6 +183,7 @@ export async function doctorCommand(out: NodeJS.WritableStream = process.stdout)
   const unsupported = snapshotUnsupportedReason(kvm);
   line('snapshots', unsupported ? `OFF: ${unsupported}; every test gets a fresh VM (slower)` : `ok: ${snapshot.join(', ')}`);
   line('cpuid', describeCpuid(guestCpuid(kvm).differences));
+  line('interrupts', describeInterrupts(kvm));
   kvm.close();
 
   out.write('\ninstruction groups, each probed with a one-instruction guest:\n');

@@ -33,6 +33,8 @@ export type AccessSize = 1 | 2 | 4 | 8;
 
 /** The guest as a device may see it during one exit. */
 export interface GuestAccess {
+  /** A number that changes when the run ends (interrupts may be raised until then, see irq()). */
+  runEpoch(): number;
   /** The vCPU that exited: its number, which is its APIC ID (0 in a one-vCPU machine). */
   readonly cpu: number;
   /**

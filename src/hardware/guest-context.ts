@@ -18,12 +18,36 @@ export function guestContext(guest: GuestAccess): GuestContext {
 class ExitGuest implements GuestContext {
   readonly #guest: GuestAccess;
   readonly #epoch: number;
+  readonly #run: number;
   #regs: RegisterDump | undefined;
   #memory: GuestMemoryAccess | undefined;
 
   constructor(guest: GuestAccess) {
     this.#guest = guest;
     this.#epoch = guest.exitEpoch();
+    this.#run = guest.runEpoch();
+  }
+
+  get cpu(): number {
+    return this.#guest.cpu;
+  }
+
+  irq(line: number, level?: boolean): void {
+    if (level !== undefined && typeof level !== 'boolean') throw new TypeError(`irq(${line}, ${String(level)}): the level is true or false (or left out, for a pulse)`);
+    this.#running('irq').irq(line, level);
+  }
+
+  msi(address: bigint | number, data: number): void {
+    if (!Number.isInteger(data) || data < 0 || data > 0xffffffff) throw new RangeError(`msi(..., ${String(data)}): the data is a 32-bit number`);
+    this.#running('msi').msi(integer(address, 'msi: the address'), data);
+  }
+
+  /** The guest, while the run this context's exit belongs to lasts. */
+  #running(what: string): GuestAccess {
+    if (this.#guest.runEpoch() !== this.#run) {
+      throw new Error(`${what}(): the run this device served is over; a device may interrupt the guest only while its test runs`);
+    }
+    return this.#guest;
   }
 
   get regs(): Readonly<RegisterDump> {

@@ -22,6 +22,19 @@ export interface GuestContext {
   setRegs(values: RegisterValues): void;
   /** Guest memory, through the guest's current page tables (virtual addresses), or physical. */
   readonly memory: GuestMemoryAccess;
+  /** The vCPU that made the access: its number, which is its APIC ID (0 unless the test has cpus). */
+  readonly cpu: number;
+  /**
+   * Drives interrupt line `line` (an IOAPIC pin, 0-23; below 16 a PIC
+   * input too), as a device's interrupt pin: without `level` a pulse (for
+   * edge-triggered lines), with it the line's new level (a level-triggered
+   * line stays high until lowered). Needs apic (or cpus). Unlike the
+   * registers and memory, this works until the run ends, so that a device
+   * may interrupt later (from a timer or a Promise).
+   */
+  irq(line: number, level?: boolean): void;
+  /** A message-signalled interrupt: `data` written to `address` (0xfee00000 | APIC ID << 12). Needs apic; works until the run ends. */
+  msi(address: bigint | number, data: number): void;
 }
 
 export interface GuestMemoryAccess {

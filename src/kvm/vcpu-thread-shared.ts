@@ -12,9 +12,15 @@ export const SLOT = {
   result: 2,
   /** The worker's thread id, for signals. */
   tid: 3,
+  /**
+   * Runs whose wake (see VcpuThreadData.wake) is done: the owner waits for
+   * it before it takes a result, so that the worker never writes into a
+   * kvm_run page the owner has unmapped since.
+   */
+  woken: 4,
 } as const;
 
-export const SLOTS = 4;
+export const SLOTS = 5;
 
 export const COMMAND = { NONE: 0, RUN: 1, QUIT: 2 } as const;
 

@@ -34,6 +34,7 @@ try {
       wake.byte[0] = 1;
       tgkill(process.pid, wake.tid, wake.signal);
     }
+    Atomics.add(control, SLOT.woken, 1);
     // Wait until the owner has taken the result before going idle.
     while (Atomics.load(control, SLOT.state) === STATE.EXITED) Atomics.wait(control, SLOT.state, STATE.EXITED);
   }

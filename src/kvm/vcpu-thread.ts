@@ -24,6 +24,8 @@ export class VcpuThread {
   private readonly control = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
   private readonly worker: Worker;
   private failure: Error | undefined;
+  /** Runs asked for (see SLOT.woken). */
+  private runs = 0;
   readonly tid: number;
   private closed = false;
 
@@ -60,6 +62,7 @@ export class VcpuThread {
   start(): void {
     this.checkFailed();
     // The worker goes idle right after take(); a command given before then waits for it.
+    this.runs++;
     Atomics.store(this.control, SLOT.command, COMMAND.RUN);
     Atomics.notify(this.control, SLOT.command);
   }
@@ -79,6 +82,10 @@ export class VcpuThread {
 
   /** The returned KVM_RUN's result (0, or its errno); the thread may then be started again. */
   take(): number {
+    // The worker's wake follows its EXITED by a few instructions.
+    while (Atomics.load(this.control, SLOT.woken) !== this.runs) {
+      if (Atomics.load(this.control, SLOT.state) === STATE.FAILED) this.checkFailed();
+    }
     const result = Atomics.load(this.control, SLOT.result);
     Atomics.store(this.control, SLOT.state, STATE.IDLE);
     Atomics.notify(this.control, SLOT.state);

@@ -153,7 +153,8 @@ export class Vm {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const vcpu of this.vcpus) vcpu.close();
+    // The last first: vCPUs other than 0 run on threads that write into vCPU 0's kvm_run (VcpuThread's wake).
+    for (const vcpu of [...this.vcpus].reverse()) vcpu.close();
     libc.close(this.fd);
   }
 }

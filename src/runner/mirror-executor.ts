@@ -37,9 +37,10 @@ export class SharedObjectExecutor {
   /** Runs one test; its record's fn and record addresses are link-time, as the test table gives them. */
   run(test: TestCase): TestResult {
     const started = performance.now();
-    // A heap and CPUID edits shape an image test's machine; mirror mode's
-    // has neither yet, and running without them would judge another test.
-    const unsupported = test.heap !== undefined ? '.heap' : test.cpuid !== undefined ? '.cpuid' : undefined;
+    // A heap, CPUID edits and interrupt controllers shape an image test's
+    // machine; mirror mode's has none yet, and running without them would
+    // judge another test.
+    const unsupported = test.heap !== undefined ? '.heap' : test.cpuid !== undefined ? '.cpuid' : test.cpus !== undefined ? '.cpus' : test.apic ? '.apic' : undefined;
     if (unsupported) {
       return hostFailure(test, `${unsupported} is not available to a shared object's tests (mirror mode) yet: build this test into a test binary with kvmtest cc (without -shared)`);
     }

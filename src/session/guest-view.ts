@@ -20,6 +20,8 @@ export class GuestView implements GuestAccess {
   private registerWrites: Partial<Regs> | undefined;
   /** Bumped at every exit and at the end of a run: what a device holds of an earlier exit is stale. */
   private epoch = 0;
+  /** Bumped at the end of a run. */
+  private run = 0;
 
   constructor(
     private readonly machine: Machine,
@@ -125,7 +127,13 @@ export class GuestView implements GuestAccess {
   /** The run is over: a device that kept the guest of its last exit can no longer use it. */
   endRun(): void {
     this.epoch++;
+    this.run++;
     this.registerWrites = undefined;
+  }
+
+  /** Which run this is (see GuestAccess.runEpoch). */
+  runEpoch(): number {
+    return this.run;
   }
 
   /** Which exit this is (see GuestAccess.exitEpoch). */

@@ -29,6 +29,12 @@ import { GuestView } from './guest-view.js';
 
 const EFAULT = 14;
 const RFLAGS_IF = 1n << 9n;
+/**
+ * How long a machine whose vCPUs are all halted with nothing to wake them
+ * stays so before it counts as halted, in a run that waits for devices
+ * (runAsync): time for a device's timer to raise the interrupt it promised.
+ */
+const HALT_GRACE_MS = 50;
 /** A word to fence on (Atomics.add is a full barrier). */
 const FENCE = new Int32Array(new SharedArrayBuffer(4));
 
@@ -38,6 +44,8 @@ export class Session {
   /** vCPUs other than 0, in a machine with several. */
   private readonly others: OtherCpus | undefined;
   private timeoutMs = 0;
+  /** When the machine was first seen halted with nothing to wake it (haltCheck). */
+  private stuckSince: number | undefined;
   /** False while run() drives the session: a device's Promise cannot be waited for. */
   private canWait = true;
 
@@ -150,6 +158,7 @@ export class Session {
       if (this.canWait) return new Promise<Stop | undefined>((resolve) => setImmediate(() => resolve(this.haltCheck())));
       return this.haltCheck();
     }
+    this.stuckSince = undefined;
     this.guest.newExit();
     const handled = handleExit(this.exits, exit);
     return isPromise(handled) ? handled.then((stop) => this.afterExit(stop)) : this.afterExit(handled);
@@ -164,10 +173,26 @@ export class Session {
   private haltCheck(): Stop | undefined {
     const { machine, others } = this;
     const vcpu = machine.vcpu;
-    if (InterruptController.mpState(vcpu) !== MP_STATE.HALTED) return undefined;
-    const regs = vcpu.getRegs();
-    if (!InterruptController.stuckHalted(vcpu, regs.rflags)) return undefined;
-    if (others && !others.allStuckHalted()) return undefined;
+    const stuck = () => {
+      if (InterruptController.mpState(vcpu) !== MP_STATE.HALTED) return undefined;
+      const regs = vcpu.getRegs();
+      if (!InterruptController.stuckHalted(vcpu, regs.rflags)) return undefined;
+      if (others && !others.allStuckHalted()) return undefined;
+      return regs;
+    };
+    const regs = stuck();
+    if (!regs) {
+      this.stuckSince = undefined;
+      return undefined;
+    }
+    // A device's timer or Promise may still raise an interrupt: when the
+    // run can wait for devices, the machine must stay stuck for a while,
+    // with the event loop running, before it counts as halted.
+    if (this.canWait) {
+      const now = performance.now();
+      this.stuckSince ??= now;
+      if (now - this.stuckSince < HALT_GRACE_MS) return undefined;
+    }
     const stop = haltStop(this.guest, regs.rip);
     if (stop.outcome !== 'halted') return { ...stop, regs };
     const where = others ? `; ${others.locations(machine).join(', ')}, halted too, with nothing to wake them` : '';

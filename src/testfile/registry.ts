@@ -118,6 +118,7 @@ function declare(modifier: Modifier, name: unknown, ...rest: unknown[]): void {
     if (modifier.only || (current.groups.length > 0 && current.groups.some((g) => g.only))) checked.only = true;
     if (guest.kind === 'mirror') {
       if (checked.hardware.args.length > 0) throw new OptionError(`kvmtest("${name}", ...): give a mirrored function's arguments to fn(name, ...args), not as the args option`);
+      if (checked.hardware.apic) throw new OptionError(`kvmtest("${name}", ...): mirror mode has no interrupt controllers or second vCPU yet (apic, cpus): use a c\`\` or elf() guest`);
       checked.hardware = { ...checked.hardware, args: normalizeArgs(guest.args, true), argArrays: guest.args.filter((a) => ArrayBuffer.isView(a)) };
     }
     declaration.guest = guest;

@@ -106,7 +106,7 @@ describe('test files: mistakes in one test fail that test, with a message that s
   test('an unknown option, or an unknown key in a handler object, lists the known ones', guestTest(), () => {
     assert.equal(
       failureOf(byName, 'an unknown option'),
-      'unknown option "ioport"; known: ioports, ports, mmio, msrs, cpuid, ram, memory, regs, args, shouldPanic, shouldHalt, shouldFault, timeoutMs, stackSize, skip, only',
+      'unknown option "ioport"; known: ioports, ports, mmio, msrs, cpuid, ram, memory, regs, args, apic, cpus, shouldPanic, shouldHalt, shouldFault, timeoutMs, stackSize, skip, only',
     );
     assert.equal(failureOf(byName, 'a port handler with a misspelt key'), 'ports[0x60]: unknown key "reed"; known: read, write');
   });

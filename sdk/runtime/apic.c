@@ -19,7 +19,7 @@
 /* The record said so, or kvmtest_smp_entry ran: the APIC is there (per test: .bss). */
 static bool apic_checked;
 
-bool kt_test_has_apic(void)
+static bool test_has_apic(void)
 {
     if (apic_checked || kt_cpu_count > 1) return true;
     const struct kvmtest_record *rec = kvmtest_current();
@@ -33,7 +33,7 @@ bool kt_test_has_apic(void)
 
 static void need_apic(const char *what)
 {
-    if (!kt_test_has_apic())
+    if (!test_has_apic())
         kt_panic(__FILE__, __LINE__,
                  "%s: this test has no local APIC or IOAPIC: declare it with .apic = true (or .cpus = N)", what);
 }

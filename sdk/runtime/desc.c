@@ -280,7 +280,6 @@ void kt_handle_irq(unsigned vector, handler fn, const char *file, uint32_t line)
                  "KVMTEST_IPI_VECTOR): use another vector",
                  vector);
     kt_set_irq_handler(vector, fn);
-    if (kt_test_has_apic()) kt_apic_sw_enable();
 }
 
 /* exceptions.S's kt_irq_common: 0 when the handler ran, else where the interrupt goes. */

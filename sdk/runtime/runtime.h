@@ -60,9 +60,7 @@ static inline unsigned kt_this_cpu(void)
 /* Panics, naming `what`, on any CPU but 0 (ktry, run_in_user). */
 void kt_require_cpu0(const char *what);
 
-/* apic.c: whether the running test has an interrupt controller (its record says .apic or .cpus). */
-bool kt_test_has_apic(void);
-/* Software-enables the calling CPU's APIC if it is not (SPIV bit 8; spurious vector 0xff). */
+/* apic.c: software-enables the calling CPU's APIC if it is not (SPIV bit 8; spurious vector 0xff). */
 void kt_apic_sw_enable(void);
 
 /* desc.c: the runtime's IDT as last loaded; the whole of it (256 vectors), loaded. */
@@ -72,7 +70,7 @@ void kt_setup_full_idt(void);
 void kt_set_irq_handler(unsigned vector, handler fn);
 
 /* smp.c: called from kvmtest_smp_entry (smp-entry.S); where the host enters the other CPUs. */
-void kt_smp_start(const struct kvmtest_record *rec);
+void kt_smp_start(const struct kvmtest_record *rec, uint64_t cpus_given);
 __attribute__((noreturn)) void kvmtest_secondary_entry(unsigned cpu);
 /* desc.c: exceptions.S's interrupt dispatcher. */
 uint64_t kt_irq_dispatch(struct ex_regs *regs);

@@ -112,10 +112,12 @@ void (on_cpus)(void (*fn)(void *data), void *data)
             while (__atomic_load_n(&mailboxes[cpu].busy, __ATOMIC_ACQUIRE)) pause();
 }
 
-/* CPU 0, from kvmtest_smp_entry, before the test: the IDT, the IPI, and every other CPU waiting. */
-void kt_smp_start(const struct kvmtest_record *rec)
+/* CPU 0, from kvmtest_smp_entry, before the test: the IDT, the IPI, and every other CPU waiting.
+ * The record says how many CPUs; without one (a TypeScript test's snippet), the host's `cpus`. */
+void kt_smp_start(const struct kvmtest_record *rec, uint64_t cpus_given)
 {
-    unsigned cpus = rec->version >= 3 ? rec->options.cpus : 1;
+    unsigned cpus = rec ? (rec->version >= 3 ? rec->options.cpus : 1) : (unsigned)cpus_given;
+    if (cpus < 1) cpus = 1;
     if (cpus > KVMTEST_MAX_CPUS) cpus = KVMTEST_MAX_CPUS;
     kt_cpu_count = cpus;
     kt_setup_full_idt();

@@ -21,8 +21,7 @@ typedef struct ex_regs isr_regs_t;
  * interrupts off; it must eoi() for an interrupt from the APIC, and may
  * change the registers in *regs, which are iretq'd to. fn = NULL removes
  * the handler: the vector then reaches the engine, which fails the test
- * with "unexpected interrupt vector N", as a vector nobody handles does. It
- * also software-enables the calling CPU's APIC in a test with one (.apic).
+ * with "unexpected interrupt 0x..", as a vector nobody handles does.
  * Vector 0x20 is the runtime's own in a test with several CPUs (on_cpu's
  * IPI, KVMTEST_IPI_VECTOR); asking for it there fails the test.
  */

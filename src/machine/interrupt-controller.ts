@@ -43,6 +43,9 @@ const APIC = {
   TMICT: 0x380,
   TMCCT: 0x390,
 } as const;
+/** The IRR: 256 bits in 8 32-bit words, 16 bytes apart. */
+const IRR_WORDS = 8;
+const IRR_STRIDE = 16;
 const LVT_MASKED = 1 << 16;
 const LVT_TIMER_MODE = 3 << 17;
 const LVT_TIMER_TSC_DEADLINE = 2 << 17;
@@ -150,6 +153,13 @@ export class InterruptController {
     return regs.getUint32(APIC.TMCCT, true) !== 0;
   }
 
+  /** Any bit set in the local APIC's IRR: an interrupt requested and not yet taken. */
+  static interruptRequested(vcpu: Vcpu): boolean {
+    const regs = new DataView(vcpu.getBlob('lapic').buffer);
+    for (let word = 0; word < IRR_WORDS; word++) if (regs.getUint32(APIC.IRR + IRR_STRIDE * word, true) !== 0) return true;
+    return false;
+  }
+
   /** The vCPU's run state, KVM_MP_STATE_*. */
   static mpState(vcpu: Vcpu): number {
     return new DataView(vcpu.getBlob('mpState').buffer).getUint32(0, true);
@@ -166,6 +176,9 @@ export class InterruptController {
     if (state === MP_STATE.UNINITIALIZED || state === MP_STATE.INIT_RECEIVED) return true;
     if (state !== MP_STATE.HALTED) return false;
     if ((rflags & RFLAGS_IF) === 0n) return true;
+    // An interrupt already requested (a one-shot timer that fired while
+    // interrupts were off) wakes it as soon as KVM looks.
+    if (InterruptController.interruptRequested(vcpu)) return false;
     return !InterruptController.timerArmed(vcpu);
   }
 

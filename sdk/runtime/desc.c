@@ -183,11 +183,12 @@ static struct idt_gate *runtime_gate(int vec)
         /* Vectors above the ones copied so far: the source IDT's gates, as far as its limit goes. */
         const struct idt_gate *old = (const struct idt_gate *)(uintptr_t)source_idtr.base;
         unsigned source_count = ((unsigned)source_idtr.limit + 1) / sizeof(struct idt_gate);
-        for (unsigned v = idt_count; v <= (unsigned)vec; v++) {
-            if (v < source_count) kt_idt[v] = old[v];
-            else memset(&kt_idt[v], 0, sizeof(kt_idt[v]));
-        }
-        idt_count = (unsigned)vec + 1;
+        unsigned end = (unsigned)vec + 1, copied = source_count < end ? source_count : end;
+        /* One rep movsb and one rep stosb: each a single instruction to emulate. */
+        if (copied > idt_count) memcpy(&kt_idt[idt_count], &old[idt_count], (copied - idt_count) * sizeof(struct idt_gate));
+        else copied = idt_count;
+        if (end > copied) memset(&kt_idt[copied], 0, (end - copied) * sizeof(struct idt_gate));
+        idt_count = end;
         load_runtime_idt();
     }
     return &kt_idt[vec];

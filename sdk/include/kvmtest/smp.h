@@ -18,8 +18,9 @@
  * not wait for a CPU that is waiting for it. CPU 0 runs the test, not a
  * loop: work given to CPU 0 by another CPU runs in CPU 0's IPI handler,
  * once CPU 0 takes interrupts (irq_enable, safe_halt). ktry and run_in_user work on
- * CPU 0 only; handle_exception, handle_irq, ASM_TRY and the checks work
- * on every CPU (ASM_TRY's exception_vector() is shared: one CPU at a time).
+ * CPU 0 only; handle_exception, handle_irq, ASM_TRY, kassert, kpanic and
+ * sprint work on every CPU. ASM_TRY's exception_vector() and kexpect's and
+ * report()'s bookkeeping are shared: one CPU at a time.
  */
 #ifndef KVMTEST_SMP_H
 #define KVMTEST_SMP_H

@@ -120,7 +120,9 @@ typedef void (*handler)(struct ex_regs *regs);
  * Calls fn for exception `vector` (0-31) from now on, and returns the
  * previous handler (NULL: none; the exception then goes on to an active
  * ktry, or to the engine, which reports it as a fault). fn = NULL removes
- * the handler. A vector above 31 fails the test with a message.
+ * the handler. A vector above 31 fails the test with a message: interrupts
+ * (32-255) take handle_irq (kvmtest/isr.h). Handlers serve every CPU of a
+ * test with several; each CPU runs them on a handler stack of its own.
  */
 handler kt_handle_exception(unsigned vector, handler fn, const char *file, uint32_t line);
 #define handle_exception(vector, fn) kt_handle_exception((vector), (fn), __FILE__, __LINE__)

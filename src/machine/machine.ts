@@ -200,26 +200,26 @@ export class Machine {
    * made them, waiting for an INIT and a start-up IPI, as on real hardware.
    */
   private startSecondaryCpus(): void {
-    if (this.image.symbols.byName(SECONDARY_ENTRY)) {
+    if (this.vcpus.length === 1) return;
+    this.secondaryEntry = this.image.symbols.byName(SECONDARY_ENTRY)?.value;
+    if (this.secondaryEntry !== undefined) {
       for (const vcpu of this.vcpus.slice(1)) vcpu.setBlob('mpState', MP_STATE_RUNNABLE);
     }
     this.stageSecondaryCpus();
     for (const vcpu of this.vcpus.slice(1)) vcpu.startThread(this.vcpu.runAreaAddress);
   }
 
+  /** Where vCPUs other than 0 start (SECONDARY_ENTRY), when the image has the runtime. */
+  private secondaryEntry: bigint | undefined;
+
   /** Stages each vCPU other than 0's entry registers (SECONDARY_ENTRY), for the next run. */
   stageSecondaryCpus(): void {
-    const entry = this.image.symbols.byName(SECONDARY_ENTRY);
-    if (!entry) return;
-    for (const vcpu of this.vcpus.slice(1)) {
-      const own = this.placement.secondaryCpus![vcpu.id - 1]!;
-      vcpu.stageEntry(entry.value, own.stackTop - 8n, RFLAGS_RESERVED, [BigInt(vcpu.id)]);
+    const entry = this.secondaryEntry;
+    if (entry === undefined) return;
+    for (let id = 1; id < this.vcpus.length; id++) {
+      const own = this.placement.secondaryCpus![id - 1]!;
+      this.vcpus[id]!.stageEntry(entry, own.stackTop - 8n, RFLAGS_RESERVED, [BigInt(id)]);
     }
-  }
-
-  /** True when vCPUs other than 0 start in the runtime (SECONDARY_ENTRY) rather than waiting for a start-up IPI. */
-  get secondariesInRuntime(): boolean {
-    return this.vcpus.length > 1 && this.image.symbols.byName(SECONDARY_ENTRY) !== undefined;
   }
 
   /**

@@ -210,7 +210,9 @@ export class Snapshot {
       interrupts.lowerLines();
       interrupts.restoreChips(this.chips!);
     }
-    machine.vcpus.forEach((vcpu, i) => {
+    const vcpus = machine.vcpus;
+    for (let i = 0; i < vcpus.length; i++) {
+      const vcpu = vcpus[i]!;
       const saved = this.vcpus[i]!;
       if (interrupts) {
         // At once, not staged for the next KVM_RUN: the APIC base in them
@@ -225,7 +227,7 @@ export class Snapshot {
       if (written !== saved.msrCount) {
         throw new Error(`internal: KVM_SET_MSRS restored ${written} of ${saved.msrCount} MSRs`);
       }
-    });
+    }
     machine.stageSecondaryCpus();
     return { pagesRestored, discard: pageTablesTouched ? "the test wrote to the engine's page tables" : undefined };
   }

@@ -59,8 +59,13 @@ interface MsrPlan {
   trap: MsrFilterRange[];
 }
 
-/** Per /dev/kvm handle: which MSRs a snapshot restores, and the trap for the rest. */
-const msrPlans = new WeakMap<Kvm, MsrPlan>();
+/**
+ * Per /dev/kvm handle, and apart for machines with and without interrupt
+ * controllers: which MSRs a snapshot restores, and the trap for the rest.
+ * KVM accepts some MSRs only with its in-kernel local APIC (its PV EOI MSR),
+ * so a plan probed on one kind of machine does not fit the other.
+ */
+const msrPlans = { plain: new WeakMap<Kvm, MsrPlan>(), withApic: new WeakMap<Kvm, MsrPlan>() };
 
 /**
  * Why snapshots cannot be trusted on this KVM, or undefined when they can:
@@ -128,7 +133,8 @@ export class Snapshot {
     if (machine.interrupts) blobNames.push('lapic', 'mpState');
 
     const first = machine.vcpu;
-    let plan = msrPlans.get(kvm);
+    const plans = machine.interrupts ? msrPlans.withApic : msrPlans.plain;
+    let plan = plans.get(kvm);
     if (!plan) {
       // Keep only MSRs KVM both reads and accepts back: the list names some
       // that this vCPU's CPUID does not offer. Probed one by one, once.
@@ -140,7 +146,7 @@ export class Snapshot {
         return read.length === 1 && first.setMsrs(encodeMsrs(read)) === 1;
       });
       plan = { restorable, trap: msrTrapRanges(new Set([...restorable, ...RESTORED_WITH_SREGS]), listed) };
-      msrPlans.set(kvm, plan);
+      plans.set(kvm, plan);
     }
     const indices = plan.restorable;
     machine.trapMsrWrites(plan.trap);

@@ -48,6 +48,10 @@ const TYPESCRIPT_EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'reading a missing MSR raises #GP',
     'a device that answers later',
   ],
+  'examples/interrupts.kvmtest.ts': [
+    'a device raises its interrupt after the guest writes a command',
+    'an MSI to CPU 1, from a device CPU 1 talked to',
+  ],
   'examples/keyboard.kvmtest.ts': [
     'driver resets the keyboard',
     'driver waits for a slow controller',

@@ -19,6 +19,7 @@ import {
   startRun,
 } from './guest-plan.js';
 import type { Machine } from './machine/machine.js';
+import { bringUpSecondaries } from './session/bring-up.js';
 import { Snapshot, snapshotUnsupportedReason } from './machine/snapshot.js';
 import type { GuestResult } from './result.js';
 import { applyOverrides, type RunOverrides } from './run-overrides.js';
@@ -140,6 +141,7 @@ export class KeptMachine implements GuestMachine {
   private build(): Built {
     const machine = buildMachine(this.host.kvm, this.plan, this.snapshots);
     try {
+      if (this.snapshots) bringUpSecondaries(machine, this.host.timer);
       return { machine, snapshot: this.snapshots ? Snapshot.capture(machine) : undefined, used: false };
     } catch (err) {
       machine.close();

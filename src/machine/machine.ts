@@ -43,6 +43,9 @@ export interface MachineOptions {
   cpus?: number;
 }
 
+/** IA32_APIC_BASE's bootstrap-processor flag. */
+const APIC_BASE_BSP = 1n << 8n;
+
 /** The symbol vCPUs other than 0 start at, in an image with the kvmtest runtime (sdk/runtime/smp.c). */
 export const SECONDARY_ENTRY = 'kvmtest_secondary_entry';
 /** Most vCPUs a machine may have: each is a host thread with a JavaScript context of its own. */
@@ -155,6 +158,8 @@ export class Machine {
         vcpu.setCpuid(cpuid);
         // Staged in kvm_run: KVM loads them with the first KVM_RUN, no ioctl needed.
         let sregs = longModeSregs(resetSregs(vcpu), tables.root, xsave);
+        // The reset state is vCPU 0's: only it is the bootstrap processor (IA32_APIC_BASE bit 8).
+        if (id > 0) sregs = { ...sregs, apicBase: sregs.apicBase & ~APIC_BASE_BSP };
         // Mirrored code reads its thread's TLS through %fs (the stack protector's canary at %fs:0x28).
         if (options.mirror) sregs = { ...sregs, fs: { ...sregs.fs, base: options.mirror.fsBase } };
         const own = placement.secondaryCpus?.[id - 1];
@@ -212,10 +217,22 @@ export class Machine {
   /** Where vCPUs other than 0 start (SECONDARY_ENTRY), when the image has the runtime. */
   private secondaryEntry: bigint | undefined;
 
+  /** True when vCPUs other than 0 start in the runtime (SECONDARY_ENTRY) rather than waiting for a start-up IPI. */
+  get secondariesInRuntime(): boolean {
+    return this.secondaryEntry !== undefined;
+  }
+
+  /**
+   * Set once the other vCPUs have been brought up and wait for work in the
+   * runtime (session/bring-up.ts): a snapshot then keeps them there, and
+   * they are not sent to SECONDARY_ENTRY again.
+   */
+  secondariesLive = false;
+
   /** Stages each vCPU other than 0's entry registers (SECONDARY_ENTRY), for the next run. */
   stageSecondaryCpus(): void {
     const entry = this.secondaryEntry;
-    if (entry === undefined) return;
+    if (entry === undefined || this.secondariesLive) return;
     for (let id = 1; id < this.vcpus.length; id++) {
       const own = this.placement.secondaryCpus![id - 1]!;
       this.vcpus[id]!.stageEntry(entry, own.stackTop - 8n, RFLAGS_RESERVED, [BigInt(id)]);

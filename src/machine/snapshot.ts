@@ -4,7 +4,7 @@
 // registers, FPU/XSAVE state, XCRs, MSRs, pending events and debug
 // registers. General registers are set per test by the caller.
 import type { Kvm } from '../kvm/kvm.js';
-import { encodeMsrs, encodeSregs } from '../kvm/structs.js';
+import { encodeMsrs, encodeSregs, type Regs } from '../kvm/structs.js';
 import type { StateBlob } from '../kvm/vcpu.js';
 import type { MsrFilterRange } from '../kvm/vm.js';
 import { CR4_OSXSAVE } from './cpu-state.js';
@@ -101,6 +101,8 @@ export interface RestoreStats {
 /** What a snapshot keeps of one vCPU. */
 interface VcpuSnapshot {
   sregs: Uint8Array;
+  /** The general registers, for a vCPU other than 0 kept where it waits (Machine.secondariesLive); vCPU 0's are set per run. */
+  regs?: Regs;
   events: Uint8Array;
   blobs: ReadonlyArray<readonly [StateBlob, Uint8Array]>;
   msrs: Uint8Array;
@@ -119,7 +121,10 @@ export class Snapshot {
   static capture(machine: Machine): Snapshot {
     const slots = machine.slots.map((slot): SlotSnapshot => {
       if (!slot.dirtyBitmap) throw new Error(`internal: snapshot needs dirty logging on slot "${slot.options.name}"`);
-      return { slot, pages: hostWrittenPages(slot) };
+      const pages = hostWrittenPages(slot);
+      // A machine that has run already (its other vCPUs brought up): the pages the guest wrote too.
+      if (machine.secondariesLive) addGuestWrittenPages(machine, slot, pages);
+      return { slot, pages };
     });
     const kvm = machine.kvmVm.kvm;
     // Each vCPU ioctl costs several microseconds on a software-assisted KVM,
@@ -152,11 +157,15 @@ export class Snapshot {
     machine.trapMsrWrites(plan.trap);
     const vcpus = machine.vcpus.map((vcpu, i): VcpuSnapshot => {
       const sregs = new Uint8Array(312);
-      encodeSregs(machine.startSregs[i]!, new DataView(sregs.buffer));
+      // A machine brought up (Machine.secondariesLive) is kept as the bring-up left it: each vCPU's
+      // tables (vCPU 0's runtime IDT too, so that each test's start finds it loaded) and, but vCPU 0's,
+      // its registers where it waits.
+      const live = machine.secondariesLive;
+      encodeSregs(live ? vcpu.getSregs() : machine.startSregs[i]!, new DataView(sregs.buffer));
       const blobs = blobNames.map((name) => [name, vcpu.getBlob(name)] as const);
       const values = vcpu.getMsrs(indices);
       if (values.length !== indices.length) throw new Error('internal: KVM_GET_MSRS could not read every restorable MSR');
-      return { sregs, events: vcpu.getBlob('events'), blobs, msrs: encodeMsrs(values), msrCount: values.length };
+      return { sregs, events: vcpu.getBlob('events'), blobs, msrs: encodeMsrs(values), msrCount: values.length, ...(live && i > 0 && { regs: vcpu.getRegs() }) };
     });
     return new Snapshot(slots, vcpus, machine.interrupts?.captureChips());
   }
@@ -228,6 +237,7 @@ export class Snapshot {
         vcpu.stageRawSregs(saved.sregs);
       }
       vcpu.stageRawEvents(saved.events);
+      if (saved.regs) vcpu.stageRegs(saved.regs);
       for (const [name, data] of saved.blobs) vcpu.setBlob(name, data);
       const written = vcpu.setMsrs(saved.msrs);
       if (written !== saved.msrCount) {
@@ -262,6 +272,22 @@ function anyDirty(slot: MemorySlot, bitmap: Uint32Array, from: bigint, to: bigin
     if (bitmap[page >> 5]! & (1 << (page & 31))) return true;
   }
   return false;
+}
+
+/** Adds copies of the pages the guest wrote since load (KVM's dirty log, which this clears) and those the host wrote since. */
+function addGuestWrittenPages(machine: Machine, slot: MemorySlot, pages: Map<number, Uint8Array>): void {
+  const bitmap = machine.memory.fetchDirtyPages(slot);
+  for (const page of slot.hostDirty) bitmap[page >> 5]! |= 1 << (page & 31);
+  slot.hostDirty.clear();
+  for (let word = 0; word < bitmap.length; word++) {
+    let bits = bitmap[word]!;
+    while (bits !== 0) {
+      const bit = 31 - Math.clz32(bits & -bits);
+      bits &= bits - 1;
+      const page = word * 32 + bit;
+      pages.set(page, slot.bytes.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE));
+    }
+  }
 }
 
 /** Runs of at least this many zero pages are discarded rather than zeroed. */

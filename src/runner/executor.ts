@@ -53,7 +53,7 @@ export class BinaryExecutor {
     // preflight.ts explains this to users before a run; this is the last guard.
     if (!symbol) throw new Error(`${image.source} has no ${RUNTIME_ENTRY} function`);
     this.entry = symbol.value;
-    this.machines = new ReusableMachines(kvm, options.isolation === 'snapshot', MACHINE_CACHE_SIZE);
+    this.machines = new ReusableMachines(kvm, options.isolation === 'snapshot', MACHINE_CACHE_SIZE, timer);
   }
 
   run(test: TestCase): TestResult {

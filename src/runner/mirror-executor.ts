@@ -31,7 +31,7 @@ export class SharedObjectExecutor {
     private readonly runtimeEntry: bigint,
     private readonly options: ExecutionOptions,
   ) {
-    this.machines = new ReusableMachines(kvm, options.isolation === 'snapshot', MACHINE_CACHE_SIZE);
+    this.machines = new ReusableMachines(kvm, options.isolation === 'snapshot', MACHINE_CACHE_SIZE, timer);
   }
 
   /** Runs one test; its record's fn and record addresses are link-time, as the test table gives them. */

@@ -9,6 +9,8 @@ import type { Kvm } from '../kvm/kvm.js';
 import { Machine, type MachineOptions } from '../machine/machine.js';
 import { Snapshot, snapshotUnsupportedReason } from '../machine/snapshot.js';
 import type { Outcome } from '../result.js';
+import type { RunTimer } from '../machine/timeout.js';
+import { bringUpSecondaries } from '../session/bring-up.js';
 import { reusableAfter } from '../session/reuse.js';
 
 interface CachedMachine {
@@ -34,7 +36,9 @@ export class ReusableMachines {
     private readonly kvm: Kvm,
     snapshots: boolean,
     /** Machines kept at most (the oldest goes first). */
-    private readonly limit = 4,
+    private readonly limit: number,
+    /** The worker's run timer: a machine with several vCPUs runs once before its snapshot (session/bring-up.ts). */
+    private readonly timer: RunTimer,
   ) {
     this.snapshots = snapshots && snapshotUnsupportedReason(kvm) === undefined;
   }
@@ -58,7 +62,13 @@ export class ReusableMachines {
     if (!cached) {
       if (this.machines.size >= this.limit) this.forget(this.machines.keys().next().value!);
       const machine = Machine.create(this.kvm, { ...options(), logDirty: true });
-      cached = { machine, snapshot: Snapshot.capture(machine), used: false };
+      try {
+        bringUpSecondaries(machine, this.timer);
+        cached = { machine, snapshot: Snapshot.capture(machine), used: false };
+      } catch (err) {
+        machine.close();
+        throw err;
+      }
       this.machines.set(key, cached);
     }
     cached.used = true;

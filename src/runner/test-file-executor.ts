@@ -56,7 +56,7 @@ export class TestFileExecutor {
     private readonly guestElf: string | undefined,
     private readonly stray: StrayErrors,
   ) {
-    this.machines = new ReusableMachines(kvm, options.isolation === 'snapshot', MACHINE_CACHE_SIZE);
+    this.machines = new ReusableMachines(kvm, options.isolation === 'snapshot', MACHINE_CACHE_SIZE, timer);
   }
 
   async run(test: TestCase): Promise<TestResult> {

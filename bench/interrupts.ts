@@ -4,9 +4,9 @@
 // .cpus = 2 test that runs a function on CPU 1 once (on_cpu). Marginal
 // costs from a small and a large binary of each, so that start-up (and a
 // machine's first build, with its vCPU threads) cancels out.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { median, timeKvmtest } from './measure.js';
 
 export interface InterruptCosts {
   /** Microseconds per test (medians over rounds), and each kind's ratio to a plain test. */
@@ -32,14 +32,6 @@ static void tick(isr_regs_t *regs) { (void)regs; hits++; eoi(); }
 static void on_one(void *data) { (void)data; ran = smp_id(); }
 `;
 
-function run(root: string, args: string[], cwd: string): number {
-  const start = process.hrtime.bigint();
-  const result = spawnSync('node', [join(root, 'bin', 'kvmtest.js'), ...args], { cwd, encoding: 'utf8', maxBuffer: 256 << 20 });
-  const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
-  if (result.status !== 0) throw new Error(`kvmtest ${args.join(' ')} failed:\n${result.stderr}${result.stdout.slice(0, 2000)}`);
-  return elapsed;
-}
-
 /** A binary of `count` tests of one kind. */
 function suite(root: string, dir: string, kind: keyof typeof KINDS, count: number): string {
   const binary = join(dir, `${kind}-${count}.elf`);
@@ -52,13 +44,8 @@ function suite(root: string, dir: string, kind: keyof typeof KINDS, count: numbe
     return `KVMTEST(${kind}_${i}${options}) { ${setup} ${body} }`;
   });
   writeFileSync(source, `${PRELUDE}${tests.join('\n')}\n`);
-  run(root, ['cc', '-o', binary, source], dir);
+  timeKvmtest(root, ['cc', '-o', binary, source], dir);
   return binary;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 export function measureInterrupts(root: string, out: string, small: number, large: number, rounds: number): InterruptCosts {
@@ -71,7 +58,7 @@ export function measureInterrupts(root: string, out: string, small: number, larg
   const perTest = { plain: [] as number[], timer: [] as number[], onCpu: [] as number[], timerRatio: [] as number[], onCpuRatio: [] as number[] };
   for (let round = 0; round < rounds; round++) {
     const cost = (kind: keyof typeof KINDS) =>
-      ((run(root, [...args, binaries[kind].large], dir) - run(root, [...args, binaries[kind].small], dir)) * 1e3) / (large - small);
+      ((timeKvmtest(root, [...args, binaries[kind].large], dir) - timeKvmtest(root, [...args, binaries[kind].small], dir)) * 1e3) / (large - small);
     const plain = cost('plain');
     const timer = cost('timer');
     const onCpu = cost('onCpu');

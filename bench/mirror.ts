@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openMachine, type GuestMachine } from '../src/open-machine.js';
+import { median } from './measure.js';
 
 const SOURCE = `
 #include <stdint.h>
@@ -48,11 +49,6 @@ async function perRun(machine: GuestMachine, iterations: number, args: Array<num
     if (r.outcome !== 'returned') throw new Error(`the benchmark guest ended as ${r.outcome}: ${r.message}`);
   }
   return Number(process.hrtime.bigint() - start) / 1e3 / iterations;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 export async function measureMirror(out: string, rounds: number): Promise<MirrorCosts> {

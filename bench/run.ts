@@ -31,6 +31,7 @@ import { runGuest, runGuestSync } from '../src/run-guest.js';
 import { measureInterrupts } from './interrupts.js';
 import { measureMirror } from './mirror.js';
 import { measureTestFiles } from './test-files.js';
+import { median } from './measure.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'bench', 'out');
@@ -41,11 +42,6 @@ const LARGE = 20200;
 const LARGE_VM = 1200;
 /** Tests in the large test file and binary of section 6. */
 const TEST_FILE_TESTS = 8200;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 function run(command: string, args: string[], what: string): string {
   const result = spawnSync(command, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });

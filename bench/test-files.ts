@@ -5,9 +5,9 @@
 // large run, so start-up (Node, the workers, loading and building the test
 // file) cancels out; the caches are warmed first, so no compiler runs
 // during the rounds.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { median, timeKvmtest } from './measure.js';
 
 export interface TestFileCosts {
   /** Microseconds per TypeScript test, per C test, and their ratio: medians over rounds. */
@@ -17,14 +17,6 @@ export interface TestFileCosts {
 }
 
 const PORT_TEST = 'kassert(inb(0x60) == 0xfa);';
-
-function run(root: string, args: string[], cwd: string): number {
-  const start = process.hrtime.bigint();
-  const result = spawnSync('node', [join(root, 'bin', 'kvmtest.js'), ...args], { cwd, encoding: 'utf8', maxBuffer: 256 << 20 });
-  const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
-  if (result.status !== 0) throw new Error(`kvmtest ${args.join(' ')} failed:\n${result.stderr}${result.stdout.slice(0, 2000)}`);
-  return elapsed;
-}
 
 /** A TypeScript test file of `count` port-reading tests (one snippet, shared: it is built once). */
 function typescriptSuite(dir: string, count: number): string {
@@ -48,13 +40,8 @@ function cSuite(root: string, dir: string, count: number): string {
   const lines = ['#include <kvmtest.h>'];
   for (let i = 0; i < count; i++) lines.push(`KVMTEST(port_read_${i}, .ioport = { 0x60, 0xfa }) { ${PORT_TEST} }`);
   writeFileSync(source, `${lines.join('\n')}\n`);
-  run(root, ['cc', '-o', binary, source], dir);
+  timeKvmtest(root, ['cc', '-o', binary, source], dir);
   return binary;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 export function measureTestFiles(root: string, out: string, small: number, large: number, rounds: number): TestFileCosts {
@@ -67,11 +54,11 @@ export function measureTestFiles(root: string, out: string, small: number, large
   const ts = { small: typescriptSuite(dir, small), large: typescriptSuite(dir, large) };
   const c = { small: cSuite(root, dir, small), large: cSuite(root, dir, large) };
   // Warm the build cache (and the page cache): the rounds measure running, not compiling.
-  for (const file of [ts.small, ts.large, c.small, c.large]) run(root, ['run', ...report, file], dir);
+  for (const file of [ts.small, ts.large, c.small, c.large]) timeKvmtest(root, ['run', ...report, file], dir);
   const perTest = { typescript: [] as number[], c: [] as number[], ratio: [] as number[] };
   for (let round = 0; round < rounds; round++) {
-    const typescript = ((run(root, ['run', ...report, ts.large], dir) - run(root, ['run', ...report, ts.small], dir)) * 1e3) / (large - small);
-    const cTest = ((run(root, ['run', ...report, c.large], dir) - run(root, ['run', ...report, c.small], dir)) * 1e3) / (large - small);
+    const typescript = ((timeKvmtest(root, ['run', ...report, ts.large], dir) - timeKvmtest(root, ['run', ...report, ts.small], dir)) * 1e3) / (large - small);
+    const cTest = ((timeKvmtest(root, ['run', ...report, c.large], dir) - timeKvmtest(root, ['run', ...report, c.small], dir)) * 1e3) / (large - small);
     perTest.typescript.push(typescript);
     perTest.c.push(cTest);
     perTest.ratio.push(typescript / cTest);

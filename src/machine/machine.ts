@@ -3,6 +3,7 @@
 // code in long mode. It owns every KVM resource it creates and releases them
 // all in close().
 import type { GuestImage } from '../image/image.js';
+import { MAX_TEST_CPUS } from '../image/test-table.js';
 import { KVM_MSR_EXIT_REASON_FILTER } from '../kvm/constants.js';
 import type { Kvm } from '../kvm/kvm.js';
 import type { CpuidEntry, Sregs } from '../kvm/structs.js';
@@ -48,8 +49,8 @@ const APIC_BASE_BSP = 1n << 8n;
 
 /** The symbol vCPUs other than 0 start at, in an image with the kvmtest runtime (sdk/runtime/smp.c). */
 export const SECONDARY_ENTRY = 'kvmtest_secondary_entry';
-/** Most vCPUs a machine may have: each is a host thread with a JavaScript context of its own. */
-export const MAX_CPUS = 16;
+/** Most vCPUs a machine may have (each is a host thread with a JavaScript context of its own): a test record's limit. */
+export const MAX_CPUS = MAX_TEST_CPUS;
 
 /** rsp at entry: the return address is on top, and rsp + 8 is 16-byte aligned (SysV). */
 const ENTRY_RSP = LAYOUT.stackTop - 8n;

@@ -33,6 +33,8 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
+/** The signal that interrupts KVM_RUN: the run timer's (machine/timeout.ts installs its handler) and a vCPU thread's. */
+export const SIGUSR2 = 12;
 export const EINTR = 4;
 export const EAGAIN = 11;
 export const CLOCK_MONOTONIC = 1;

@@ -8,8 +8,6 @@ import { IOCTL, RUN } from './constants.js';
 import * as libc from './libc.js';
 import { COMMAND, SLOT, SLOTS, STATE, type VcpuThreadData } from './vcpu-thread-shared.js';
 
-/** The signal that interrupts KVM_RUN (the run timer's, machine/timeout.ts: its handler is installed there). */
-const SIGUSR2 = 12;
 /** A thread that does not start within this is broken (it needs a few tens of milliseconds). */
 const START_TIMEOUT_MS = 10_000;
 
@@ -39,7 +37,7 @@ export class VcpuThread {
       control: this.control.buffer as SharedArrayBuffer,
       fd,
       runRequest: IOCTL.KVM_RUN,
-      wake: { immediateExitAddress: wakeRunAddress + BigInt(RUN.immediate_exit), tid: libc.gettid(), signal: SIGUSR2 },
+      wake: { immediateExitAddress: wakeRunAddress + BigInt(RUN.immediate_exit), tid: libc.gettid(), signal: libc.SIGUSR2 },
     };
     this.worker = new Worker(new URL('./vcpu-thread-worker.js', import.meta.url), { workerData: data, stdout: false, stderr: false });
     this.worker.unref();
@@ -117,7 +115,7 @@ export class VcpuThread {
    */
   interrupt(): void {
     new DataView(libc.view(this.runAddress + BigInt(RUN.immediate_exit), 1)).setUint8(0, 1);
-    if (Atomics.load(this.control, SLOT.state) === STATE.RUNNING) libc.signalThread(this.tid, SIGUSR2);
+    if (Atomics.load(this.control, SLOT.state) === STATE.RUNNING) libc.signalThread(this.tid, libc.SIGUSR2);
   }
 
   /** Interrupts and waits for any KVM_RUN under way, and takes it; returns its result, or undefined if none was. */

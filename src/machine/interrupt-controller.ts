@@ -32,7 +32,6 @@ function mpState(value: number): Uint8Array {
 const APIC = {
   TPR: 0x80,
   SVR: 0xf0,
-  ISR: 0x100,
   IRR: 0x200,
   LVTT: 0x320,
   LVTTHMR: 0x330,
@@ -73,10 +72,7 @@ export class InterruptController {
   /** Lines a device (or the test device) left high: lowered before the next test. */
   private readonly raised = new Set<number>();
 
-  private constructor(
-    private readonly vm: Vm,
-    private readonly vcpus: readonly Vcpu[],
-  ) {}
+  private constructor(private readonly vm: Vm) {}
 
   /**
    * Puts the controllers in the state every test starts with: each local
@@ -100,7 +96,7 @@ export class InterruptController {
       state[PIC_IMR_OFFSET] = 0xff;
       vm.setIrqchip(state);
     }
-    return new InterruptController(vm, vcpus);
+    return new InterruptController(vm);
   }
 
   /** Sets line `line`'s level (IOAPIC pin; PIC input too below 16). */
@@ -184,9 +180,5 @@ export class InterruptController {
 
   get lineCount(): number {
     return IRQ_LINES;
-  }
-
-  get cpus(): readonly Vcpu[] {
-    return this.vcpus;
   }
 }

@@ -9,7 +9,6 @@
 import { isMainThread } from 'node:worker_threads';
 import * as libc from '../kvm/libc.js';
 
-const SIGUSR2 = 12;
 const SIGEV_THREAD_ID = 4;
 const SIGEVENT_SIZE = 64;
 /** Tick period: the precision of timeouts. */
@@ -44,7 +43,7 @@ export class RunTimer {
     installHandler();
     const sigevent = new Uint8Array(SIGEVENT_SIZE);
     const view = new DataView(sigevent.buffer);
-    view.setInt32(8, SIGUSR2, true); // sigev_signo
+    view.setInt32(8, libc.SIGUSR2, true); // sigev_signo
     view.setInt32(12, SIGEV_THREAD_ID, true); // sigev_notify
     view.setInt32(16, libc.gettid(), true); // _sigev_un._tid
     this.timer = libc.timerCreate(sigevent);

@@ -127,7 +127,7 @@ export class Session {
   step(): Answer<Stop | undefined> {
     const { machine, timer, others } = this;
     if (others) {
-      const stop = others.service((cpu, stop) => this.afterExit(stop, cpu.vcpu, cpu.guest));
+      const stop = others.service((cpu, stop) => this.afterExit(stop, cpu.exits));
       if (stop) return stop;
     }
     let exit;
@@ -229,8 +229,9 @@ export class Session {
   }
 
   /** After an exit was answered: register writes devices asked for, then the deadline. */
-  private afterExit(stop: Stop | undefined, vcpu = this.machine.vcpu, guest = this.guest): Stop | undefined {
+  private afterExit(stop: Stop | undefined, ctx: ExitContext = this.exits): Stop | undefined {
     const { machine, timer } = this;
+    const { vcpu, guest } = ctx;
     if (stop) return stop;
     const writes = guest.takeRegisterWrites();
     if (writes) {
@@ -243,10 +244,7 @@ export class Session {
     // A guest that exits back to back spends its time here rather than in
     // KVM_RUN, so the timer's signal rarely interrupts KVM_RUN: check the
     // deadline after every exit too.
-    if (timer.expired()) {
-      const ctx = vcpu === machine.vcpu ? this.exits : this.others!.cpus.find((cpu) => cpu.vcpu === vcpu)!.exits;
-      return unsettled(ctx, this.timeoutStop(vcpu === machine.vcpu ? vcpu.syncedRegs() : machine.vcpu.getRegs()));
-    }
+    if (timer.expired()) return unsettled(ctx, this.timeoutStop(vcpu === machine.vcpu ? vcpu.syncedRegs() : machine.vcpu.getRegs()));
     return undefined;
   }
 
